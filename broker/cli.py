@@ -1,0 +1,185 @@
+"""Command line: `yokodan demo`, `yokodan search`, `yokodan serve`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from broker.api import build_app
+from broker.consortium import Consortium, ConsortiumFileError, load_consortium
+from broker.models import Availability, SearchQuery, TargetState
+from broker.search import SearchOutcome, SearchService, UnknownMembers
+from broker.views import DisplayNames
+from connectors import HttpClient
+
+DEFAULT_PORT = 8400
+DEFAULT_SANDBOX_PORT = 8410
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def format_outcome(outcome: SearchOutcome, consortium: Consortium, limit: int = 20) -> str:
+    """A readable plain-text answer: works with where they are, then each member's status."""
+    names = DisplayNames.of(consortium)
+    lines: list[str] = []
+    works = outcome.works[:limit]
+    lines.append(f"{len(outcome.works)} works from {sum(s.state is TargetState.OK for s in outcome.statuses)}"
+                 f"/{len(outcome.statuses)} members in {outcome.elapsed_ms:.0f} ms")
+    for number, work in enumerate(works, 1):
+        title = work.title + (f" {work.volume}" if work.volume else "")
+        by = f" / {', '.join(work.authors[:2])}" if work.authors else ""
+        detail = ", ".join(str(p) for p in (work.publisher, work.year) if p)
+        isbn = f"  ISBN {work.isbns[0]}" if work.isbns else ""
+        lines.append(f"\n{number:>3}. {title}{by}" + (f" ({detail})" if detail else "") + isbn)
+        holders = [names.members.get(m, m) for m in work.members]
+        lines.append(f"     held by {len(holders)}: {', '.join(holders)}")
+        available = sorted(
+            {names.branches.get(h.branch_id or "", h.location or "?") for h in work.holdings if h.availability is Availability.AVAILABLE}
+        )
+        lines.append(f"     on the shelf at: {', '.join(available) if available else '(none now)'}")
+    if len(outcome.works) > limit:
+        lines.append(f"\n     … {len(outcome.works) - limit} more works")
+    lines.append("\nmember status:")
+    column = max((_width(names.members.get(s.member, s.member)) for s in outcome.statuses), default=10) + 2
+    for status in sorted(outcome.statuses, key=lambda s: s.member):
+        name = names.members.get(status.member, status.member)
+        hits = "-" if status.hits is None else str(status.hits)
+        ms = "-" if status.elapsed_ms is None else f"{status.elapsed_ms:.0f} ms"
+        note = f"  {status.reason}: {status.message}" if status.reason else ""
+        lines.append(f"  {_pad(name, column)}{status.state.value:<8} hits {hits:>5}  {ms:>8}{note}")
+    return "\n".join(lines)
+
+
+def _load(path: str | None, base_url: str | None) -> Consortium:
+    consortium = load_consortium(Path(path) if path else None)
+    return consortium.with_base_url(base_url) if base_url else consortium
+
+
+def _needs_sandbox(args: argparse.Namespace, consortium: Consortium) -> bool:
+    """The shipped demo file points at the local sandbox; start it unless told otherwise."""
+    if args.no_sandbox or args.base_url:
+        return False
+    return args.sandbox or args.consortium is None
+
+
+async def _search(args: argparse.Namespace) -> int:
+    consortium = _load(args.consortium, args.base_url)
+    sandbox = None
+    if _needs_sandbox(args, consortium):
+        from broker.demo import start_sandbox  # the sandbox is demo-only; import it only then
+
+        sandbox, consortium = await start_sandbox(consortium)
+    try:
+        query = SearchQuery(text=args.query or None, title=args.title, author=args.author, isbn=args.isbn, page_size=args.page_size)
+        async with HttpClient() as http:
+            service = SearchService(consortium, http)
+            members = [m for m in (args.members or "").split(",") if m]
+            outcome = await service.search(query, members)
+        print(format_outcome(outcome, consortium, limit=args.limit))
+    finally:
+        if sandbox is not None:
+            await sandbox.stop()
+    return 0
+
+
+async def _serve(consortium: Consortium, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(build_app(consortium), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
+    consortium = _load(args.consortium, getattr(args, "base_url", None))
+    sandbox = None
+    if with_sandbox:
+        from broker.demo import start_sandbox
+
+        sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
+        print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
+    runner = await _serve(consortium, args.host, args.port)
+    url = f"http://{args.host}:{args.port}"
+    print(f"Yokodan broker for {consortium.name}: {url}")
+    print(f"  try: curl '{url}/api/v1/search?q=夏目漱石'")
+    print(f"       curl '{url}/api/v1/members'")
+    print("  Ctrl-C stops it.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        if sandbox is not None:
+            await sandbox.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yokodan", description="Federated cross-catalogue search for library consortia")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="start the sandbox Okayama members and the broker on localhost")
+    demo.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
+    demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
+
+    search = commands.add_parser("search", help="search every member once and print the merged works")
+    search.add_argument("query", nargs="?", default="", help="free text (all words)")
+    search.add_argument("--title")
+    search.add_argument("--author")
+    search.add_argument("--isbn")
+    search.add_argument("--members", help="comma-separated member ids (default: all)")
+    search.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network, on the sandbox)")
+    search.add_argument("--base-url", help="resolve relative member endpoints against this URL")
+    search.add_argument("--sandbox", action="store_true", help="serve the members from an embedded sandbox")
+    search.add_argument("--no-sandbox", action="store_true", help="never start the embedded sandbox")
+    search.add_argument("--page-size", type=int, default=20)
+    search.add_argument("--limit", type=int, default=20, help="works to print")
+
+    serve = commands.add_parser("serve", help="run the broker for a consortium file")
+    serve.add_argument("--consortium", required=True)
+    serve.add_argument("--base-url", help="resolve relative member endpoints against this URL")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "search":
+            if not (args.query or args.title or args.author or args.isbn):
+                print("yokodan search: give a query, --title, --author or --isbn", file=sys.stderr)
+                return 2
+            return asyncio.run(_search(args))
+        if args.command == "demo":
+            return asyncio.run(_run_forever(args, with_sandbox=True))
+        return asyncio.run(_run_forever(args, with_sandbox=False))
+    except ConsortiumFileError as exc:
+        print(f"yokodan: {exc}", file=sys.stderr)
+        return 2
+    except (UnknownMembers, ValueError) as exc:
+        print(f"yokodan: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. port already in use
+        print(f"yokodan: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

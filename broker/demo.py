@@ -1,0 +1,56 @@
+"""The demo wiring: a consortium's members simulated by the sandbox on localhost.
+
+Only the CLI, the tests and the benchmarks use this; production code paths
+never import `sandbox`. Each member gets its own flavour (852 vs 952 holdings,
+status vocabulary, ISBN style, latency) so the demo looks like a real network
+of differently-run municipal systems.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from broker.consortium import Consortium, Member
+from sandbox.host import SandboxHost
+from sandbox.spec import FaultConfig, SandboxBranch, SandboxMember
+
+# Vocabularies the sandbox knows; members cycle through them so the demo sees them all.
+_STATUS_STYLES = ("standard", "tos", "plain", "standard", "unusual")
+_ISBN_STYLES = ("13", "hyphenated13", "10", "mixed")
+
+
+def _stable(member_id: str, salt: str) -> int:
+    return zlib.crc32(f"{salt}:{member_id}".encode())
+
+
+def sandbox_member(member: Member, *, latency_ms: float | None = None) -> SandboxMember:
+    branches = [
+        SandboxBranch(id=b.id, name=b.name, code=b.codes[0] if b.codes else b.id.rsplit("/", 1)[-1].upper())
+        for b in member.branches
+    ]
+    # Bigger systems (more branches) hold more of the shared catalogue.
+    share = min(0.9, 0.25 + 0.07 * len(branches))
+    return SandboxMember(
+        id=member.id,
+        name=member.name,
+        branches=branches,
+        holdings_field="952" if _stable(member.id, "field") % 3 == 0 else "852",
+        status_style=_STATUS_STYLES[_stable(member.id, "status") % len(_STATUS_STYLES)],
+        isbn_style=_ISBN_STYLES[_stable(member.id, "isbn") % len(_ISBN_STYLES)],
+        latency_ms=latency_ms if latency_ms is not None else 15 + _stable(member.id, "latency") % 120,
+        faults=FaultConfig(),
+        catalogue_share=share,
+    )
+
+
+def sandbox_members(consortium: Consortium, *, latency_ms: float | None = None) -> list[SandboxMember]:
+    return [sandbox_member(m, latency_ms=latency_ms) for m in consortium.members]
+
+
+async def start_sandbox(
+    consortium: Consortium, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float | None = None
+) -> tuple[SandboxHost, Consortium]:
+    """Start the sandbox for every member; return it and the consortium pointed at it."""
+    sandbox = SandboxHost(sandbox_members(consortium, latency_ms=latency_ms))
+    base_url = await sandbox.start(host=host, port=port)
+    return sandbox, consortium.with_base_url(base_url)

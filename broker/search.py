@@ -1,0 +1,147 @@
+"""Search orchestration: plan the targets, fan out in parallel, merge as members answer.
+
+Each member runs under its own deadline (its `timeout_s`), so a slow, hung or
+broken member costs only its own status line: the others' records are merged
+the moment they arrive, and `stream()` hands each step to the caller
+(progressive results for the API). A member failure never raises out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from broker.consortium import Consortium
+from broker.merge import Clusterer, default_clusterer
+from broker.models import Availability, Record, SearchQuery, TargetState, TargetStatus, Work
+from connectors import Connector, HttpClient, connector_for
+from connectors.errors import ConnectorError, ProtocolDiagnostic
+
+log = logging.getLogger(__name__)
+
+
+class UnknownMembers(ValueError):
+    """The caller named members the consortium does not have."""
+
+    def __init__(self, unknown: Sequence[str]) -> None:
+        super().__init__(f"unknown member ids: {', '.join(unknown)}")
+        self.unknown = list(unknown)
+
+
+@dataclass(slots=True)
+class MemberAnswer:
+    status: TargetStatus
+    records: list[Record] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SearchOutcome:
+    query: SearchQuery
+    works: list[Work]
+    statuses: list[TargetStatus]
+    elapsed_ms: float
+
+
+@dataclass(slots=True)
+class SearchEvent:
+    """One step of a progressive search: a member answered (or all did, when `final`).
+
+    A step carries only the works that member's records created or changed, so a
+    60-member search does not rebuild every work 60 times; the final event has all.
+    """
+
+    answer: MemberAnswer | None
+    works: list[Work]
+    statuses: list[TargetStatus]
+    final: bool = False
+
+
+def rank_works(works: list[Work]) -> list[Work]:
+    """Most widely held first, then those with a copy on the shelf; stable by title."""
+    def key(work: Work) -> tuple[int, int, str]:
+        available = any(h.availability is Availability.AVAILABLE for h in work.holdings)
+        return (-len(work.members), 0 if available else 1, work.title_reading or work.title)
+
+    return sorted(works, key=key)
+
+
+class SearchService:
+    """Fans one query out to a consortium's members; one instance per process."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        http: HttpClient,
+        *,
+        clusterer_factory: Callable[[], Clusterer] = default_clusterer,
+    ) -> None:
+        self.consortium = consortium
+        self.http = http
+        self.clusterer_factory = clusterer_factory
+        self.connectors: dict[str, Connector] = {
+            member.id: connector_for(consortium.target_settings(member.id), http) for member in consortium.members
+        }
+
+    def plan(self, members: Sequence[str] | None) -> list[Connector]:
+        """The connectors to ask: all members, or those named (unknown names are an error)."""
+        if not members:
+            return list(self.connectors.values())
+        unknown = [m for m in members if m not in self.connectors]
+        if unknown:
+            raise UnknownMembers(unknown)
+        return [self.connectors[m] for m in dict.fromkeys(members)]
+
+    async def search(self, query: SearchQuery, members: Sequence[str] | None = None) -> SearchOutcome:
+        started = time.perf_counter()
+        last: SearchEvent | None = None
+        async for event in self.stream(query, members):
+            last = event
+        assert last is not None and last.final
+        return SearchOutcome(query, last.works, last.statuses, (time.perf_counter() - started) * 1000)
+
+    async def stream(self, query: SearchQuery, members: Sequence[str] | None = None) -> AsyncIterator[SearchEvent]:
+        """Yield an event as each member answers, then a final one with the ranked works."""
+        targets = self.plan(members)
+        statuses = {c.member: TargetStatus(member=c.member) for c in targets}
+        clusterer = self.clusterer_factory()
+        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in targets]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                answer = await next_done
+                statuses[answer.status.member] = answer.status
+                changed = clusterer.add(answer.records) if answer.records else []
+                yield SearchEvent(answer, [clusterer.work(w) for w in changed], list(statuses.values()))
+        finally:
+            for task in tasks:  # a caller that stops listening must not leave members running
+                task.cancel()
+        yield SearchEvent(None, rank_works(clusterer.works()), list(statuses.values()), final=True)
+
+    async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
+        member = connector.member
+        started = time.perf_counter()
+
+        def status(**fields: object) -> TargetStatus:
+            return TargetStatus(member=member, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
+
+        try:
+            # The connector's HTTP layer has the same deadline; this one also bounds parsing.
+            async with asyncio.timeout(connector.settings.timeout_s):
+                result = await connector.search(query)
+        except TimeoutError:
+            return MemberAnswer(
+                status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {connector.settings.timeout_s:g} s")
+            )
+        except ProtocolDiagnostic as exc:
+            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics))
+        except ConnectorError as exc:
+            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message))
+        except Exception:  # a connector bug must cost one member, not the search
+            log.exception("connector failure for member %s", member)
+            return MemberAnswer(status(state=TargetState.ERROR, reason="internal", message="internal connector error"))
+        return MemberAnswer(
+            status(state=TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics),
+            result.records,
+        )

@@ -1,0 +1,26 @@
+"""Connectors: one adapter per member-system protocol behind one contract (`base.Connector`)."""
+
+from __future__ import annotations
+
+from broker.models import TargetSettings
+from connectors.base import Capability, Connector, SearchResult
+from connectors.http import HttpClient
+from connectors.sru import SRUConnector
+
+# kind in the consortium file -> adapter class. New families register here.
+CONNECTOR_KINDS: dict[str, type[Connector]] = {
+    SRUConnector.kind: SRUConnector,
+}
+
+
+def connector_for(settings: TargetSettings, http: HttpClient) -> Connector:
+    """The adapter for one member, chosen by the `kind` its settings name."""
+    try:
+        cls = CONNECTOR_KINDS[settings.kind]
+    except KeyError:
+        known = ", ".join(sorted(CONNECTOR_KINDS))
+        raise ValueError(f"member {settings.member}: unknown connector kind {settings.kind!r} (known: {known})") from None
+    return cls(settings, http)
+
+
+__all__ = ["CONNECTOR_KINDS", "Capability", "Connector", "HttpClient", "SearchResult", "connector_for"]

@@ -1,0 +1,60 @@
+"""The one contract every connector family implements (cf. VuFind's ILS drivers).
+
+A connector talks to exactly one member system and knows nothing of the others.
+It declares what it can do as `capabilities`; the broker asks for a capability,
+never for a class. Search is the only capability every family has today; the
+hold operations are named here so that the holds issue fills them in without
+changing the contract's shape.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
+
+from connectors.http import HttpClient
+
+
+class Capability(StrEnum):
+    SEARCH = "search"  # records (with holdings where the protocol carries them) for a query
+    HOLDINGS = "holdings"  # live holdings for a known record or ISBN
+    LOOKUP_PATRON = "lookup_patron"
+    PLACE_HOLD = "place_hold"
+    HOLD_STATUS = "hold_status"
+    CANCEL_HOLD = "cancel_hold"
+    PICKUP_LOCATIONS = "pickup_locations"
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """One member's answer to one search."""
+
+    records: list[Record]
+    hits: int | None  # the member's total, when it reports one
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # non-fatal ones
+
+
+class Connector(ABC):
+    """Base class for one member system's adapter."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SEARCH})
+
+    def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    @property
+    def member(self) -> str:
+        return self.settings.member
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    @abstractmethod
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """Search the member; raise a `connectors.errors.ConnectorError` on failure."""

@@ -1,0 +1,88 @@
+"""Errors a connector raises, one class per named outcome.
+
+Each carries `reason`: the machine-readable code that ends up in
+`TargetStatus.reason`, so a portal can act on it without parsing messages.
+`state` says which `TargetState` the failure is reported as.
+"""
+
+from __future__ import annotations
+
+from broker.models import Diagnostic, TargetState
+
+
+class ConnectorError(Exception):
+    """Base class: something went wrong talking to one member system."""
+
+    reason = "error"
+    state = TargetState.ERROR
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        super().__init__(message)
+        self.member = member
+        self.message = message
+
+
+class TargetTimeout(ConnectorError):
+    """The member did not finish answering within its deadline (hang or slow-drip body)."""
+
+    reason = "timeout"
+    state = TargetState.TIMEOUT
+
+
+class TargetUnreachable(ConnectorError):
+    """Connection refused, reset or DNS failure."""
+
+    reason = "unreachable"
+
+
+class TargetHTTPError(ConnectorError):
+    """The member answered with an HTTP error status."""
+
+    def __init__(self, status: int, message: str, *, member: str | None = None) -> None:
+        super().__init__(message, member=member)
+        self.status = status
+        self.reason = f"http_{status}"
+
+
+class ResponseTooLarge(ConnectorError):
+    """The body exceeded the configured size cap; reading stopped at the cap."""
+
+    reason = "too_large"
+
+
+class UndecodableResponse(ConnectorError):
+    """The body could not be decoded in any charset the member could mean."""
+
+    reason = "undecodable"
+
+
+class MalformedResponse(ConnectorError):
+    """The body is not well-formed, or not the document the protocol promises."""
+
+    reason = "malformed"
+
+
+class HostileDocument(MalformedResponse):
+    """The body declares a DTD or entities (billion laughs, external entities): refused unparsed."""
+
+    reason = "hostile_document"
+
+
+class ProtocolDiagnostic(ConnectorError):
+    """The member answered with a fatal protocol diagnostic (SRU diagnostic, NCIP Problem)."""
+
+    reason = "diagnostic"
+
+    def __init__(self, diagnostics: list[Diagnostic], *, member: str | None = None) -> None:
+        first = diagnostics[0] if diagnostics else Diagnostic(uri="unknown")
+        text = first.message or first.uri
+        if first.details:
+            text = f"{text} ({first.details})"
+        super().__init__(text, member=member)
+        self.diagnostics = diagnostics
+
+
+class UnsupportedQuery(ConnectorError):
+    """The query uses something this member cannot search (e.g. no ISBN index)."""
+
+    reason = "unsupported_query"

@@ -1,0 +1,220 @@
+"""SRU 1.1/1.2/2.0 connector (searchRetrieve over HTTP GET, CQL).
+
+Per-target behaviour is data in `TargetSettings.options` (pazpar2-style):
+  sru_version     "1.2" (default) | "1.1" | "2.0"
+  record_schema   "marcxml" (default) | "dc"
+  cql_indexes     {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
+  extra_params    extra query parameters (Zebra refuses unknown ones without "x-")
+Quirks handled for real servers (shared/catalogue-servers/README.md): maximumRecords
+is always sent (Zebra's default is 0), nextRecordPosition may be absent, a 1.2
+server answers in the zing namespace and a 2.0 server in the OASIS one.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from lxml import etree
+
+from broker.isbn import find_isbns
+from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
+from connectors.base import Capability, Connector, SearchResult
+from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
+from connectors.http import HttpClient
+from connectors.marc import MARC_NS, MarcMapper
+from connectors.status_words import StatusMapper
+from connectors.xml import parse_xml
+
+_SRW_NAMESPACES = ("http://www.loc.gov/zing/srw/", "http://docs.oasis-open.org/ns/search-ws/sruResponse")
+_DIAG_NAMESPACES = ("http://www.loc.gov/zing/srw/diagnostic/", "http://docs.oasis-open.org/ns/search-ws/diagnostic")
+_DC_NS = "http://purl.org/dc/elements/1.1/"
+_MARC_RECORD = f"{{{MARC_NS}}}record"
+
+DEFAULT_INDEXES = {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
+# Diagnostics that say "this answer is empty because of the request" rather than "the
+# member failed": 61 = first record position out of range.
+_NON_FATAL_EMPTY = {"61"}
+
+
+def _q(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"
+
+
+def cql_term(value: str) -> str:
+    """Quote a term for CQL; masking characters are escaped so patron text is literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    for char in "*?^":
+        escaped = escaped.replace(char, "\\" + char)
+    return f'"{escaped}"'
+
+
+def build_cql(query: SearchQuery, indexes: dict[str, str]) -> str:
+    """Map a structured query onto CQL: each word of each field ANDed, like a catalogue's form."""
+    clauses: list[str] = []
+
+    def words(field: str, text: str | None) -> None:
+        if not text:
+            return
+        index = indexes.get(field)
+        if index is None:
+            raise UnsupportedQuery(f"member has no index for {field}")
+        clauses.extend(f"{index}={cql_term(word)}" for word in text.split())
+
+    words("text", query.text)
+    words("title", query.title)
+    words("author", query.author)
+    words("isbn", query.isbn)
+    if query.year is not None:
+        words("year", str(query.year))
+    if not clauses:
+        raise UnsupportedQuery("empty query")
+    return " and ".join(clauses)
+
+
+class SRUConnector(Connector):
+    kind = "sru"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SEARCH})
+
+    def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
+        super().__init__(settings, http)
+        options = settings.options
+        self.version = str(options.get("sru_version", "1.2"))
+        self.record_schema = str(options.get("record_schema", "marcxml"))
+        self.indexes = {**DEFAULT_INDEXES, **options.get("cql_indexes", {})}
+        self.extra_params = {str(k): str(v) for k, v in options.get("extra_params", {}).items()}
+        self.mapper = MarcMapper(
+            settings.member, settings.branch_codes, StatusMapper(settings.member, settings.status_words)
+        )
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        maximum = min(query.page_size, self.settings.max_records)
+        return await self.search_cql(build_cql(query, self.indexes), start=query.start, maximum=maximum)
+
+    async def search_cql(self, cql: str, *, start: int = 1, maximum: int = 20) -> SearchResult:
+        params = {
+            "operation": "searchRetrieve",
+            "version": self.version,
+            "query": cql,
+            "startRecord": str(start),
+            "maximumRecords": str(maximum),
+            "recordSchema": self.record_schema,
+            **self.extra_params,
+        }
+        if self.version != "2.0":
+            params["recordPacking"] = "xml"
+        response = await self.http.get(
+            self.settings.endpoint, member=self.member, timeout_s=self.settings.timeout_s, params=params
+        )
+        return self.parse_response(response.body, start=start)
+
+    def parse_response(self, body: bytes, *, start: int = 1) -> SearchResult:
+        root = parse_xml(body, member=self.member)
+        namespace = etree.QName(root).namespace
+        if namespace not in _SRW_NAMESPACES or etree.QName(root).localname != "searchRetrieveResponse":
+            raise MalformedResponse(f"not an SRU searchRetrieveResponse: <{root.tag}>", member=self.member)
+        hits = _int_or_none(root.findtext(_q(namespace, "numberOfRecords")))
+        diagnostics = _diagnostics(root.find(_q(namespace, "diagnostics")))
+        records: list[Record] = []
+        surrogate: list[Diagnostic] = []
+        container = root.find(_q(namespace, "records"))
+        if container is not None:
+            for position, wrapper in enumerate(container.iterchildren(_q(namespace, "record")), start=start):
+                data = wrapper.find(_q(namespace, "recordData"))
+                payload = _payload(data)
+                if payload is None:
+                    continue
+                if etree.QName(payload).localname == "diagnostic":
+                    surrogate.extend(_diagnostics_from([payload]))
+                    continue
+                records.append(self._record(payload, f"{self.member}:{position}"))
+        fatal = diagnostics and not records and (hits is None or not {d.code for d in diagnostics} <= _NON_FATAL_EMPTY)
+        if fatal:
+            raise ProtocolDiagnostic(diagnostics, member=self.member)
+        return SearchResult(records=records, hits=hits, diagnostics=diagnostics + surrogate)
+
+    def _record(self, payload: etree._Element, fallback_id: str) -> Record:
+        if payload.tag == _MARC_RECORD:
+            return self.mapper.record(payload, fallback_id)
+        marc = payload.find(f".//{_MARC_RECORD}")
+        if marc is not None:
+            return self.mapper.record(marc, fallback_id)
+        return _dublin_core_record(self.member, payload, fallback_id)
+
+
+def _payload(data: etree._Element | None) -> etree._Element | None:
+    if data is None:
+        return None
+    for child in data:
+        if isinstance(child.tag, str):
+            return child
+    return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _diagnostics(container: etree._Element | None) -> list[Diagnostic]:
+    if container is None:
+        return []
+    return _diagnostics_from(list(container))
+
+
+def _diagnostics_from(elements: list[etree._Element]) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for element in elements:
+        if not isinstance(element.tag, str):
+            continue
+        namespace = etree.QName(element).namespace
+        ns = namespace if namespace in _DIAG_NAMESPACES else _DIAG_NAMESPACES[0]
+        uri = element.findtext(_q(ns, "uri")) or "info:srw/diagnostic/1/1"
+        found.append(
+            Diagnostic(uri=uri.strip(), message=element.findtext(_q(ns, "message")), details=element.findtext(_q(ns, "details")))
+        )
+    return found
+
+
+def _dublin_core_record(member: str, dc: etree._Element, fallback_id: str) -> Record:
+    def values(name: str) -> list[str]:
+        return [(e.text or "").strip() for e in dc.iterchildren(_q(_DC_NS, name)) if (e.text or "").strip()]
+
+    isbns: list[str] = []
+    invalid: list[str] = []
+    local_id = ""
+    for identifier in values("identifier"):
+        upper = identifier.upper()
+        if "ISBN" in upper:
+            valid, bad = find_isbns(upper.replace("URN:ISBN:", " ").replace("ISBN", " "))
+            isbns.extend(valid)
+            invalid.extend(bad)
+        elif not local_id:
+            local_id = identifier
+    dates = values("date")
+    year = None
+    if dates:
+        digits = "".join(ch for ch in dates[0] if ch.isascii() and ch.isdigit())
+        year = int(digits[:4]) if len(digits) >= 4 else None
+    titles = values("title")
+    publishers = values("publisher")
+    return Record.model_construct(
+        member=member,
+        local_id=local_id or fallback_id,
+        title=(titles[0].rstrip(" /:;,.") if titles else "[no title]"),
+        title_reading=None,
+        authors=values("creator"),
+        author_readings=[],
+        publisher=publishers[0] if publishers else None,
+        year=year,
+        isbns=list(dict.fromkeys(isbns)),
+        isbn_invalid=invalid,
+        volume=None,
+        edition=None,
+        material_type=Record.model_fields["material_type"].default,
+        ndc=None,
+        jpno=None,
+        source_format="dc",
+        holdings=[],
+    )

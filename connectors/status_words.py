@@ -1,0 +1,57 @@
+"""Member status words -> `Availability`, as data (`status_words.toml`).
+
+An unknown word maps to `unknown`: the raw word stays on the holding and is
+counted here, so operators can see which words a member uses that we lack.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from broker.models import Availability
+
+_VOCABULARY_FILE = Path(__file__).with_name("status_words.toml")
+
+
+def normalize_word(word: str) -> str:
+    """NFKC, casefold, no whitespace: the form words are compared in."""
+    return "".join(unicodedata.normalize("NFKC", word).casefold().split())
+
+
+@lru_cache(maxsize=1)
+def shared_vocabulary() -> Mapping[str, Availability]:
+    with _VOCABULARY_FILE.open("rb") as handle:
+        words = tomllib.load(handle)["words"]
+    return {normalize_word(word): Availability(state) for word, state in words.items()}
+
+
+class StatusMapper:
+    """Maps one member's words, with its overrides layered on the shared vocabulary."""
+
+    def __init__(self, member: str, overrides: Mapping[str, Availability] | None = None) -> None:
+        self.member = member
+        self._words = dict(shared_vocabulary())
+        for word, state in (overrides or {}).items():
+            self._words[normalize_word(word)] = Availability(state)
+        self._cache: dict[str, Availability] = {}
+
+    def __call__(self, word: str) -> Availability:
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        state = self._words.get(normalize_word(word), Availability.UNKNOWN)
+        if state is Availability.UNKNOWN and word.strip():
+            UNKNOWN_WORDS[(self.member, word.strip())] += 1
+        else:
+            # Unknown words are not cached, so every sighting is counted.
+            self._cache[word] = state
+        return state
+
+
+# (member, raw word) -> times seen since start; shown by /api/v1/members.
+UNKNOWN_WORDS: Counter[tuple[str, str]] = Counter()
