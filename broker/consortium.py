@@ -1,0 +1,477 @@
+"""The consortium model: members, their catalogue connectors and their branches.
+
+A consortium file (TOML, under `consortia/`) is the only place where member
+libraries, endpoints, branch codes and policy numbers live (ARCHITECTURE.md:
+rules are data, not code). This module validates such a file strictly — every
+model forbids unknown keys, so a typo in a hand-edited file is an error rather
+than a silently ignored setting — and turns each member into the
+`TargetSettings` a connector needs.
+
+`load_consortium` reports *all* problems of a file at once, one line each,
+naming the file and the field path as written in TOML
+(`members[2].branches[0].lat`), so the person editing it can fix it in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+import unicodedata
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from broker.models import Availability, TargetSettings
+
+__all__ = [
+    "CONSORTIA_DIR",
+    "DEFAULT_CONSORTIUM_FILE",
+    "Branch",
+    "Consortium",
+    "ConsortiumFileError",
+    "ConnectorSettings",
+    "MaintenanceWindow",
+    "Member",
+    "MemberPolicy",
+    "load_consortium",
+    "normalise_phone",
+]
+
+# Shipped consortium files sit beside the packages (repo layout /work/main/{broker,consortia});
+# the sys.prefix path is where a wheel would put them as data files.
+_CONSORTIA_CANDIDATES = (
+    Path(__file__).resolve().parents[1] / "consortia",
+    Path(sys.prefix) / "share" / "yokodan" / "consortia",
+)
+CONSORTIA_DIR: Path = next((p for p in _CONSORTIA_CANDIDATES if p.is_dir()), _CONSORTIA_CANDIDATES[0])
+DEFAULT_CONSORTIUM_FILE: Path = CONSORTIA_DIR / "okayama.toml"
+
+
+class ConsortiumFileError(ValueError):
+    """A consortium file that cannot be used; the message has one line per problem."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+# --- field types ----------------------------------------------------------------------------------
+
+_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_SLUG_RE = re.compile(_SLUG)
+# Dash look-alikes found in Japanese text; NFKC leaves these alone.
+_DASHES = re.compile(r"[‐‑‒–—―−ー－]")
+_PHONE_RE = re.compile(r"0\d{1,4}-\d{1,4}-\d{3,4}")
+
+
+def normalise_phone(value: object) -> object:
+    """'TEL（086）223-3373' -> '086-223-3373'; '（086７）-４４-２０１２' -> '0867-44-2012'.
+
+    Printed numbers use full-width digits and put the area code in brackets;
+    the broker shows them to patrons (e.g. to cancel a secured hold), so one
+    ASCII form is stored. Anything that does not end up as a Japanese number
+    is rejected rather than guessed at.
+    """
+    if not isinstance(value, str):
+        return value  # let pydantic report the wrong type
+    text = _DASHES.sub("-", unicodedata.normalize("NFKC", value)).strip()
+    text = re.sub(r"^(?:TEL|Tel|tel)[.:]?\s*", "", text)
+    text = re.sub(r"\s+", "", text.replace("(", "").replace(")", "-"))
+    text = re.sub(r"-{2,}", "-", text).strip("-")
+    digits = text.replace("-", "")
+    if not _PHONE_RE.fullmatch(text) or len(digits) not in (10, 11):
+        raise ValueError(f"not a Japanese phone number like 086-223-3373: {value!r}")
+    return text
+
+
+Phone = Annotated[str, BeforeValidator(normalise_phone)]
+
+
+def _parse_hhmm(value: object) -> object:
+    # TOML has a native local-time type (04:30:00); "04:30" strings are what people write.
+    if isinstance(value, str):
+        m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value.strip())
+        if not m:
+            raise ValueError(f"expected a local time 'HH:MM', got {value!r}")
+        return time(int(m[1]), int(m[2]))
+    return value
+
+
+LocalTime = Annotated[time, BeforeValidator(_parse_hhmm)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+_Loc = tuple[str | int, ...]  # a field path as pydantic reports it: ("members", 2, "branches", 0, "lat")
+
+
+class _Problems(ValueError):
+    """Cross-field problems with their own sub-paths, so the file error can point at the field.
+
+    Pydantic keeps the raised exception in the error's ctx; `load_consortium` unpacks it.
+    """
+
+    def __init__(self, problems: list[tuple[_Loc, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{_format_loc(loc) or '(top level)'}: {msg}" for loc, msg in problems))
+
+
+class _Model(BaseModel):
+    # frozen: one consortium object is shared by concurrent searches; nobody may mutate it.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+class MaintenanceWindow(_Model):
+    """A daily period (member's local time) when the member system is down, e.g. Kumamoto 04:30–05:00.
+
+    Used by search planning to skip the member instead of waiting for a timeout.
+    `end` earlier than `start` means the window runs past midnight.
+    """
+
+    start: LocalTime
+    end: LocalTime
+    weekdays: list[Weekday] | None = None  # None: every day
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise _Problems([(("end",), "must differ from start")])
+        if self.weekdays is not None and len(set(self.weekdays)) != len(self.weekdays):
+            raise _Problems([(("weekdays",), "weekday listed twice")])
+        return self
+
+
+class MemberPolicy(_Model):
+    """Lending and hold rules of one member; all optional.
+
+    Deliberately minimal: the holds issue fills this in (hold limits per material type,
+    hold-shelf days, dispatch weekdays …). Unknown keys are still rejected.
+    """
+
+    # "member": a card issued by this member is needed (Okayama: one card per municipality);
+    # "consortium": one card is valid at every member.
+    card_scope: Literal["member", "consortium"] | None = None
+    max_holds: int | None = Field(default=None, ge=0)
+    max_loans: int | None = Field(default=None, ge=0)
+    hold_shelf_days: int | None = Field(default=None, ge=1)
+
+
+class ConnectorSettings(_Model):
+    """How to reach the member's catalogue; becomes `broker.models.TargetSettings`."""
+
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # 'sru', 'opensearch', 'html_opac' …
+    endpoint: NonEmpty  # absolute http(s) URL, or a path resolved against Consortium.base_url
+    timeout_s: float = Field(default=8.0, gt=0, le=120)
+    max_records: int = Field(default=20, ge=1, le=100)
+    status_words: dict[str, Availability] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if value.startswith("/") and not value.startswith("//"):
+            return value
+        _require_http_url(value)
+        return value
+
+    @property
+    def is_relative(self) -> bool:
+        return self.endpoint.startswith("/")
+
+
+def _require_http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL or a path starting with '/', got {value!r}")
+
+
+class Branch(_Model):
+    """One library building (or service point) of a member."""
+
+    id: str  # unique in the consortium: '<member id>/<slug>', e.g. 'okayama-city/chuo'
+    name: NonEmpty  # as printed by the library
+    municipality: NonEmpty
+    phone: Phone | None = None
+    address: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    coordinates_source: str | None = None  # e.g. 'MLIT 国土数値情報 P27 (2013)'
+    coordinates_note: str | None = None  # why there are none, or a caveat on the ones given
+    # Labels/codes the member's catalogue uses for this branch in holdings.
+    codes: list[NonEmpty] = Field(default_factory=list)
+    pickup_point: bool
+    accepts_returns: bool
+    mobile: bool = False
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check_coordinates(self) -> Branch:
+        problems: list[tuple[_Loc, str]] = []
+        if (self.lat is None) != (self.lon is None):
+            problems.append((("lat" if self.lat is None else "lon",), "lat and lon go together: give both or neither"))
+        elif self.lat is not None and not self.coordinates_source:
+            problems.append((("coordinates_source",), "coordinates need a source (who measured them)"))
+        elif self.lat is None and not self.coordinates_note:
+            # Distance-based pickup choice silently skips such a branch; say why it has none.
+            problems.append((("coordinates_note",), "a branch without coordinates must say why in coordinates_note"))
+        if problems:
+            raise _Problems(problems)
+        return self
+
+
+class Member(_Model):
+    """One library system of the consortium: one catalogue, one card, one or more branches."""
+
+    id: Annotated[str, Field(pattern=rf"^{_SLUG}$")]
+    name: NonEmpty
+    municipality: NonEmpty
+    phone: Phone | None = None  # main contact, quoted when a hold can only be cancelled by phone
+    connector: ConnectorSettings
+    branches: list[Branch] = Field(min_length=1)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    policy: MemberPolicy = Field(default_factory=MemberPolicy)
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check_branches(self) -> Member:
+        problems: list[tuple[_Loc, str]] = []
+        seen_ids: set[str] = set()
+        # Codes, names and ids together form the holdings lookup (`branch_labels`): none may be ambiguous.
+        owner: dict[str, str] = {}
+        for i, branch in enumerate(self.branches):
+            prefix = f"{self.id}/"
+            if not branch.id.startswith(prefix) or not _SLUG_RE.fullmatch(branch.id[len(prefix) :]):
+                problems.append((("branches", i, "id"), f"must be '{prefix}<slug>' (a-z, 0-9, '-'), got {branch.id!r}"))
+            if branch.id in seen_ids:
+                problems.append((("branches", i, "id"), f"duplicate branch id {branch.id!r}"))
+            seen_ids.add(branch.id)
+            other = owner.setdefault(branch.name, branch.id)
+            if other != branch.id:
+                problems.append((("branches", i, "name"), f"{branch.name!r} already names branch {other!r}"))
+            for j, code in enumerate(branch.codes):
+                other = owner.setdefault(code, branch.id)
+                if code in branch.codes[:j]:
+                    problems.append((("branches", i, "codes", j), f"code {code!r} listed twice"))
+                elif other != branch.id:
+                    problems.append((("branches", i, "codes", j), f"{code!r} already names branch {other!r}"))
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    def branch_labels(self) -> dict[str, str]:
+        """Every code, name and id of every branch -> branch id (what `TargetSettings.branch_codes` holds)."""
+        labels: dict[str, str] = {}
+        for branch in self.branches:
+            for label in (branch.id, branch.name, *branch.codes):
+                labels[label] = branch.id
+        return labels
+
+
+class Consortium(_Model):
+    """A set of member library systems searched together (DOMAIN.md: three kinds)."""
+
+    id: Annotated[str, Field(pattern=rf"^{_SLUG}$")]
+    name: NonEmpty
+    kind: Literal["mutual_use", "prefectural_hub", "city_system"]
+    description: str = ""
+    timezone: str = "Asia/Tokyo"
+    base_url: str | None = None  # resolves members' relative endpoints ('/okayama-city/sru')
+    members: list[Member] = Field(min_length=1)
+    sources: list[NonEmpty] = Field(default_factory=list)  # where the data came from (attribution)
+    notes: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _require_http_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_members(self) -> Consortium:
+        problems: list[tuple[_Loc, str]] = []
+        member_ids: set[str] = set()
+        for i, member in enumerate(self.members):
+            # Branch ids carry their member's id as prefix (checked by Member), so unique member ids
+            # make branch ids unique across the consortium.
+            if member.id in member_ids:
+                problems.append((("members", i, "id"), f"duplicate member id {member.id!r}"))
+            member_ids.add(member.id)
+            if member.connector.is_relative and self.base_url is None:
+                problems.append(
+                    (
+                        ("members", i, "connector", "endpoint"),
+                        f"relative endpoint {member.connector.endpoint!r} needs base_url at the top of the file",
+                    )
+                )
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    # --- lookups ---
+
+    def member(self, member_id: str) -> Member:
+        for member in self.members:
+            if member.id == member_id:
+                return member
+        raise KeyError(f"no member {member_id!r} in consortium {self.id!r}")
+
+    def branch(self, branch_id: str) -> Branch:
+        for member in self.members:
+            for branch in member.branches:
+                if branch.id == branch_id:
+                    return branch
+        raise KeyError(f"no branch {branch_id!r} in consortium {self.id!r}")
+
+    def branches(self) -> list[Branch]:
+        return [b for m in self.members for b in m.branches]
+
+    def with_base_url(self, url: str) -> Consortium:
+        """A copy whose relative endpoints resolve against `url` (e.g. a sandbox on another port)."""
+        # Re-validate rather than model_copy(update=…), which would skip the URL check.
+        return type(self).model_validate({**self.model_dump(), "base_url": url})
+
+    def endpoint_for(self, member: Member | str) -> str:
+        """The member's endpoint as an absolute URL.
+
+        urljoin semantics: a path endpoint replaces the base URL's own path.
+        """
+        m = self.member(member) if isinstance(member, str) else member
+        if not m.connector.is_relative:
+            return m.connector.endpoint
+        if self.base_url is None:
+            raise ValueError(f"member {m.id!r} has relative endpoint {m.connector.endpoint!r} and no base_url is set")
+        return urljoin(self.base_url, m.connector.endpoint)
+
+    def target_settings(self, member_id: str) -> TargetSettings:
+        """What the connector for one member needs (connectors never see the consortium)."""
+        m = self.member(member_id)
+        c = m.connector
+        return TargetSettings(
+            member=m.id,
+            kind=c.kind,
+            endpoint=self.endpoint_for(m),
+            timeout_s=c.timeout_s,
+            max_records=c.max_records,
+            branch_codes=m.branch_labels(),
+            status_words=dict(c.status_words),
+            options=dict(c.options),
+        )
+
+    @staticmethod
+    def default_path() -> Path:
+        """The shipped demo consortium (Okayama mutual-use network + prefectural library)."""
+        return DEFAULT_CONSORTIUM_FILE
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_consortium(path: Path | str | None = None) -> Consortium:
+    """Read and validate a consortium TOML file (default: the shipped Okayama one).
+
+    Raises `ConsortiumFileError` naming the file, the field path and the reason for every problem.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONSORTIUM_FILE
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConsortiumFileError(path, ["file not found"]) from None
+    except OSError as exc:
+        raise ConsortiumFileError(path, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConsortiumFileError(path, [f"not UTF-8 text (byte offset {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message carries "(at line L, column C)"; keep it verbatim.
+        raise ConsortiumFileError(path, [f"TOML syntax error: {exc}"]) from None
+    try:
+        return Consortium.model_validate(data)
+    except ValidationError as exc:
+        raise ConsortiumFileError(path, _describe(exc, data)) from None
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _Problems):
+            lines.extend(_line(loc + sub, msg, data) for sub, msg in cause.problems)
+            continue
+        lines.append(_line(loc, _reason(err), data))
+    return lines
+
+
+def _reason(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field (misspelt? not allowed here)"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind != "value_error" and "input" in err and not isinstance(err["input"], (dict, list)):
+        shown = repr(err["input"])
+        msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return msg
+
+
+def _line(loc: _Loc, msg: str, data: dict[str, Any]) -> str:
+    where = _format_loc(loc) or "(top level)"
+    context = _owner_id(loc, data)
+    return f"{where}{f' ({context})' if context else ''}: {msg}"
+
+
+def _format_loc(loc: _Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
+            out += f".{part}" if out else part
+        else:
+            out += ("." if out else "") + json.dumps(part, ensure_ascii=False)  # a quoted TOML key
+    return out
+
+
+def _owner_id(loc: _Loc, data: dict[str, Any]) -> str | None:
+    """The id of the innermost member/branch on the path, read from the raw file data."""
+    found: str | None = None
+    node: Any = data
+    for i, part in enumerate(loc):
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(part, int) and i > 0 and loc[i - 1] in ("members", "branches"):
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                found = f"{'branch' if loc[i - 1] == 'branches' else 'member'} {node['id']}"
+    return found
