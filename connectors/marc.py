@@ -41,14 +41,19 @@ _MATERIAL_BY_LEADER6 = {
 }
 
 
-def _is_katakana_reading(text: str) -> bool:
-    """True for a reading such as 'コレカラ ノ ホン'; False for original script ('こころ', '吾輩')."""
-    return any("ァ" <= ch <= "ヺ" for ch in text) and all(
-        "ァ" <= ch <= "ヿ" or ch in "・ー　" or ch.isascii() for ch in text
-    )
+def is_katakana_reading(text: str) -> bool:
+    """True for a reading such as 'コレカラ ノ ホン' or '「 デンシ ショセキ 」'; False for the
+    original script ('こころ', '吾輩'): a reading has katakana and no kanji or hiragana."""
+    has_katakana = False
+    for ch in text:
+        if "ァ" <= ch <= "ヺ":
+            has_katakana = True
+        elif "぀" <= ch <= "ゟ" or "一" <= ch <= "鿿" or "㐀" <= ch <= "䶿":
+            return False
+    return has_katakana
 
 
-def _clean(value: str | None) -> str:
+def clean_isbd(value: str | None) -> str:
     return value.strip().rstrip(_TRAILING).strip() if value else ""
 
 
@@ -131,15 +136,15 @@ class MarcMapper:
                 continue
             if tag == "245":
                 subs = _subfields(field)
-                title = _clean(_first(subs, "a"))
-                subtitle = _clean(_first(subs, "b"))
-                volume = _clean(_first(subs, "n")) or _clean(_first(subs, "p"))
+                title = clean_isbd(_first(subs, "a"))
+                subtitle = clean_isbd(_first(subs, "b"))
+                volume = clean_isbd(_first(subs, "n")) or clean_isbd(_first(subs, "p"))
             elif tag in ("852", "952"):
                 holdings.append(self._holding_parsers[tag](_subfields(field)))
             elif tag == "020":
                 isbn_fields.append(_first(_subfields(field), "a"))
             elif tag in ("100", "110", "111", "700", "710", "711"):
-                name = _clean(_first(_subfields(field), "a"))
+                name = clean_isbd(_first(_subfields(field), "a"))
                 if name:
                     authors.append(name)
             elif tag == "880":
@@ -147,30 +152,30 @@ class MarcMapper:
                 link = _first(subs, "6")
                 if link.endswith("/$1"):  # CJK script: a katakana reading (NDL) or the original (LoC)
                     linked = link[:3]
-                    text = _clean(_first(subs, "a"))
+                    text = clean_isbd(_first(subs, "a"))
                     if not text:
                         continue
                     if linked == "245":
-                        if _is_katakana_reading(text):
+                        if is_katakana_reading(text):
                             title_reading = title_reading or text
                         else:
                             original_title = original_title or text
-                    elif linked in ("100", "110", "700", "710") and _is_katakana_reading(text):
+                    elif linked in ("100", "110", "700", "710") and is_katakana_reading(text):
                         author_readings.append(text)
             elif tag in ("260", "264"):
                 subs = _subfields(field)
-                publisher = publisher or _clean(_first(subs, "b"))
+                publisher = publisher or clean_isbd(_first(subs, "b"))
                 pub_year_text = pub_year_text or _first(subs, "c")
             elif tag == "084":
                 subs = _subfields(field)
                 if _first(subs, "2").startswith("njb") and not ndc:
-                    ndc = _clean(_first(subs, "a"))
+                    ndc = clean_isbd(_first(subs, "a"))
             elif tag == "015":
                 subs = _subfields(field)
                 if _first(subs, "2") == "jnb":
                     jpno = _first(subs, "a").strip()
             elif tag == "250":
-                edition = _clean(_first(_subfields(field), "a"))
+                edition = clean_isbd(_first(_subfields(field), "a"))
 
         if year is None and pub_year_text:
             year = _year_from(pub_year_text)

@@ -21,7 +21,7 @@ from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
-from connectors.marc import MARC_NS, MarcMapper
+from connectors.marc import MARC_NS, MarcMapper, clean_isbd, is_katakana_reading
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
 
@@ -179,7 +179,8 @@ def _diagnostics_from(elements: list[etree._Element]) -> list[Diagnostic]:
 
 def _dublin_core_record(member: str, dc: etree._Element, fallback_id: str) -> Record:
     def values(name: str) -> list[str]:
-        return [(e.text or "").strip() for e in dc.iterchildren(_q(_DC_NS, name)) if (e.text or "").strip()]
+        cleaned = (clean_isbd(e.text) for e in dc.iterchildren(_q(_DC_NS, name)))
+        return [value for value in cleaned if value]
 
     isbns: list[str] = []
     invalid: list[str] = []
@@ -197,15 +198,21 @@ def _dublin_core_record(member: str, dc: etree._Element, fallback_id: str) -> Re
     if dates:
         digits = "".join(ch for ch in dates[0] if ch.isascii() and ch.isdigit())
         year = int(digits[:4]) if len(digits) >= 4 else None
-    titles = values("title")
+    # Some servers (Zebra's MARC->DC stylesheet among them) add 880 readings as
+    # extra dc:title / dc:creator elements; they are readings, not titles or authors.
+    titles = [t for t in values("title") if not is_katakana_reading(t)] or values("title")
+    creators = values("creator")
+    authors = [c for c in creators if not is_katakana_reading(c)]
+    readings = [c for c in creators if is_katakana_reading(c)]
+    title_readings = [t for t in values("title") if is_katakana_reading(t)]
     publishers = values("publisher")
     return Record.model_construct(
         member=member,
         local_id=local_id or fallback_id,
-        title=(titles[0].rstrip(" /:;,.") if titles else "[no title]"),
-        title_reading=None,
-        authors=values("creator"),
-        author_readings=[],
+        title=titles[0] if titles else "[no title]",
+        title_reading=title_readings[0] if title_readings and title_readings[0] != titles[0] else None,
+        authors=authors or creators,
+        author_readings=readings if authors else [],
         publisher=publishers[0] if publishers else None,
         year=year,
         isbns=list(dict.fromkeys(isbns)),
