@@ -85,7 +85,8 @@ class InvalidRequest(Exception):
         self.errors = errors
 
 
-def parse_search_params(request: web.Request) -> SearchQuery:
+def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str]]:
+    """The structured query and the member ids asked for, or InvalidRequest."""
     raw: dict[str, str] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -105,15 +106,14 @@ def parse_search_params(request: web.Request) -> SearchQuery:
         raise InvalidRequest(
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
-    request["members"] = params.members
-    return query
+    return query, params.members
 
 
 async def search_handler(request: web.Request) -> web.Response:
-    query = parse_search_params(request)
+    query, members = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
-    outcome = await service.search(query, request["members"])
+    outcome = await service.search(query, members)
     return json_response(
         {
             "query": query.model_dump(mode="json", exclude_none=True),
@@ -126,12 +126,12 @@ async def search_handler(request: web.Request) -> web.Response:
 
 
 async def search_stream_handler(request: web.Request) -> web.StreamResponse:
-    query = parse_search_params(request)
+    query, members = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
-    events = service.stream(query, request["members"])
     # Plan before sending headers, so unknown members still get a 400 problem.
-    service.plan(request["members"])
+    service.plan(members)
+    events = service.stream(query, members)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     async for event in events:

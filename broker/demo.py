@@ -15,7 +15,7 @@ from sandbox.host import SandboxHost
 from sandbox.spec import FaultConfig, SandboxBranch, SandboxMember
 
 # Vocabularies the sandbox knows; members cycle through them so the demo sees them all.
-_STATUS_STYLES = ("standard", "tos", "plain", "standard", "unusual")
+_STATUS_STYLES = ("standard", "tos", "plain", "standard", "legacy")
 _ISBN_STYLES = ("13", "hyphenated13", "10", "mixed")
 
 

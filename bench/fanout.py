@@ -1,0 +1,197 @@
+"""Fan-out benchmark: one broker process searching N sandbox members (SRU, MARCXML).
+
+The sandbox runs in its own process so the broker's CPU is measured alone.
+Each member answers after a fixed latency with K records; we report, side by
+side in one run (these machines are shared and noisy, so compare ratios):
+
+  wall      median wall time of one search over all N members
+  overhead  wall time above the slowest member's latency, absolute and as a share of it
+  cpu/rec   broker CPU (parse + map + merge + HTTP) per record received
+  ingest    parse + map CPU per record alone, on the same bodies, without the network
+  search/s  completed searches per second at a few concurrency levels
+
+Usage: python3 bench/fanout.py [--members 12 60] [--records 20] [--latency-ms 200] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from broker.merge import IsbnClusterer  # noqa: E402
+from broker.models import SearchQuery, TargetSettings  # noqa: E402
+from broker.search import SearchService  # noqa: E402
+from connectors import HttpClient  # noqa: E402
+from connectors.sru import SRUConnector  # noqa: E402
+from sandbox.spec import SandboxBranch, SandboxMember  # noqa: E402
+
+# A query every sandbox member has well over 20 hits for.
+QUERY = SearchQuery(text="の", page_size=20)
+
+
+def member_specs(count: int, latency_ms: float) -> list[SandboxMember]:
+    return [
+        SandboxMember(
+            id=f"m{i:02d}",
+            name=f"Member {i}",
+            branches=[SandboxBranch(id=f"m{i:02d}/b{j}", name=f"分館{j}", code=f"B{j}") for j in range(3)],
+            holdings_field="852" if i % 2 else "952",
+            latency_ms=latency_ms,
+            catalogue_share=0.6,
+        )
+        for i in range(count)
+    ]
+
+
+class SandboxProcess:
+    """`python -m sandbox` in a child process, ready when it prints READY <url>."""
+
+    def __init__(self, members: list[SandboxMember]) -> None:
+        self.members = members
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> SandboxProcess:
+        spec = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump([m.model_dump(mode="json") for m in self.members], spec)
+        spec.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--spec", spec.name, "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        self.base_url = line.split(" ", 1)[1]
+        os.unlink(spec.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def settings(self, member: SandboxMember) -> TargetSettings:
+        return TargetSettings(
+            member=member.id,
+            kind="sru",
+            endpoint=f"{self.base_url}/{member.id}/sru",
+            timeout_s=30,
+            max_records=100,
+            branch_codes={b.code: b.id for b in member.branches} | {b.name: b.id for b in member.branches},
+        )
+
+
+class _Consortium:
+    """Just enough of broker.consortium.Consortium for SearchService."""
+
+    def __init__(self, sandbox: SandboxProcess) -> None:
+        self._settings = {m.id: sandbox.settings(m) for m in sandbox.members}
+        self.members = [type("M", (), {"id": m.id}) for m in sandbox.members]
+
+    def target_settings(self, member_id: str) -> TargetSettings:
+        return self._settings[member_id]
+
+
+async def one_search(service: SearchService, query: SearchQuery) -> tuple[float, int]:
+    started = time.perf_counter()
+    outcome = await service.search(query)
+    records = sum(s.returned for s in outcome.statuses)
+    failed = [s for s in outcome.statuses if s.state.value != "ok"]
+    if failed:
+        raise RuntimeError(f"members failed: {failed[:3]}")
+    return (time.perf_counter() - started) * 1000, records
+
+
+async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, rounds: int) -> dict[str, float]:
+    query = QUERY.model_copy(update={"page_size": records})
+    async with HttpClient() as http:
+        service = SearchService(_Consortium(sandbox), http, clusterer_factory=IsbnClusterer)  # type: ignore[arg-type]
+        await one_search(service, query)  # warm the connections, as a running broker has them
+        walls: list[float] = []
+        cpu_start = time.process_time()
+        total_records = 0
+        for _ in range(rounds):
+            wall, got = await one_search(service, query)
+            walls.append(wall)
+            total_records += got
+        cpu_per_record_us = (time.process_time() - cpu_start) / max(total_records, 1) * 1e6
+
+        throughput: dict[int, float] = {}
+        for concurrency in (1, 4, 16):
+            searches = max(concurrency * 3, 8)
+            started = time.perf_counter()
+            pending = [one_search(service, query) for _ in range(searches)]
+            for start in range(0, searches, concurrency):
+                await asyncio.gather(*pending[start : start + concurrency])
+            throughput[concurrency] = searches / (time.perf_counter() - started)
+
+        # Ingest alone: the same bodies parsed again, no network.
+        member = sandbox.members[0]
+        connector = SRUConnector(sandbox.settings(member), http)
+        params = {
+            "operation": "searchRetrieve", "version": "1.2", "recordSchema": "marcxml",
+            "query": 'any="の"', "startRecord": "1", "maximumRecords": str(records),
+        }
+        body = (await http.get(connector.settings.endpoint, member=member.id, timeout_s=10, params=params)).body
+        repeats = 200
+        parse_start = time.process_time()
+        parsed = 0
+        for _ in range(repeats):
+            parsed += len(connector.parse_response(body).records)
+        ingest_us = (time.process_time() - parse_start) / max(parsed, 1) * 1e6
+
+    median = statistics.median(walls)
+    return {
+        "wall_ms": median,
+        "p90_ms": sorted(walls)[int(len(walls) * 0.9) - 1],
+        "overhead_ms": median - latency_ms,
+        "overhead_pct": (median - latency_ms) / latency_ms * 100,
+        "records": total_records / rounds,
+        "cpu_us_per_record": cpu_per_record_us,
+        "ingest_us_per_record": ingest_us,
+        **{f"searches_per_s_c{c}": v for c, v in throughput.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, nargs="+", default=[12, 60])
+    parser.add_argument("--records", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, nargs="+", default=[200.0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    print(f"fan-out benchmark: {args.records} records per member, {args.rounds} rounds, median figures")
+    header = (
+        f"{'members':>7} {'latency':>8} {'wall':>8} {'p90':>8} {'overhead':>14} {'rec/search':>10} "
+        f"{'cpu/rec':>9} {'ingest/rec':>10} {'search/s c1':>11} {'c4':>6} {'c16':>6}"
+    )
+    print(header)
+    for latency in args.latency_ms:
+        for count in args.members:
+            with SandboxProcess(member_specs(count, latency)) as sandbox:
+                r = asyncio.run(measure(sandbox, args.records, latency, args.rounds))
+            print(
+                f"{count:>7} {latency:>6.0f}ms {r['wall_ms']:>6.1f}ms {r['p90_ms']:>6.1f}ms "
+                f"{r['overhead_ms']:>6.1f}ms {r['overhead_pct']:>5.1f}% {r['records']:>10.0f} "
+                f"{r['cpu_us_per_record']:>7.1f}µs {r['ingest_us_per_record']:>8.1f}µs "
+                f"{r['searches_per_s_c1']:>11.2f} {r['searches_per_s_c4']:>6.2f} {r['searches_per_s_c16']:>6.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

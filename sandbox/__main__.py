@@ -1,0 +1,61 @@
+"""`python -m sandbox --spec members.json --port 8700`: serve members in their own process.
+
+The spec file is a JSON list of `SandboxMember`s. Prints `READY http://127.0.0.1:PORT`
+on stdout once listening (a parent process waits for that line), then serves
+until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from sandbox.catalogue import DEFAULT_SIZE
+from sandbox.host import SandboxHost
+from sandbox.spec import SandboxMember
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, required=True, help="JSON list of SandboxMember")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--catalogue-size", type=int, default=DEFAULT_SIZE)
+    return parser.parse_args(argv)
+
+
+def _load_members(path: Path) -> list[SandboxMember]:
+    try:
+        return TypeAdapter(list[SandboxMember]).validate_json(path.read_bytes())
+    except OSError as error:
+        sys.exit(f"{path}: {error.strerror}")
+    except ValidationError as error:
+        sys.exit(f"{path}: not a list of sandbox members:\n{error}")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    host = SandboxHost(_load_members(args.spec), seed=args.seed, catalogue_size=args.catalogue_size)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    url = await host.start(args.host, args.port)
+    print(f"READY {url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await host.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(_serve(_arguments(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""A CQL subset, parsed and evaluated the way Zebra 2.2.7 / YAZ do it.
+
+`parse()` is a small recursive-descent parser producing an AST; `compile_query()`
+turns the AST into a predicate over `SearchFields` with every term normalised once.
+
+Behaviour copied from Zebra (shared/catalogue-servers/README.md):
+* text is normalised with NFKC, case folding and Latin diacritic folding;
+  punctuation separates words; every CJK character is a word of its own, so a
+  multi-character Japanese term is a phrase, i.e. a substring search
+  (京都 also matches 東京都: a false positive Zebra gives by design);
+* booleans have equal precedence and associate to the left (CQL's rule);
+* an index and relation carry over to juxtaposed terms and parenthesised
+  sub-queries, as in YAZ: `title=cat hat` = `title=cat and title=hat`;
+* `foo*` / `*foo` truncate, `*` inside a term is diagnostic 28 (`\\*` is a literal star);
+* ISBN search ignores hyphens and matches ISBN-10 and ISBN-13 forms alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from broker import isbn as isbn_tools
+
+
+class CQLError(Exception):
+    """A query the server cannot run; `code` is the SRU diagnostic number."""
+
+    def __init__(self, code: int, message: str, details: str | None = None) -> None:
+        super().__init__(f"{code} {message}" + (f": {details}" if details else ""))
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+# --- AST ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchClause:
+    index: str  # canonical: title, author, isbn, any, year, allrecords
+    relation: str  # =, ==, all, any, adj, <, <=, >, >=
+    term: str
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanNode:
+    op: str  # and, or, not
+    left: Node
+    right: Node
+
+
+Node = SearchClause | BooleanNode
+
+_INDEX_ALIASES = {
+    "title": "title",
+    "author": "author",
+    "creator": "author",
+    "name": "author",
+    "isbn": "isbn",
+    "any": "any",
+    "keyword": "any",
+    "serverchoice": "any",
+    "anywhere": "any",
+    "year": "year",
+    "date": "year",
+    "allrecords": "allrecords",
+}
+_CONTEXT_SETS = {"dc", "bath", "cql", "local"}
+_WORD_RELATIONS = {"all", "any", "adj"}
+_BOOLEANS = {"and", "or", "not", "prox"}
+_TEXT_RELATIONS = {"=", "==", "all", "any", "adj"}
+_RELATIONS_BY_INDEX = {
+    "title": _TEXT_RELATIONS,
+    "author": _TEXT_RELATIONS,
+    "isbn": _TEXT_RELATIONS,
+    # Zebra has no complete-field register for `any`: `any == x` is diagnostic 16, not 19.
+    "any": _TEXT_RELATIONS - {"=="},
+    "year": {"=", "==", "<", "<=", ">", ">="},
+    "allrecords": {"="},
+}
+_IGNORED_MODIFIERS = {"relevant", "cql.relevant", "rel.relevant"}  # ranking hints: results keep catalogue order
+
+
+# --- tokenizer ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # "(", ")", "/", "rel", "word"
+    text: str
+    quoted: bool = False
+
+    def is_keyword(self, words: set[str]) -> bool:
+        return self.kind == "word" and not self.quoted and self.text.lower() in words
+
+
+_TOKEN = re.compile(
+    r'\s*(?:(?P<punct>[()/])|(?P<rel>==|<=|>=|<>|[=<>])|"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<word>[^\s()/=<>"]+))'
+)
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def _tokenize(query: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    end = len(query.rstrip())
+    while position < end:
+        match = _TOKEN.match(query, position)
+        if match is None:  # only an unterminated quote gets here
+            raise CQLError(10, "Query syntax error", f"unterminated quote at {position}")
+        position = match.end()
+        if match["punct"]:
+            tokens.append(_Token(match["punct"], match["punct"]))
+        elif match["rel"]:
+            tokens.append(_Token("rel", match["rel"]))
+        elif match["quoted"] is not None:
+            # \" and \\ are escapes; \* and \? keep their backslash so truncation sees them as literal.
+            text = _ESCAPE.sub(lambda m: m[1] if m[1] in '"\\' else m[0], match["quoted"])
+            tokens.append(_Token("word", text, quoted=True))
+        else:
+            tokens.append(_Token("word", match["word"]))
+    return tokens
+
+
+# --- parser -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    index: str
+    relation: str
+
+
+_DEFAULT_CONTEXT = _Context("any", "=")
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.tokens = _tokenize(query)
+        self.position = 0
+
+    def peek(self, offset: int = 0) -> _Token | None:
+        index = self.position + offset
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise CQLError(10, "Query syntax error", "unexpected end of query")
+        self.position += 1
+        return token
+
+    def parse(self) -> Node:
+        node = self.query(_DEFAULT_CONTEXT)
+        if (token := self.peek()) is not None:
+            raise CQLError(10, "Query syntax error", f"unexpected {token.text!r}")
+        return node
+
+    def query(self, context: _Context) -> Node:
+        """query := clause (boolean clause)*  — equal precedence, left to right."""
+        node = self.clause(context)
+        while (token := self.peek()) is not None and token.is_keyword(_BOOLEANS):
+            self.take()
+            op = token.text.lower()
+            if op == "prox":
+                raise CQLError(37, "Unsupported boolean operator", "prox")
+            node = BooleanNode(op, node, self.clause(context))
+        return node
+
+    def clause(self, context: _Context) -> Node:
+        """clause := '(' query ')' | index relation clause | term term*"""
+        token = self.peek()
+        if token is None:
+            raise CQLError(10, "Query syntax error", "unexpected end of query")
+        if token.kind == "(":
+            self.take()
+            group = self.query(context)
+            if self.take().kind != ")":
+                raise CQLError(10, "Query syntax error", "missing )")
+            return group
+        if self.starts_index_relation():
+            return self.clause(self.index_relation())
+        if token.kind != "word" or token.is_keyword(_BOOLEANS):
+            raise CQLError(10, "Query syntax error", f"unexpected {token.text!r}")
+        node: Node = SearchClause(context.index, context.relation, self.take().text)
+        # Juxtaposed terms are AND-ed under the same index and relation (YAZ).
+        while (
+            (nxt := self.peek()) is not None
+            and nxt.kind == "word"
+            and not nxt.is_keyword(_BOOLEANS)
+            and not self.starts_index_relation()
+        ):
+            node = BooleanNode("and", node, SearchClause(context.index, context.relation, self.take().text))
+        return node
+
+    def starts_index_relation(self) -> bool:
+        token, nxt = self.peek(), self.peek(1)
+        if token is None or token.kind != "word" or token.quoted or nxt is None:
+            return False
+        return nxt.kind == "rel" or nxt.is_keyword(_WORD_RELATIONS)
+
+    def index_relation(self) -> _Context:
+        index = _canonical_index(self.take().text)
+        relation = self.take().text.lower()
+        while (token := self.peek()) is not None and token.kind == "/":
+            self.take()
+            modifier = self.take()
+            if modifier.text.lower() not in _IGNORED_MODIFIERS:
+                raise CQLError(20, "Unsupported relation modifier", modifier.text)
+        if relation not in _RELATIONS_BY_INDEX[index]:
+            if index == "any" and relation == "==":
+                raise CQLError(16, "Unsupported index", "any")
+            raise CQLError(19, "Unsupported relation", relation)
+        return _Context(index, relation)
+
+
+def _canonical_index(name: str) -> str:
+    lowered = name.lower()
+    prefix, dot, base = lowered.rpartition(".")
+    if dot and prefix not in _CONTEXT_SETS:
+        raise CQLError(16, "Unsupported index", name)
+    if base not in _INDEX_ALIASES:
+        raise CQLError(16, "Unsupported index", name)
+    return _INDEX_ALIASES[base]
+
+
+def parse(query: str) -> Node:
+    """Parse a CQL query into an AST; raises `CQLError` (10, 16, 19, 20, 37)."""
+    return _Parser(query).parse()
+
+
+# --- normalisation ----------------------------------------------------------
+
+
+def _fold_latin(char: str) -> str:
+    # Only Latin letters lose their marks: decomposing kana would strip dakuten (ガ -> カ).
+    if "\u00c0" <= char <= "\u024f" or "\u1e00" <= char <= "\u1eff":
+        return "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
+    return char
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+@lru_cache(maxsize=65536)
+def normalise(text: str) -> str:
+    """Text as a space-padded word sequence: 'Sōseki's 吾輩' -> ' sosekis 吾 輩 '.
+
+    Padding makes `needle in haystack` a whole-word (phrase) test.
+    """
+    words: list[str] = []
+    current: list[str] = []
+    for char in unicodedata.normalize("NFKC", text).casefold():
+        if char in "'’":  # apostrophes join: O'Connor -> oconnor
+            continue
+        char = _fold_latin(char)
+        category = unicodedata.category(char)
+        if category[0] in "LNM" and not _is_wide(char):
+            current.append(char)
+            continue
+        if current:
+            words.append("".join(current))
+            current = []
+        if category[0] in "LNM":  # a CJK character (or ー, 々) is a word by itself
+            words.append(char)
+    if current:
+        words.append("".join(current))
+    return " " + " ".join(words) + " " if words else ""
+
+
+# --- evaluation -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFields:
+    """One record's searchable text, normalised once when the member's catalogue is built."""
+
+    title: str  # normalised title fields joined by "\n" so phrases never span two fields
+    title_exact: frozenset[str]
+    author: str
+    author_exact: frozenset[str]
+    any: str
+    isbns: frozenset[str]  # compact ISBN-13 and ISBN-10 forms
+    year: int | None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        titles: Iterable[str],
+        authors: Iterable[str],
+        isbns: Iterable[str],
+        year: int | None,
+        other: Iterable[str] = (),
+    ) -> SearchFields:
+        """`isbns`: the record's ISBNs in every compact form a query may use (13 and 10 digits)."""
+        forms = frozenset(isbns)
+        title_words = [normalise(t) for t in titles if t]
+        author_words = [normalise(a) for a in authors if a]
+        any_words = title_words + author_words + [normalise(o) for o in other if o] + [f" {i} " for i in sorted(forms)]
+        if year is not None:
+            any_words.append(f" {year} ")
+        return cls(
+            title="\n".join(title_words),
+            title_exact=frozenset(title_words),
+            author="\n".join(author_words),
+            author_exact=frozenset(author_words),
+            any="\n".join(any_words),
+            isbns=forms,
+            year=year,
+        )
+
+
+Predicate = Callable[[SearchFields], bool]
+
+
+def compile_query(node: Node) -> Predicate:
+    """A predicate over `SearchFields` for the AST; terms are normalised here, once."""
+    if isinstance(node, BooleanNode):
+        left, right = compile_query(node.left), compile_query(node.right)
+        if node.op == "and":
+            return lambda f: left(f) and right(f)
+        if node.op == "or":
+            return lambda f: left(f) or right(f)
+        return lambda f: left(f) and not right(f)
+    if node.index == "allrecords":
+        return lambda f: True
+    if node.index == "year":
+        return _year_predicate(node)
+    if node.index == "isbn":
+        return _combine(node.relation, [_isbn_predicate(word) for word in _words(node.term)])
+    return _text_predicate(node)
+
+
+def _words(term: str) -> list[str]:
+    words = term.split()
+    if not words:
+        raise CQLError(27, "Empty term unsupported", None)
+    return words
+
+
+def _combine(relation: str, predicates: list[Predicate]) -> Predicate:
+    if relation == "any":
+        return lambda f: any(p(f) for p in predicates)
+    return lambda f: all(p(f) for p in predicates)
+
+
+def _year_predicate(node: SearchClause) -> Predicate:
+    try:
+        wanted = int(node.term.strip())
+    except ValueError:
+        raise CQLError(36, "Term in invalid format for index or relation", node.term) from None
+    compare: Callable[[int], bool] = {
+        "=": lambda y: y == wanted,
+        "==": lambda y: y == wanted,
+        "<": lambda y: y < wanted,
+        "<=": lambda y: y <= wanted,
+        ">": lambda y: y > wanted,
+        ">=": lambda y: y >= wanted,
+    }[node.relation]
+    return lambda f: f.year is not None and compare(f.year)
+
+
+def _isbn_predicate(word: str) -> Predicate:
+    compact = isbn_tools.compact(word)
+    if compact.endswith("*"):
+        prefix = compact.rstrip("*")
+        return lambda f: any(i.startswith(prefix) for i in f.isbns)
+    wanted = isbn_tools.to_isbn13(compact) or compact
+    return lambda f: wanted in f.isbns
+
+
+def _needle(word: str) -> str:
+    """The phrase a word must appear as, with truncation (`cat*`, `*cat`) opening an edge."""
+    left, right = word.startswith("*"), word.endswith("*") and not word.endswith("\\*")
+    if re.search(r"(?<!\\)\*", word[left : len(word) - right]):
+        raise CQLError(28, "Masking character not supported", word)
+    core = normalise(word.strip("*").replace("\\", "")).strip()
+    if not core:
+        return ""
+    return ("" if left else " ") + core + ("" if right else " ")
+
+
+def _text_predicate(node: SearchClause) -> Predicate:
+    field = {"title": "title", "author": "author", "any": "any"}[node.index]
+    if node.relation == "==":
+        wanted = normalise(node.term.replace("\\", ""))
+        exact = {"title": "title_exact", "author": "author_exact"}[field]
+        return lambda f: wanted in getattr(f, exact)
+    words = [node.term] if node.relation == "adj" else _words(node.term)
+    predicates = [_word_predicate(field, word) for word in words]
+    return _combine(node.relation, predicates)
+
+
+def _word_predicate(field: str, word: str) -> Predicate:
+    needle = _needle(word)
+    if not needle:  # a term of punctuation only matches nothing, as in Zebra
+        return lambda f: False
+    if field == "any" and (isbn13 := isbn_tools.to_isbn13(word)) is not None:
+        # A bare ISBN in a keyword search finds the book however it was hyphenated.
+        return lambda f: needle in f.any or isbn13 in f.isbns
+    return lambda f: needle in getattr(f, field)

@@ -1,0 +1,73 @@
+"""Run every simulated member in this process, on one local port."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from types import TracebackType
+
+from aiohttp import web
+
+from sandbox.catalogue import DEFAULT_SIZE, Catalogue, generate_catalogue
+from sandbox.spec import FaultConfig, SandboxMember
+from sandbox.sru_server import MEMBERS, build_app
+
+# Seconds a stopping host waits for in-flight requests (a hung member never finishes).
+_SHUTDOWN_GRACE_S = 0.25
+
+
+class SandboxHost:
+    """`async with SandboxHost(members) as host:` serves every member at `host.endpoint(id)`."""
+
+    def __init__(
+        self,
+        members: Sequence[SandboxMember],
+        *,
+        seed: int = 0,
+        catalogue_size: int = DEFAULT_SIZE,
+        catalogue: Catalogue | None = None,
+        as_of: date | None = None,
+    ) -> None:
+        self.catalogue = catalogue or generate_catalogue(catalogue_size, seed)
+        self.app = build_app(list(members), self.catalogue, as_of=as_of)
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("SandboxHost is not started")
+        return self._base_url
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on host:port (0 picks a free port); returns the base URL."""
+        # handler_cancellation: a client that gives up on a hung member frees its handler.
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE_S)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        self._base_url = f"http://{bound_host}:{bound_port}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+        self._base_url = None
+
+    def endpoint(self, member_id: str) -> str:
+        return f"{self.base_url}/{member_id}/sru"
+
+    def set_faults(self, member_id: str, faults: FaultConfig) -> None:
+        self.app[MEMBERS][member_id].set_faults(faults)
+
+    async def __aenter__(self) -> SandboxHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

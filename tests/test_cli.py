@@ -1,0 +1,75 @@
+"""The CLI as a person runs it: `yokodan search` and `yokodan demo` in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "broker.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_search_prints_a_readable_table() -> None:
+    result = run_cli("search", "夏目漱石", "--limit", "5")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "works from 13/13 members" in out
+    assert "held by" in out and "on the shelf at:" in out
+    assert "member status:" in out and "岡山県立図書館" in out
+    assert out.count(" ok ") == 13
+
+
+def test_search_rejects_bad_input_clearly() -> None:
+    result = run_cli("search")
+    assert result.returncode == 2 and "give a query" in result.stderr
+    result = run_cli("search", "--isbn", "9784101010015")
+    assert result.returncode == 2 and "not a valid ISBN" in result.stderr
+    result = run_cli("search", "猫", "--consortium", "/nonexistent/consortium.toml")
+    assert result.returncode == 2 and "consortium.toml" in result.stderr and "not found" in result.stderr
+
+
+def test_demo_serves_merged_search() -> None:
+    port, sandbox_port = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        banner = ""
+        while time.monotonic() < deadline and "Ctrl-C" not in banner:
+            banner += proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner, banner
+        query = urllib.parse.urlencode({"q": "夏目漱石"})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/search?{query}", timeout=30) as response:
+            body = json.load(response)
+        assert len(body["targets"]) == 13 and {t["state"] for t in body["targets"]} == {"ok"}
+        members = {h["member"] for w in body["works"] for h in w["holdings"]}
+        assert len(members) >= 5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
