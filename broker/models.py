@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -216,3 +216,26 @@ class TargetSettings(BaseModel):
     status_words: dict[str, Availability] = Field(default_factory=dict)
     # Family-specific options (SRU version, record schema, CQL index names …).
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """Build a model from values that are already typed and normalised, without validation.
+
+    Only for per-record hot paths (connector mappers): validating a Record with its
+    holdings costs ~25 µs and `model_construct` is slower still (8 µs per Holding vs
+    4 µs validated, pydantic 2.13), against an ingest budget of 100 µs per record.
+    `values` must name every field; tests check the result equals validated construction.
+    """
+    if values.keys() != cls.model_fields.keys():
+        missing = sorted(cls.model_fields.keys() - values.keys())
+        extra = sorted(values.keys() - cls.model_fields.keys())
+        raise TypeError(f"trusted {cls.__name__}: missing {missing}, unexpected {extra}")
+    instance = cls.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance

@@ -21,7 +21,7 @@ from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
-from connectors.marc import MARC_NS, MarcMapper, clean_isbd, is_katakana_reading
+from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
 
@@ -114,31 +114,33 @@ class SRUConnector(Connector):
             raise MalformedResponse(f"not an SRU searchRetrieveResponse: <{root.tag}>", member=self.member)
         hits = _int_or_none(root.findtext(_q(namespace, "numberOfRecords")))
         diagnostics = _diagnostics(root.find(_q(namespace, "diagnostics")))
-        records: list[Record] = []
+        by_position: dict[int, Record] = {}
+        marc_positions: list[int] = []
         surrogate: list[Diagnostic] = []
         container = root.find(_q(namespace, "records"))
         if container is not None:
             for position, wrapper in enumerate(container.iterchildren(_q(namespace, "record")), start=start):
-                data = wrapper.find(_q(namespace, "recordData"))
-                payload = _payload(data)
+                payload = _payload(wrapper.find(_q(namespace, "recordData")))
                 if payload is None:
                     continue
-                if etree.QName(payload).localname == "diagnostic":
+                kind = etree.QName(payload).localname
+                if kind == "diagnostic":
                     surrogate.extend(_diagnostics_from([payload]))
-                    continue
-                records.append(self._record(payload, f"{self.member}:{position}"))
+                elif kind == "dc":
+                    by_position[position] = _dublin_core_record(self.member, payload, f"{self.member}:{position}")
+                elif payload.tag == _MARC_RECORD or payload.find(f".//{_MARC_RECORD}") is not None:
+                    marc_positions.append(position)
+                else:
+                    surrogate.append(Diagnostic(uri="info:srw/diagnostic/1/66", message=f"record schema <{kind}> not understood; record skipped"))
+        if marc_positions:
+            # One XSLT pass over the whole response (see connectors.marc).
+            for position, flat in zip(marc_positions, flatten(root)):
+                by_position[position] = self.mapper.record_from_flat(flat, f"{self.member}:{position}")
+        records = [by_position[p] for p in sorted(by_position)]
         fatal = diagnostics and not records and (hits is None or not {d.code for d in diagnostics} <= _NON_FATAL_EMPTY)
         if fatal:
             raise ProtocolDiagnostic(diagnostics, member=self.member)
         return SearchResult(records=records, hits=hits, diagnostics=diagnostics + surrogate)
-
-    def _record(self, payload: etree._Element, fallback_id: str) -> Record:
-        if payload.tag == _MARC_RECORD:
-            return self.mapper.record(payload, fallback_id)
-        marc = payload.find(f".//{_MARC_RECORD}")
-        if marc is not None:
-            return self.mapper.record(marc, fallback_id)
-        return _dublin_core_record(self.member, payload, fallback_id)
 
 
 def _payload(data: etree._Element | None) -> etree._Element | None:
@@ -206,7 +208,7 @@ def _dublin_core_record(member: str, dc: etree._Element, fallback_id: str) -> Re
     readings = [c for c in creators if is_katakana_reading(c)]
     title_readings = [t for t in values("title") if is_katakana_reading(t)]
     publishers = values("publisher")
-    return Record.model_construct(
+    return Record(
         member=member,
         local_id=local_id or fallback_id,
         title=titles[0] if titles else "[no title]",
