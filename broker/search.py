@@ -45,18 +45,38 @@ class SearchOutcome:
     elapsed_ms: float
 
 
-@dataclass(slots=True)
 class SearchEvent:
     """One step of a progressive search: a member answered (or all did, when `final`).
 
-    A step carries only the works that member's records created or changed, so a
-    60-member search does not rebuild every work 60 times; the final event has all.
+    `works` holds only the works that member's records created or changed, built
+    on first access: a caller that waits for the final answer never pays for
+    rebuilding popular works sixty times over.
     """
 
-    answer: MemberAnswer | None
-    works: list[Work]
-    statuses: list[TargetStatus]
-    final: bool = False
+    def __init__(
+        self,
+        answer: MemberAnswer | None,
+        statuses: list[TargetStatus],
+        *,
+        clusterer: Clusterer,
+        changed: list[str] | None = None,
+        final: bool = False,
+    ) -> None:
+        self.answer = answer
+        self.statuses = statuses
+        self.final = final
+        self._clusterer = clusterer
+        self._changed = changed
+        self._works: list[Work] | None = None
+
+    @property
+    def works(self) -> list[Work]:
+        if self._works is None:
+            if self.final:
+                self._works = rank_works(self._clusterer.works())
+            else:
+                self._works = [self._clusterer.work(w) for w in self._changed or []]
+        return self._works
 
 
 def rank_works(works: list[Work]) -> list[Work]:
@@ -113,11 +133,11 @@ class SearchService:
                 answer = await next_done
                 statuses[answer.status.member] = answer.status
                 changed = clusterer.add(answer.records) if answer.records else []
-                yield SearchEvent(answer, [clusterer.work(w) for w in changed], list(statuses.values()))
+                yield SearchEvent(answer, list(statuses.values()), clusterer=clusterer, changed=changed)
         finally:
             for task in tasks:  # a caller that stops listening must not leave members running
                 task.cancel()
-        yield SearchEvent(None, rank_works(clusterer.works()), list(statuses.values()), final=True)
+        yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, final=True)
 
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         member = connector.member

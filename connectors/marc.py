@@ -64,12 +64,8 @@ def clean_isbd(value: str | None) -> str:
 
 def _subfields(parts: list[str]) -> dict[str, str]:
     """First value of each subfield code, from a flattened field's subfield parts."""
-    subs: dict[str, str] = {}
-    for part in parts:
-        code = part[:1]
-        if code not in subs:
-            subs[code] = part[1:]
-    return subs
+    # Reversed, so the first occurrence of a repeated code is the one kept.
+    return {part[:1]: part[1:] for part in reversed(parts)}
 
 
 def flatten(root: etree._Element) -> list[str]:
@@ -131,13 +127,15 @@ class MarcMapper:
         author_readings: list[str] = []
         holdings: list[Holding] = []
 
-        for field in flat.split(_FIELD):
-            tag, _, content = field.partition(_TAG_END)
-            if not tag:  # the leader has no tag attribute
-                leader = leader or content
+        for field in flat.split(_FIELD)[1:]:
+            # MARC tags are three characters, so the tag is a slice, not a search.
+            if field[:1] == _TAG_END:  # the leader has no tag attribute
+                leader = leader or field[1:]
                 continue
+            tag = field[:3]
             if tag not in _WANTED_TAGS:
                 continue
+            content = field[4:]
             if tag == "001":
                 local_id = content.strip()
                 continue

@@ -42,3 +42,24 @@ def test_models_validate_isbns() -> None:
     with pytest.raises(ValidationError, match="not a valid ISBN"):
         Record(member="m", local_id="1", title="x", isbns=["9784101010015"])
     assert SearchQuery(isbn="4101010137").isbn == "9784101010137"
+
+
+def test_trusted_construction_equals_validated() -> None:
+    """The hot-path constructor must build exactly what validation builds."""
+    from datetime import date
+
+    from broker.models import Availability, Holding, trusted
+
+    values = {
+        "member": "m", "branch_id": "m/b", "location": "中央", "call_number": "913.6/ナ", "item_id": "1",
+        "availability": Availability.ON_LOAN, "status_text": "貸出中", "due_date": date(2026, 12, 1),
+        "queue_length": None, "collection": None,
+    }
+    built = trusted(Holding, dict(values))
+    validated = Holding(**values)
+    assert built == validated and built.model_dump() == validated.model_dump() and hash(built) == hash(validated)
+    assert built.model_dump_json() == validated.model_dump_json()
+    record = trusted(Record, {**Record(member="m", local_id="1", title="t").model_dump(), "holdings": [built]})
+    assert record == Record(member="m", local_id="1", title="t", holdings=[validated])
+    with pytest.raises(TypeError, match="missing"):
+        trusted(Holding, {"member": "m"})
