@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from broker.merge import IsbnClusterer  # noqa: E402
+from broker.merge import default_clusterer  # noqa: E402
 from broker.models import SearchQuery, TargetSettings  # noqa: E402
 from broker.search import SearchService  # noqa: E402
 from connectors import HttpClient  # noqa: E402
@@ -120,7 +120,7 @@ async def one_search(service: SearchService, query: SearchQuery) -> tuple[float,
 async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, rounds: int) -> dict[str, float]:
     query = QUERY.model_copy(update={"page_size": records})
     async with HttpClient() as http:
-        service = SearchService(_Consortium(sandbox), http, clusterer_factory=IsbnClusterer)  # type: ignore[arg-type]
+        service = SearchService(_Consortium(sandbox), http, clusterer_factory=default_clusterer)  # type: ignore[arg-type]
         await one_search(service, query)  # warm the connections, as a running broker has them
         walls: list[float] = []
         cpu_start = time.process_time()
@@ -148,12 +148,13 @@ async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, roun
             "query": 'any="の"', "startRecord": "1", "maximumRecords": str(records),
         }
         body = (await http.get(connector.settings.endpoint, member=member.id, timeout_s=10, params=params)).body
-        repeats = 200
-        parse_start = time.process_time()
-        parsed = 0
-        for _ in range(repeats):
-            parsed += len(connector.parse_response(body).records)
-        ingest_us = (time.process_time() - parse_start) / max(parsed, 1) * 1e6
+        # Best of 5 batches: the least disturbed by other work on a shared machine.
+        batches: list[float] = []
+        for _ in range(5):
+            parse_start = time.process_time()
+            parsed = sum(len(connector.parse_response(body).records) for _ in range(50))
+            batches.append((time.process_time() - parse_start) / max(parsed, 1) * 1e6)
+        ingest_us = min(batches)
 
     median = statistics.median(walls)
     return {
