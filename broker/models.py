@@ -15,7 +15,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from broker import isbn as _isbn
 
@@ -195,6 +195,57 @@ class Work(BaseModel):
     @property
     def holdings(self) -> list[Holding]:
         return [h for r in self.records for h in r.holdings]
+
+
+class PatronCredentials(BaseModel):
+    """What a member system needs to act for a patron. The PIN never prints or logs."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    card_number: str = Field(min_length=1, max_length=32)
+    pin: SecretStr | None = None
+
+
+class PatronStatus(BaseModel):
+    """A member system's view of one patron: enough to decide eligibility, nothing more."""
+
+    member: str
+    blocked: bool = False
+    block_reasons: list[str] = Field(default_factory=list)  # named codes: overdue, card_expired, fines, inactive
+    holds_count: int = Field(default=0, ge=0)
+    loans_count: int = Field(default=0, ge=0)
+    overdue_count: int = Field(default=0, ge=0)
+    loan_record_ids: list[str] = Field(default_factory=list)  # a hold on what one already has is invalid
+    hold_record_ids: list[str] = Field(default_factory=list)  # one hold per title per patron
+
+
+class HoldRequest(BaseModel):
+    """One hold the broker asks one member to place."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member: str
+    record_id: str  # the member's own record id (Record.local_id)
+    item_id: str | None = None  # a specific copy, where the member allows item-level holds
+    pickup_branch_id: str  # the consortium's branch id; the connector maps it to the member's code
+    # The broker ledger's key: sent where the protocol carries one, so that after a
+    # lost answer the broker looks the hold up instead of placing it twice.
+    idempotency_key: str = Field(min_length=8, max_length=64)
+
+
+class Hold(BaseModel):
+    """A hold as the member reports it."""
+
+    member: str
+    hold_id: str
+    record_id: str
+    item_id: str | None = None
+    pickup_branch_id: str | None = None
+    state: HoldState
+    status_text: str = ""  # the member's own word (予約中, 準備中 …)
+    queue_position: int | None = Field(default=None, ge=0)
+    ready_until: date | None = None
+    idempotency_key: str | None = None
 
 
 class TargetSettings(BaseModel):

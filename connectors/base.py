@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
-from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
+from broker.models import (
+    Diagnostic,
+    Hold,
+    HoldRequest,
+    Holding,
+    PatronCredentials,
+    PatronStatus,
+    Record,
+    SearchQuery,
+    TargetSettings,
+)
+from connectors.errors import NotSupported
 
 from connectors.http import HttpClient
 
@@ -58,3 +69,36 @@ class Connector(ABC):
     @abstractmethod
     async def search(self, query: SearchQuery) -> SearchResult:
         """Search the member; raise a `connectors.errors.ConnectorError` on failure."""
+
+    # --- optional capabilities: a connector overrides those it declares -----------------
+
+    def _unsupported(self, capability: Capability) -> NotSupported:
+        return NotSupported(f"{self.kind} connector cannot {capability.value}", member=self.member)
+
+    async def holdings(self, record_id: str) -> list[Holding]:
+        """Live holdings of one of the member's records (Capability.HOLDINGS)."""
+        raise self._unsupported(Capability.HOLDINGS)
+
+    async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
+        """Blocks, loans and hold counts (Capability.LOOKUP_PATRON); HoldRefused on bad credentials."""
+        raise self._unsupported(Capability.LOOKUP_PATRON)
+
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
+        """Place one hold (Capability.PLACE_HOLD). Never retried: after a timeout or a lost
+        answer the caller must `find_hold(idempotency_key)` before trying again."""
+        raise self._unsupported(Capability.PLACE_HOLD)
+
+    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
+        """The hold placed with this idempotency key, if the member has it (Capability.HOLD_STATUS)."""
+        raise self._unsupported(Capability.HOLD_STATUS)
+
+    async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
+        raise self._unsupported(Capability.HOLD_STATUS)
+
+    async def cancel_hold(self, patron: PatronCredentials, hold_id: str) -> Hold:
+        """Cancel one hold; HoldRefused('not_cancellable') once it is secured or later."""
+        raise self._unsupported(Capability.CANCEL_HOLD)
+
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[str]:
+        """Consortium branch ids where this patron may collect this record (Capability.PICKUP_LOCATIONS)."""
+        raise self._unsupported(Capability.PICKUP_LOCATIONS)

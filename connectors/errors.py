@@ -38,10 +38,11 @@ class TargetUnreachable(ConnectorError):
 class TargetHTTPError(ConnectorError):
     """The member answered with an HTTP error status."""
 
-    def __init__(self, status: int, message: str, *, member: str | None = None) -> None:
+    def __init__(self, status: int, message: str, *, member: str | None = None, body: bytes = b"") -> None:
         super().__init__(message, member=member)
         self.status = status
         self.reason = f"http_{status}"
+        self.body = body  # REST and NCIP members explain refusals in 4xx bodies
 
 
 class ResponseTooLarge(ConnectorError):
@@ -86,3 +87,43 @@ class UnsupportedQuery(ConnectorError):
     """The query uses something this member cannot search (e.g. no ISBN index)."""
 
     reason = "unsupported_query"
+
+
+class NotSupported(ConnectorError):
+    """The member's system cannot do this (a capability the connector does not declare)."""
+
+    reason = "not_supported"
+
+
+class SessionExpired(ConnectorError):
+    """A logged-in session (HTML OPAC) expired; the connector may log in again once."""
+
+    reason = "session_expired"
+
+
+# Named refusal codes for hold operations (cf. Koha's hold rules): a caller can act on each.
+HOLD_REFUSAL_REASONS = frozenset(
+    {
+        "authentication_failed",  # wrong card number or PIN
+        "patron_not_found",
+        "patron_blocked",  # overdue items, expired card, fines
+        "too_many_holds",
+        "already_held",  # one hold per title per patron
+        "already_on_loan",  # a hold on what the patron has is invalid
+        "not_holdable",  # reference copy, in-person-only loan, material type
+        "record_not_found",
+        "invalid_pickup",
+        "hold_not_found",
+        "not_cancellable",  # secured / in transit / ready: by phone or at the counter only
+    }
+)
+
+
+class HoldRefused(ConnectorError):
+    """The member refused a hold operation for a named reason (see HOLD_REFUSAL_REASONS)."""
+
+    def __init__(self, reason: str, message: str, *, member: str | None = None) -> None:
+        if reason not in HOLD_REFUSAL_REASONS:
+            raise ValueError(f"unknown hold refusal reason {reason!r}")
+        super().__init__(message, member=member)
+        self.reason = reason

@@ -13,10 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from connectors.errors import (
     ResponseTooLarge,
@@ -29,6 +36,16 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MEMBER_CONCURRENCY = 8
 USER_AGENT = "Yokodan/0.1 (+library consortium search broker)"
 _CHUNK = 64 * 1024
+# Reads are retried on answers that are usually passing (a restarted OPAC, a proxy
+# in front of it); a member that answers 4xx or malformed bodies is not asked twice.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+DEFAULT_READ_ATTEMPTS = 3
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TargetUnreachable):
+        return True
+    return isinstance(exc, TargetHTTPError) and exc.status in RETRYABLE_STATUSES
 
 
 @dataclass(slots=True)
@@ -38,6 +55,7 @@ class HttpResponse:
     headers: CIMultiDictProxy[str]
     body: bytes
     elapsed_ms: float
+    cookies: dict[str, str] = field(default_factory=dict)  # Set-Cookie of this answer only
 
     @property
     def charset(self) -> str | None:
@@ -86,9 +104,12 @@ class HttpClient:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": USER_AGENT},
-                # Member bodies are bytes for the parsers; never let aiohttp guess charsets.
                 auto_decompress=True,
                 raise_for_status=False,
+                # Never keep cookies in the shared session: sandbox and real members share
+                # hosts, and a patron's OPAC login must never reach another patron's request.
+                # Connectors that need a session (HTML OPAC) carry its cookies themselves.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def close(self) -> None:
@@ -111,26 +132,77 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         max_body_bytes: int | None = None,
+        attempts: int = DEFAULT_READ_ATTEMPTS,
     ) -> HttpResponse:
-        """GET `url`; the whole exchange (queueing, connect, headers, body) within `timeout_s`.
+        """GET, retried on transient failures within the one deadline (reads are idempotent)."""
+        return await self.request(
+            "GET", url, member=member, timeout_s=timeout_s, params=params, headers=headers,
+            max_body_bytes=max_body_bytes, attempts=attempts,
+        )
 
-        Raises TargetTimeout, TargetUnreachable, TargetHTTPError (status >= 400) or
-        ResponseTooLarge; returns the body as bytes otherwise.
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        member: str,
+        timeout_s: float,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,
+        json: Any = None,
+        max_body_bytes: int | None = None,
+        attempts: int = 1,
+    ) -> HttpResponse:
+        """One exchange; the whole of it (queueing, connect, retries, body) within `timeout_s`.
+
+        `attempts` > 1 only for idempotent requests: a hold placement is sent once and
+        never blindly again (ARCHITECTURE.md). Raises TargetTimeout, TargetUnreachable,
+        TargetHTTPError (status >= 400) or ResponseTooLarge.
         """
+        try:
+            async with asyncio.timeout(timeout_s):
+                if attempts <= 1:
+                    return await self._once(method, url, member, params, headers, data, json, max_body_bytes)
+                retrying = AsyncRetrying(
+                    stop=stop_after_attempt(attempts),
+                    wait=wait_random_exponential(multiplier=0.05, max=0.5),  # jittered: no thundering herd
+                    retry=retry_if_exception(_is_transient),
+                    reraise=True,
+                )
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._once(method, url, member, params, headers, data, json, max_body_bytes)
+        except TimeoutError:
+            raise TargetTimeout(f"no complete answer within {timeout_s:g} s", member=member) from None
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        member: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        data: Mapping[str, str] | bytes | None,
+        json: Any,
+        max_body_bytes: int | None,
+    ) -> HttpResponse:
         if self._session is None:
             await self.start()
         assert self._session is not None
         cap = max_body_bytes or self.max_body_bytes
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout_s), self._slot(member):
-                async with self._session.get(url, params=params, headers=headers) as response:
+            async with self._slot(member):
+                async with self._session.request(
+                    method, url, params=params, headers=headers, data=data, json=json
+                ) as response:
                     body = await _read_capped(response, cap, member)
                     status = response.status
                     response_headers = response.headers
                     final_url = str(response.url)
-        except TimeoutError:
-            raise TargetTimeout(f"no complete answer within {timeout_s:g} s", member=member) from None
+                    cookies = {name: morsel.value for name, morsel in response.cookies.items()}
         except aiohttp.ClientConnectorError as exc:
             raise TargetUnreachable(f"cannot connect: {exc.os_error or exc}", member=member) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
@@ -139,8 +211,8 @@ class HttpClient:
             raise TargetUnreachable(f"HTTP client error: {exc}", member=member) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         if status >= 400:
-            raise TargetHTTPError(status, f"HTTP {status} from member", member=member)
-        return HttpResponse(final_url, status, response_headers, body, elapsed_ms)
+            raise TargetHTTPError(status, f"HTTP {status} from member", member=member, body=body)
+        return HttpResponse(final_url, status, response_headers, body, elapsed_ms, cookies)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int, member: str) -> bytes:

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from datetime import date
 from functools import lru_cache
 
+from sandbox.accounts import HoldLedger
 from sandbox.catalogue import Catalogue
 from sandbox.cql import SearchFields, compile_query, parse
 from sandbox.holdings import HeldWork, holdings_for
@@ -46,6 +47,8 @@ class MemberSystem:
     def __init__(self, spec: SandboxMember, catalogue: Catalogue, as_of: date | None = None) -> None:
         self.spec = spec
         self.held = holdings_for(spec, catalogue, as_of)
+        # Patrons and holds, for the protocols that place holds (REST, NCIP, HTML OPAC).
+        self.ledger = HoldLedger(spec.id, self.held, {b.code for b in spec.branches}, as_of)
         self._fields = [search_fields(h) for h in self.held]
         self._records: dict[str, list[bytes | None]] = {
             "marcxml": [None] * len(self.held),

@@ -48,8 +48,13 @@ class FaultConfig(BaseModel):
     seed: int = 0  # seeds the error_rate / jitter dice, so a run is repeatable
 
 
+# The wire protocol a simulated member speaks besides SRU; each has its own module
+# `sandbox/<protocol>_server.py` exposing `add_routes(app)` (see sru_server.build_app).
+Protocol = Literal["sru", "opensearch", "html_opac", "ils_rest", "ncip", "calil"]
+
+
 class SandboxMember(BaseModel):
-    """One simulated member library system (one SRU endpoint)."""
+    """One simulated member library system."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -64,3 +69,6 @@ class SandboxMember(BaseModel):
     # Roughly the fraction of the shared catalogue this member holds: a
     # prefectural or big-city library holds more than a town library.
     catalogue_share: float = Field(default=0.5, ge=0, le=1)
+    protocol: Protocol = "sru"
+    # Protocol-specific settings (HTML OPAC style and charset, Calil system id …).
+    protocol_options: dict[str, str] = Field(default_factory=dict)

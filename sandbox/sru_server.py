@@ -14,6 +14,7 @@ carries `charset=utf-8`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import Mapping
 from datetime import date
@@ -71,6 +72,10 @@ def build_app(members: list[SandboxMember], catalogue: Catalogue, *, as_of: date
     app.router.add_get("/_admin/health", _health)
     app.router.add_get("/_admin/{member_id}/faults", _get_faults)
     app.router.add_put("/_admin/{member_id}/faults", _put_faults)
+    # Other protocol families add their routes before the catch-all SRU ones
+    # (each module owns its paths, e.g. /{member_id}/opensearch, /calil/check).
+    for protocol in sorted({m.protocol for m in members} - {"sru"}):
+        importlib.import_module(f"sandbox.{protocol}_server").add_routes(app)
     app.router.add_route("GET", "/{member_id}/sru", _sru)
     app.router.add_route("POST", "/{member_id}/sru", _sru)
     return app
