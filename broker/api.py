@@ -129,8 +129,8 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     query, members = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
-    # Plan before sending headers, so unknown members still get a 400 problem.
-    service.plan(members)
+    # Check the names before sending headers, so unknown members still get a 400 problem.
+    service.chosen(members)
     events = service.stream(query, members)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
@@ -160,6 +160,8 @@ async def members_handler(request: web.Request) -> web.Response:
             "municipality": m.municipality,
             "phone": m.phone,
             "connector": m.connector.kind,
+            "circuit": request.app[SEARCH_KEY].breakers[m.id].snapshot(),
+            "maintenance": [w.describe() for w in m.maintenance],
             "unknown_status_words": unknown.get(m.id, {}),
             "branches": [b.model_dump(mode="json", exclude_none=True) for b in m.branches],
         }

@@ -19,7 +19,7 @@ import re
 import sys
 import tomllib
 import unicodedata
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -114,6 +114,7 @@ def _parse_hhmm(value: object) -> object:
 
 LocalTime = Annotated[time, BeforeValidator(_parse_hhmm)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -151,6 +152,22 @@ class MaintenanceWindow(_Model):
     weekdays: list[Weekday] | None = None  # None: every day
     note: str | None = None
 
+    def active_at(self, moment: datetime) -> bool:
+        """Is `moment` (already in the member's local time) inside this window?"""
+        weekday = _WEEKDAYS[moment.weekday()]
+        clock = moment.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return (self.weekdays is None or weekday in self.weekdays) and self.start <= clock < self.end
+        # Past midnight: the part after midnight belongs to the previous day's window.
+        if clock >= self.start:
+            return self.weekdays is None or weekday in self.weekdays
+        previous = _WEEKDAYS[(moment.weekday() - 1) % 7]
+        return clock < self.end and (self.weekdays is None or previous in self.weekdays)
+
+    def describe(self) -> str:
+        days = "daily" if self.weekdays is None else ",".join(self.weekdays)
+        return f"{days} {self.start:%H:%M}–{self.end:%H:%M}" + (f" ({self.note})" if self.note else "")
+
     @model_validator(mode="after")
     def _check(self) -> MaintenanceWindow:
         if self.start == self.end:
@@ -184,6 +201,10 @@ class ConnectorSettings(_Model):
     max_records: int = Field(default=20, ge=1, le=100)
     status_words: dict[str, Availability] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    # Circuit breaker: after this many consecutive failures the member is skipped
+    # for `circuit_reset_s`, then probed once.
+    circuit_failures: int = Field(default=5, ge=1, le=100)
+    circuit_reset_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("endpoint")
     @classmethod
@@ -250,6 +271,10 @@ class Member(_Model):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     policy: MemberPolicy = Field(default_factory=MemberPolicy)
     notes: str | None = None
+
+    def maintenance_at(self, local_moment: datetime) -> MaintenanceWindow | None:
+        """The maintenance window `local_moment` falls in, if any."""
+        return next((w for w in self.maintenance if w.active_at(local_moment)), None)
 
     @model_validator(mode="after")
     def _check_branches(self) -> Member:

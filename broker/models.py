@@ -151,6 +151,7 @@ class TargetStatus(BaseModel):
     elapsed_ms: float | None = None
     message: str | None = None  # human-readable detail
     diagnostics: list[Diagnostic] = Field(default_factory=list)
+    circuit: str | None = None  # the member's circuit breaker: closed / open / half_open
 
 
 class SearchQuery(BaseModel):

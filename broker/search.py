@@ -13,12 +13,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium
 from broker.merge import Clusterer, default_clusterer
 from broker.models import Availability, Record, SearchQuery, TargetState, TargetStatus, Work
-from connectors import Connector, HttpClient, connector_for
+from connectors import Capability, Connector, HttpClient, connector_for
+from connectors.circuit import CircuitBreaker
 from connectors.errors import ConnectorError, ProtocolDiagnostic
+
+# Failures that say nothing about the member's health: the query did not fit it.
+_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported"})
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,14 @@ class UnknownMembers(ValueError):
 class MemberAnswer:
     status: TargetStatus
     records: list[Record] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Plan:
+    """Who is asked, and who is skipped without being contacted (with the reason)."""
+
+    ask: list[Connector]
+    skipped: list[TargetStatus]
 
 
 @dataclass(slots=True)
@@ -97,22 +111,59 @@ class SearchService:
         http: HttpClient,
         *,
         clusterer_factory: Callable[[], Clusterer] = default_clusterer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.consortium = consortium
         self.http = http
         self.clusterer_factory = clusterer_factory
+        self.clock = clock
+        self.timezone = ZoneInfo(consortium.timezone)
         self.connectors: dict[str, Connector] = {
             member.id: connector_for(consortium.target_settings(member.id), http) for member in consortium.members
         }
+        self.breakers: dict[str, CircuitBreaker] = {
+            member.id: CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s)
+            for member in consortium.members
+        }
 
-    def plan(self, members: Sequence[str] | None) -> list[Connector]:
-        """The connectors to ask: all members, or those named (unknown names are an error)."""
+    def chosen(self, members: Sequence[str] | None) -> list[str]:
+        """The member ids a request names (all when none); unknown names are an error."""
         if not members:
-            return list(self.connectors.values())
+            return list(self.connectors)
         unknown = [m for m in members if m not in self.connectors]
         if unknown:
             raise UnknownMembers(unknown)
-        return [self.connectors[m] for m in dict.fromkeys(members)]
+        return list(dict.fromkeys(members))
+
+    def plan(self, members: Sequence[str] | None) -> Plan:
+        """Ask the chosen members, except those in maintenance, with an open circuit, or unable to search."""
+        now = self.clock().astimezone(self.timezone)
+        plan = Plan([], [])
+        for member_id in self.chosen(members):
+            connector = self.connectors[member_id]
+            breaker = self.breakers[member_id]
+
+            def skip(reason: str, message: str) -> None:
+                plan.skipped.append(
+                    TargetStatus(
+                        member=member_id, state=TargetState.SKIPPED, reason=reason, message=message,
+                        circuit=breaker.state.value,
+                    )
+                )
+
+            window = self.consortium.member(member_id).maintenance_at(now)
+            if not connector.supports(Capability.SEARCH):
+                skip("not_supported", "this member's system offers no catalogue search")
+            elif window is not None:
+                skip("maintenance", f"scheduled maintenance {window.describe()}; not contacted")
+            elif not breaker.allow():
+                skip(
+                    "circuit_open",
+                    f"{breaker.consecutive_failures} failures in a row; next try in {breaker.retry_in_s():.0f} s",
+                )
+            else:
+                plan.ask.append(connector)
+        return plan
 
     async def search(self, query: SearchQuery, members: Sequence[str] | None = None) -> SearchOutcome:
         started = time.perf_counter()
@@ -124,10 +175,11 @@ class SearchService:
 
     async def stream(self, query: SearchQuery, members: Sequence[str] | None = None) -> AsyncIterator[SearchEvent]:
         """Yield an event as each member answers, then a final one with the ranked works."""
-        targets = self.plan(members)
-        statuses = {c.member: TargetStatus(member=c.member) for c in targets}
+        plan = self.plan(members)
+        statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
+        statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
-        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in targets]
+        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
         try:
             for next_done in asyncio.as_completed(tasks):
                 answer = await next_done
@@ -140,6 +192,17 @@ class SearchService:
         yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, final=True)
 
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
+        answer = await self._answer(connector, query)
+        breaker = self.breakers[connector.member]
+        status = answer.status
+        if status.state in (TargetState.ERROR, TargetState.TIMEOUT) and status.reason not in _NOT_HEALTH_FAILURES:
+            breaker.record_failure()
+        elif status.state is TargetState.OK:
+            breaker.record_success()
+        status.circuit = breaker.state.value
+        return answer
+
+    async def _answer(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         member = connector.member
         started = time.perf_counter()
 

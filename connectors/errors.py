@@ -84,9 +84,13 @@ class ProtocolDiagnostic(ConnectorError):
 
 
 class UnsupportedQuery(ConnectorError):
-    """The query uses something this member cannot search (e.g. no ISBN index)."""
+    """The query uses something this member cannot search (e.g. Calil looks up ISBNs only).
+
+    Reported as skipped, not failed: the member is fine, the question does not fit it.
+    """
 
     reason = "unsupported_query"
+    state = TargetState.SKIPPED
 
 
 class NotSupported(ConnectorError):
