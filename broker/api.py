@@ -47,6 +47,7 @@ class SearchParams(BaseModel):
     isbn: str | None = Field(default=None, max_length=40)
     year: int | None = Field(default=None, ge=0, le=9999)
     members: list[str] = Field(default_factory=list, description="comma-separated member ids")
+    near: str | None = Field(default=None, max_length=80, description="'lat,lon' or a branch id: rank copies nearby first")
     start: int = Field(default=1, ge=1, le=10_000)
     page_size: int = Field(default=20, ge=1, le=100)
 
@@ -85,8 +86,32 @@ class InvalidRequest(Exception):
         self.errors = errors
 
 
-def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str]]:
-    """The structured query and the member ids asked for, or InvalidRequest."""
+def _resolve_near(near: str | None, consortium: Consortium) -> tuple[float, float] | None:
+    """'34.66,133.93' or a branch id with known coordinates -> (lat, lon)."""
+    if not near:
+        return None
+    lat_text, comma, lon_text = near.partition(",")
+    if comma:
+        try:
+            lat, lon = float(lat_text), float(lon_text)
+        except ValueError:
+            lat = lon = float("nan")
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
+            return lat, lon
+        raise InvalidRequest("near must be 'lat,lon' or a branch id", [{"parameter": "near", "detail": near}])
+    try:
+        branch = consortium.branch(near)
+    except KeyError:
+        raise InvalidRequest("unknown branch in near", [{"parameter": "near", "detail": near}]) from None
+    if branch.lat is None or branch.lon is None:
+        raise InvalidRequest(
+            "that branch has no known location; give 'lat,lon'", [{"parameter": "near", "detail": near}]
+        )
+    return branch.lat, branch.lon
+
+
+def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], tuple[float, float] | None]:
+    """The structured query, the member ids asked for and where the patron is, or InvalidRequest."""
     raw: dict[str, str] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -106,14 +131,14 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str]]:
         raise InvalidRequest(
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
-    return query, params.members
+    return query, params.members, _resolve_near(params.near, request.app[CONSORTIUM_KEY])
 
 
 async def search_handler(request: web.Request) -> web.Response:
-    query, members = parse_search_params(request)
+    query, members, near = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
-    outcome = await service.search(query, members)
+    outcome = await service.search(query, members, near=near)
     return json_response(
         {
             "query": query.model_dump(mode="json", exclude_none=True),
@@ -126,12 +151,12 @@ async def search_handler(request: web.Request) -> web.Response:
 
 
 async def search_stream_handler(request: web.Request) -> web.StreamResponse:
-    query, members = parse_search_params(request)
+    query, members, near = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
     # Check the names before sending headers, so unknown members still get a 400 problem.
     service.chosen(members)
-    events = service.stream(query, members)
+    events = service.stream(query, members, near=near)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     async for event in events:

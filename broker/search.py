@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium
 from broker.merge import Clusterer, default_clusterer
-from broker.models import Availability, Record, SearchQuery, TargetState, TargetStatus, Work
+from broker.ranking import rank_works
+from broker.models import Record, SearchQuery, TargetState, TargetStatus, Work
 from connectors import Capability, Connector, HttpClient, connector_for
 from connectors.circuit import CircuitBreaker
 from connectors.errors import ConnectorError, ProtocolDiagnostic
@@ -73,10 +74,16 @@ class SearchEvent:
         statuses: list[TargetStatus],
         *,
         clusterer: Clusterer,
+        query: SearchQuery,
         changed: list[str] | None = None,
         final: bool = False,
+        near: tuple[float, float] | None = None,
+        coordinates: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         self.answer = answer
+        self.query = query
+        self.near = near
+        self.coordinates = coordinates
         self.statuses = statuses
         self.final = final
         self._clusterer = clusterer
@@ -87,19 +94,12 @@ class SearchEvent:
     def works(self) -> list[Work]:
         if self._works is None:
             if self.final:
-                self._works = rank_works(self._clusterer.works())
+                self._works = rank_works(
+                    self._clusterer.works(), self.query, near=self.near, coordinates=self.coordinates
+                )
             else:
                 self._works = [self._clusterer.work(w) for w in self._changed or []]
         return self._works
-
-
-def rank_works(works: list[Work]) -> list[Work]:
-    """Most widely held first, then those with a copy on the shelf; stable by title."""
-    def key(work: Work) -> tuple[int, int, str]:
-        available = any(h.availability is Availability.AVAILABLE for h in work.holdings)
-        return (-len(work.members), 0 if available else 1, work.title_reading or work.title)
-
-    return sorted(works, key=key)
 
 
 class SearchService:
@@ -121,6 +121,7 @@ class SearchService:
         self.connectors: dict[str, Connector] = {
             member.id: connector_for(consortium.target_settings(member.id), http) for member in consortium.members
         }
+        self.coordinates = {b.id: (b.lat, b.lon) for b in consortium.branches() if b.lat is not None and b.lon is not None}
         self.breakers: dict[str, CircuitBreaker] = {
             member.id: CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s)
             for member in consortium.members
@@ -165,16 +166,23 @@ class SearchService:
                 plan.ask.append(connector)
         return plan
 
-    async def search(self, query: SearchQuery, members: Sequence[str] | None = None) -> SearchOutcome:
+    async def search(
+        self, query: SearchQuery, members: Sequence[str] | None = None, *, near: tuple[float, float] | None = None
+    ) -> SearchOutcome:
         started = time.perf_counter()
         last: SearchEvent | None = None
-        async for event in self.stream(query, members):
+        async for event in self.stream(query, members, near=near):
             last = event
         assert last is not None and last.final
         return SearchOutcome(query, last.works, last.statuses, (time.perf_counter() - started) * 1000)
 
-    async def stream(self, query: SearchQuery, members: Sequence[str] | None = None) -> AsyncIterator[SearchEvent]:
-        """Yield an event as each member answers, then a final one with the ranked works."""
+    async def stream(
+        self, query: SearchQuery, members: Sequence[str] | None = None, *, near: tuple[float, float] | None = None
+    ) -> AsyncIterator[SearchEvent]:
+        """Yield an event as each member answers, then a final one with the ranked works.
+
+        `near` (lat, lon) ranks works with a copy on the shelf nearby higher.
+        """
         plan = self.plan(members)
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
@@ -185,11 +193,14 @@ class SearchService:
                 answer = await next_done
                 statuses[answer.status.member] = answer.status
                 changed = clusterer.add(answer.records) if answer.records else []
-                yield SearchEvent(answer, list(statuses.values()), clusterer=clusterer, changed=changed)
+                yield SearchEvent(answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed)
         finally:
             for task in tasks:  # a caller that stops listening must not leave members running
                 task.cancel()
-        yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, final=True)
+        yield SearchEvent(
+            None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
+            near=near, coordinates=self.coordinates,
+        )
 
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         answer = await self._answer(connector, query)

@@ -108,3 +108,14 @@ async def test_stream_is_ndjson_one_line_per_member(broker_url: str) -> None:
     assert [line["type"] for line in lines] == ["member"] * 13 + ["final"]
     assert len(lines[-1]["targets"]) == 13
     assert lines[-1]["works"]
+
+
+async def test_near_ranks_copies_nearby_and_rejects_bad_locations(broker_url: str) -> None:
+    status, _, body = await get(f"{broker_url}/api/v1/search", author="夏目漱石", near="tsuyama-city/main")
+    assert status == 200 and body["works"]
+    status, _, _ = await get(f"{broker_url}/api/v1/search", author="夏目漱石", near="35.06,134.00")
+    assert status == 200
+    for bad in ("atlantis/main", "95,200", "north", "maniwa-city/ochiai"):  # 落合: no known coordinates
+        status, content_type, body = await get(f"{broker_url}/api/v1/search", author="夏目漱石", near=bad)
+        assert (status, content_type) == (400, "application/problem+json"), bad
+        assert body["errors"][0]["parameter"] == "near"
