@@ -241,6 +241,9 @@ class Branch(_Model):
     codes: list[NonEmpty] = Field(default_factory=list)
     pickup_point: bool
     accepts_returns: bool
+    # False for a pickup-only point: a municipal library where a prefectural hub's
+    # patrons collect holds (Kumamoto's 受取館) holds none of the member's stock.
+    holds_stock: bool = True
     mobile: bool = False
     notes: str | None = None
 

@@ -27,6 +27,7 @@ def sandbox_member(member: Member, *, latency_ms: float | None = None) -> Sandbo
     branches = [
         SandboxBranch(id=b.id, name=b.name, code=b.codes[0] if b.codes else b.id.rsplit("/", 1)[-1].upper())
         for b in member.branches
+        if b.holds_stock  # pickup-only points (Kumamoto's 受取館) hold none of the member's stock
     ]
     # Bigger systems (more branches) hold more of the shared catalogue.
     share = min(0.9, 0.25 + 0.07 * len(branches))
