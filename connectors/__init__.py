@@ -5,11 +5,15 @@ from __future__ import annotations
 from broker.models import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.http import HttpClient
+from connectors.ils_rest import ILSRestConnector
+from connectors.ncip import NCIPConnector
 from connectors.sru import SRUConnector
 
 # kind in the consortium file -> adapter class. New families register here.
 CONNECTOR_KINDS: dict[str, type[Connector]] = {
     SRUConnector.kind: SRUConnector,
+    ILSRestConnector.kind: ILSRestConnector,
+    NCIPConnector.kind: NCIPConnector,
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from broker.models import Availability
+from broker.models import Availability, HoldState
 
 _VOCABULARY_FILE = Path(__file__).with_name("status_words.toml")
 
@@ -24,10 +24,19 @@ def normalize_word(word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def shared_vocabulary() -> Mapping[str, Availability]:
+def _vocabulary_file() -> dict[str, dict[str, str]]:
     with _VOCABULARY_FILE.open("rb") as handle:
-        words = tomllib.load(handle)["words"]
-    return {normalize_word(word): Availability(state) for word, state in words.items()}
+        return tomllib.load(handle)
+
+
+def shared_vocabulary() -> Mapping[str, Availability]:
+    """Copy words -> Availability."""
+    return {normalize_word(word): Availability(state) for word, state in _vocabulary_file()["words"].items()}
+
+
+def shared_hold_words() -> Mapping[str, HoldState]:
+    """Hold words -> HoldState; members layer their own words on these."""
+    return {normalize_word(word): HoldState(state) for word, state in _vocabulary_file()["hold_words"].items()}
 
 
 class StatusMapper:
