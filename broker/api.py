@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.consortium import Consortium
 from broker.models import SearchQuery
 from broker.search import SearchService, UnknownMembers
-from broker.views import DisplayNames, status_view, work_view
+from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import HttpClient
 from connectors.status_words import UNKNOWN_WORDS
+from index.store import UnionIndex
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ async def search_handler(request: web.Request) -> web.Response:
             "elapsed_ms": round(outcome.elapsed_ms, 1),
             "work_count": len(outcome.works),
             "works": [work_view(w, names) for w in outcome.works],
+            "facets": facets_view(outcome.works, service.municipalities),
             "targets": [status_view(s, names) for s in outcome.statuses],
         }
     )
@@ -160,6 +162,9 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     async for event in events:
+        if event.cached is not None:  # the union index's instant answer, before any member
+            await response.write(orjson.dumps({"type": "cached", **cached_view(event.cached)}) + b"\n")
+            continue
         line: dict[str, Any] = {
             "type": "final" if event.final else "member",
             "works": [work_view(w, names) for w in event.works],
@@ -220,13 +225,19 @@ async def problem_middleware(
         return problem(500, "Internal Server Error", "the broker failed; the error is logged")
 
 
-def build_app(consortium: Consortium, *, http: HttpClient | None = None) -> web.Application:
-    """The broker's web application; owns one shared HttpClient unless given one."""
+def build_app(
+    consortium: Consortium, *, http: HttpClient | None = None, index: UnionIndex | None = None
+) -> web.Application:
+    """The broker's web application; owns one shared HttpClient unless given one.
+
+    With `index`, streamed searches answer first from the union index and every
+    search's works are cached there (the caller opens and closes the index).
+    """
     app = web.Application(middlewares=[problem_middleware])
     app[CONSORTIUM_KEY] = consortium
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
-    app[SEARCH_KEY] = SearchService(consortium, app[HTTP_KEY])
+    app[SEARCH_KEY] = SearchService(consortium, app[HTTP_KEY], index=index)
     owns_client = http is None
 
     async def start_client(app: web.Application) -> None:

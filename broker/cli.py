@@ -18,6 +18,7 @@ from broker.models import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService, UnknownMembers
 from broker.views import DisplayNames
 from connectors import HttpClient
+from index.store import UnionIndex, UnionIndexError
 
 DEFAULT_PORT = 8400
 DEFAULT_SANDBOX_PORT = 8410
@@ -54,12 +55,14 @@ def format_outcome(outcome: SearchOutcome, consortium: Consortium, limit: int = 
         lines.append(f"\n     … {len(outcome.works) - limit} more works")
     lines.append("\nmember status:")
     column = max((_width(names.members.get(s.member, s.member)) for s in outcome.statuses), default=10) + 2
+    kinds = {m.id: m.connector.kind for m in consortium.members}
     for status in sorted(outcome.statuses, key=lambda s: s.member):
         name = names.members.get(status.member, status.member)
         hits = "-" if status.hits is None else str(status.hits)
         ms = "-" if status.elapsed_ms is None else f"{status.elapsed_ms:.0f} ms"
         note = f"  {status.reason}: {status.message}" if status.reason else ""
-        lines.append(f"  {_pad(name, column)}{status.state.value:<8} hits {hits:>5}  {ms:>8}{note}")
+        kind = kinds.get(status.member, "?")
+        lines.append(f"  {_pad(name, column)}{kind:<10}{status.state.value:<8} hits {hits:>5}  {ms:>8}{note}")
     return "\n".join(lines)
 
 
@@ -95,8 +98,16 @@ async def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(consortium: Consortium, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(consortium), access_log=None)
+def _open_index(args: argparse.Namespace, consortium: Consortium) -> UnionIndex | None:
+    if args.no_index:
+        return None
+    path = Path(args.index_dir) if args.index_dir else Path("var") / "index" / consortium.id
+    path.mkdir(parents=True, exist_ok=True)
+    return UnionIndex.open(path)
+
+
+async def _serve(consortium: Consortium, host: str, port: int, index: UnionIndex | None) -> web.AppRunner:
+    runner = web.AppRunner(build_app(consortium, index=index), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -110,9 +121,12 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
 
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
-    runner = await _serve(consortium, args.host, args.port)
+    index = _open_index(args, consortium)
+    runner = await _serve(consortium, args.host, args.port, index)
     url = f"http://{args.host}:{args.port}"
     print(f"Yokodan broker for {consortium.name}: {url}")
+    if index is not None:
+        print(f"union index: {index.path} ({index.stats().doc_count} works cached)")
     print(f"  try: curl '{url}/api/v1/search?q=夏目漱石'")
     print(f"       curl '{url}/api/v1/members'")
     print("  Ctrl-C stops it.", flush=True)
@@ -120,9 +134,16 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        if index is not None:
+            await asyncio.to_thread(index.close)
         if sandbox is not None:
             await sandbox.stop()
     return 0
+
+
+def _index_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-dir", help="union index directory (default: var/index/<consortium id>)")
+    parser.add_argument("--no-index", action="store_true", help="answer live only, cache nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
+    _index_options(demo)
 
     search = commands.add_parser("search", help="search every member once and print the merged works")
     search.add_argument("query", nargs="?", default="", help="free text (all words)")
@@ -153,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--base-url", help="resolve relative member endpoints against this URL")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    _index_options(serve)
     return parser
 
 
@@ -168,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return asyncio.run(_run_forever(args, with_sandbox=True))
         return asyncio.run(_run_forever(args, with_sandbox=False))
-    except ConsortiumFileError as exc:
+    except (ConsortiumFileError, UnionIndexError) as exc:
         print(f"yokodan: {exc}", file=sys.stderr)
         return 2
     except (UnknownMembers, ValueError) as exc:

@@ -23,6 +23,20 @@ def _stable(member_id: str, salt: str) -> int:
     return zlib.crc32(f"{salt}:{member_id}".encode())
 
 
+def _protocol(member: Member) -> tuple[str, dict[str, str], str | None]:
+    """The sandbox protocol, its options and a forced status style, from the member's connector."""
+    connector = member.connector
+    kind = connector.kind
+    if kind == "html_opac":
+        style = str(connector.options.get("profile", "tos"))
+        overrides = connector.options.get("profile_overrides", {})
+        empty = overrides.get("status", {}).get("empty_status_means") == "available"
+        return kind, {"style": style, **({"empty_available": "1"} if empty else {})}, "tos" if style == "tos" else None
+    if kind == "calil":
+        return kind, {"systemid": str(connector.options.get("systemid", member.id))}, None
+    return kind, {}, None
+
+
 def sandbox_member(member: Member, *, latency_ms: float | None = None) -> SandboxMember:
     branches = [
         SandboxBranch(id=b.id, name=b.name, code=b.codes[0] if b.codes else b.id.rsplit("/", 1)[-1].upper())
@@ -31,16 +45,19 @@ def sandbox_member(member: Member, *, latency_ms: float | None = None) -> Sandbo
     ]
     # Bigger systems (more branches) hold more of the shared catalogue.
     share = min(0.9, 0.25 + 0.07 * len(branches))
+    protocol, options, forced_style = _protocol(member)
     return SandboxMember(
         id=member.id,
         name=member.name,
         branches=branches,
         holdings_field="952" if _stable(member.id, "field") % 3 == 0 else "852",
-        status_style=_STATUS_STYLES[_stable(member.id, "status") % len(_STATUS_STYLES)],
+        status_style=forced_style or _STATUS_STYLES[_stable(member.id, "status") % len(_STATUS_STYLES)],
         isbn_style=_ISBN_STYLES[_stable(member.id, "isbn") % len(_ISBN_STYLES)],
         latency_ms=latency_ms if latency_ms is not None else 15 + _stable(member.id, "latency") % 120,
         faults=FaultConfig(),
         catalogue_share=share,
+        protocol=protocol,
+        protocol_options=options,
     )
 
 

@@ -23,6 +23,7 @@ from broker.models import Record, SearchQuery, TargetState, TargetStatus, Work
 from connectors import Capability, Connector, HttpClient, connector_for
 from connectors.circuit import CircuitBreaker
 from connectors.errors import ConnectorError, ProtocolDiagnostic
+from index.store import CachedResult, UnionIndex, UnionIndexError
 
 # Failures that say nothing about the member's health: the query did not fit it.
 _NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported"})
@@ -79,8 +80,10 @@ class SearchEvent:
         final: bool = False,
         near: tuple[float, float] | None = None,
         coordinates: dict[str, tuple[float, float]] | None = None,
+        cached: CachedResult | None = None,
     ) -> None:
         self.answer = answer
+        self.cached = cached  # set on the first event only: what the union index already knew
         self.query = query
         self.near = near
         self.coordinates = coordinates
@@ -112,8 +115,11 @@ class SearchService:
         *,
         clusterer_factory: Callable[[], Clusterer] = default_clusterer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        index: UnionIndex | None = None,
     ) -> None:
         self.consortium = consortium
+        self.index = index
+        self.municipalities = {m.id: m.municipality for m in consortium.members}
         self.http = http
         self.clusterer_factory = clusterer_factory
         self.clock = clock
@@ -189,6 +195,10 @@ class SearchService:
         clusterer = self.clusterer_factory()
         tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
         try:
+            if self.index is not None:
+                cached = await self._cached(query, members)
+                if cached is not None:
+                    yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
             for next_done in asyncio.as_completed(tasks):
                 answer = await next_done
                 statuses[answer.status.member] = answer.status
@@ -197,10 +207,27 @@ class SearchService:
         finally:
             for task in tasks:  # a caller that stops listening must not leave members running
                 task.cancel()
-        yield SearchEvent(
+        final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates,
         )
+        if self.index is not None and final.works:
+            try:
+                self.index.submit(final.works, self.municipalities)  # enqueues only
+            except UnionIndexError:
+                log.warning("union index closed; search results not cached")
+        yield final
+
+    async def _cached(self, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
+        """What the union index knows, searched off the event loop (whoosh is pure Python)."""
+        assert self.index is not None
+        try:
+            return await asyncio.to_thread(
+                self.index.search, query, members=list(members) if members else None, limit=query.page_size
+            )
+        except UnionIndexError:
+            log.exception("union index search failed; answering live only")
+            return None
 
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         answer = await self._answer(connector, query)

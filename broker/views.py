@@ -12,6 +12,7 @@ from typing import Any
 
 from broker.consortium import Consortium
 from broker.models import Availability, Holding, TargetStatus, Work
+from index.store import CachedResult, Facets
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +85,49 @@ def status_view(status: TargetStatus, names: DisplayNames) -> dict[str, Any]:
     view = status.model_dump(mode="json")
     view["member_name"] = names.members.get(status.member, status.member)
     return view
+
+
+def facets_view(works: list[Work], municipalities: dict[str, str]) -> dict[str, Any]:
+    """Counts for narrowing a live answer: holding member, municipality, decade, NDC class, on the shelf."""
+    members: Counter[str] = Counter()
+    towns: Counter[str] = Counter()
+    decades: Counter[int] = Counter()
+    ndc: Counter[str] = Counter()
+    available = 0
+    for work in works:
+        held_by = work.members
+        members.update(held_by)
+        towns.update({municipalities.get(m, m) for m in held_by})
+        if work.year:
+            decades[work.year // 10 * 10] += 1
+        classes = {r.ndc[0] for r in work.records if r.ndc and r.ndc[0].isdigit()}
+        ndc.update(classes)
+        available += any(h.availability is Availability.AVAILABLE for h in work.holdings)
+    return {
+        "members": dict(members.most_common()),
+        "municipalities": dict(towns.most_common()),
+        "decades": {str(decade): n for decade, n in sorted(decades.items())},  # JSON keys are strings
+        "ndc_classes": dict(sorted(ndc.items())),
+        "available_now": available,
+    }
+
+
+def _index_facets(facets: Facets | None) -> dict[str, Any] | None:
+    if facets is None:
+        return None
+    return {
+        "members": facets.members,
+        "municipalities": facets.municipalities,
+        "decades": {str(decade): n for decade, n in sorted(facets.decades.items())},
+        "ndc_classes": facets.ndc_classes,
+        "available_now": facets.available_now,
+    }
+
+
+def cached_view(cached: CachedResult) -> dict[str, Any]:
+    """The union index's instant answer: stored works, each with its age."""
+    return {
+        "total": cached.total,
+        "works": [{**c.work, "work_id": c.work_id, "cached": True, "age_s": round(c.age_seconds)} for c in cached.works],
+        "facets": _index_facets(cached.facets),
+    }

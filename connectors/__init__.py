@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from broker.models import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
+from connectors.calil import CalilConnector
+from connectors.html_opac import HtmlOpacConnector
 from connectors.http import HttpClient
 from connectors.ils_rest import ILSRestConnector
 from connectors.ncip import NCIPConnector
+from connectors.opensearch import OpenSearchConnector
 from connectors.sru import SRUConnector
 
 # kind in the consortium file -> adapter class. New families register here.
@@ -14,6 +17,9 @@ CONNECTOR_KINDS: dict[str, type[Connector]] = {
     SRUConnector.kind: SRUConnector,
     ILSRestConnector.kind: ILSRestConnector,
     NCIPConnector.kind: NCIPConnector,
+    HtmlOpacConnector.kind: HtmlOpacConnector,
+    OpenSearchConnector.kind: OpenSearchConnector,
+    CalilConnector.kind: CalilConnector,
 }
 
 

@@ -45,6 +45,9 @@ from connectors.http import HttpClient
 from connectors.status_words import StatusMapper
 
 DEFAULT_POLL_INTERVAL_S = 2.0
+# Calil's limits: 100 ISBN x system pairs per session; each pair counts against the app key's
+# hourly quota (polls do not), so a result page is checked in one session, not one per ISBN.
+MAX_ISBNS_PER_SESSION = 100
 NOT_HELD = "蔵書なし"  # Calil's word for "this branch has no copy": no Holding at all
 # Give up this long before the member's deadline, so the broker hears a named timeout
 # from the connector rather than cancelling it with its own timer of the same length.
@@ -144,12 +147,13 @@ class CalilConnector(Connector):
         return (await self.check_many([isbn13]))[isbn13]
 
     async def check_many(self, isbns: Sequence[str]) -> dict[str, list[Holding]]:
-        """Holdings of several ISBN-13s in one Calil session (`isbn=A,B`): Calil rate-limits
-        sessions, so a result page is best checked at once. At the deadline, ISBNs still
-        Running are left out if others have finished; if none has, TargetTimeout."""
+        """Holdings of several ISBN-13s in one Calil session (`isbn=A,B`). At the deadline,
+        ISBNs still Running are left out if others have finished; if none has, TargetTimeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.timeout_s - _DEADLINE_MARGIN_S
         wanted = list(dict.fromkeys(isbns))
+        if len(wanted) > MAX_ISBNS_PER_SESSION:
+            raise ValueError(f"Calil checks at most {MAX_ISBNS_PER_SESSION} ISBN x system pairs per session")
         answer = await self._get(
             {"appkey": self.appkey, "isbn": ",".join(wanted), "systemid": self.systemid, "format": "json"}, deadline
         )

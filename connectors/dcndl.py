@@ -210,7 +210,7 @@ def dcndl_record(rdf: etree._Element, member: str, fallback_id: str = "") -> Rec
 
     isbns: list[str] = []
     invalid: list[str] = []
-    for text in dict.fromkeys(isbn_texts):  # NDL repeats one ISBN as ISBN and ISBN13; parse it once
+    for text in dict.fromkeys(isbn_texts):  # an ISBN given twice (typed ISBN and ISBN13) is parsed once
         valid, bad = find_isbns(text)
         isbns.extend(i for i in valid if i not in isbns)
         invalid.extend(b for b in bad if b not in invalid)

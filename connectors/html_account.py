@@ -35,7 +35,7 @@ from connectors.errors import ConnectorError, HoldRefused, MalformedResponse, No
 from connectors.html_client import OpacClient
 from connectors.html_page import Extractor, Page, clean, compile_optional, parse_count, parse_date
 from connectors.html_session import OpacSession, SessionCache
-from connectors.status_words import normalize_word
+from connectors.status_words import normalize_word, shared_hold_words
 
 T = TypeVar("T")
 _INTENT_TTL_S = 24 * 3600
@@ -72,7 +72,10 @@ class OpacAccount:
             self._hold_pickup = compile_optional(listing.pickup)
             self._hold_queue = compile_optional(listing.queue_position)
             self._hold_ready = compile_optional(listing.ready_until)
-            self._hold_states = {normalize_word(word): state for word, state in listing.states.items()}
+            self._hold_states = {
+                **shared_hold_words(),
+                **{normalize_word(word): state for word, state in listing.states.items()},
+            }
         if profile.patron is not None:
             patron = profile.patron
             self._counts = {

@@ -2,7 +2,7 @@
 
 Per-target behaviour is data in `TargetSettings.options` (pazpar2-style):
   sru_version     "1.2" (default) | "1.1" | "2.0"
-  record_schema   "marcxml" (default) | "dc"
+  record_schema   "marcxml" (default) | "dc" | "dcndl"
   cql_indexes     {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
   extra_params    extra query parameters (Zebra refuses unknown ones without "x-")
 Quirks handled for real servers (shared/catalogue-servers/README.md): maximumRecords
@@ -19,6 +19,7 @@ from lxml import etree
 from broker.isbn import find_isbns
 from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
 from connectors.base import Capability, Connector, SearchResult
+from connectors.dcndl import dcndl_record
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
 from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
@@ -128,6 +129,8 @@ class SRUConnector(Connector):
                     surrogate.extend(_diagnostics_from([payload]))
                 elif kind == "dc":
                     by_position[position] = _dublin_core_record(self.member, payload, f"{self.member}:{position}")
+                elif kind == "RDF":  # DC-NDL (NDL Search, recordSchema=dcndl)
+                    by_position[position] = dcndl_record(payload, self.member, f"{self.member}:{position}")
                 elif payload.tag == _MARC_RECORD or payload.find(f".//{_MARC_RECORD}") is not None:
                     marc_positions.append(position)
                 else:

@@ -35,7 +35,7 @@ def test_search_prints_a_readable_table() -> None:
     assert "works from 13/13 members" in out
     assert "held by" in out and "on the shelf at:" in out
     assert "member status:" in out and "岡山県立図書館" in out
-    assert out.count(" ok ") == 13
+    assert out.count(" ok ") == 13 and "html_opac" in out and "ils_rest" in out
 
 
 def test_search_rejects_bad_input_clearly() -> None:
@@ -47,10 +47,13 @@ def test_search_rejects_bad_input_clearly() -> None:
     assert result.returncode == 2 and "consortium.toml" in result.stderr and "not found" in result.stderr
 
 
-def test_demo_serves_merged_search() -> None:
+def test_demo_serves_merged_search(tmp_path: Path) -> None:
     port, sandbox_port = _free_port(), _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)],
+        [
+            sys.executable, "-m", "broker.cli", "demo", "--port", str(port), "--sandbox-port", str(sandbox_port),
+            "--index-dir", str(tmp_path / "index"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -162,7 +162,8 @@ def test_target_settings_resolve_endpoint_and_map_codes(okayama: Consortium) -> 
 
 def test_with_base_url_returns_a_copy(okayama: Consortium) -> None:
     moved = okayama.with_base_url("http://sandbox.test:9000/")
-    assert moved.endpoint_for("maniwa-city") == "http://sandbox.test:9000/maniwa-city/sru"
+    assert moved.endpoint_for("misaki-town") == "http://sandbox.test:9000/misaki-town/sru"
+    assert moved.endpoint_for("maniwa-city") == "http://sandbox.test:9000/maniwa-city/opac/"
     assert okayama.endpoint_for("maniwa-city") == "http://127.0.0.1:8410/maniwa-city/sru"
     with pytest.raises(ValueError, match="http"):
         okayama.with_base_url("ftp://example.org")

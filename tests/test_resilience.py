@@ -61,34 +61,34 @@ def _with(consortium: Consortium, member_id: str, **changes: object) -> Consorti
 
 
 async def test_failing_member_is_skipped_once_its_circuit_opens(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
-    consortium = _with(okayama_sandbox.consortium, "tsuyama-city", circuit_failures=2, circuit_reset_s=0.5, timeout_s=0.3)
-    okayama_sandbox.host.set_faults("tsuyama-city", FaultConfig(hang=True))
+    consortium = _with(okayama_sandbox.consortium, "setouchi-city", circuit_failures=2, circuit_reset_s=0.5, timeout_s=0.3)
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig(hang=True))
     service = SearchService(consortium, http)
     query = SearchQuery(author="夏目漱石")
-    members = ["tsuyama-city", "okayama-city"]
+    members = ["setouchi-city", "okayama-city"]
     for _ in range(2):
-        status = {s.member: s for s in (await service.search(query, members)).statuses}["tsuyama-city"]
+        status = {s.member: s for s in (await service.search(query, members)).statuses}["setouchi-city"]
         assert status.state is TargetState.TIMEOUT
     assert status.circuit == "open"
     started = time.perf_counter()
     outcome = await service.search(query, members)
     statuses = {s.member: s for s in outcome.statuses}
-    assert (statuses["tsuyama-city"].state, statuses["tsuyama-city"].reason) == (TargetState.SKIPPED, "circuit_open")
+    assert (statuses["setouchi-city"].state, statuses["setouchi-city"].reason) == (TargetState.SKIPPED, "circuit_open")
     assert time.perf_counter() - started < 0.25, "an open circuit costs no timeout"
     assert statuses["okayama-city"].state is TargetState.OK
     # The member recovers; after the cool-off one probe closes the circuit.
-    okayama_sandbox.host.set_faults("tsuyama-city", FaultConfig())
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig())
     await asyncio.sleep(0.55)
     statuses = {s.member: s for s in (await service.search(query, members)).statuses}
-    assert (statuses["tsuyama-city"].state, statuses["tsuyama-city"].circuit) == (TargetState.OK, "closed")
+    assert (statuses["setouchi-city"].state, statuses["setouchi-city"].circuit) == (TargetState.OK, "closed")
 
 
 async def test_query_problems_do_not_open_the_circuit(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
-    consortium = _with(okayama_sandbox.consortium, "tamano-city", circuit_failures=1)
+    consortium = _with(okayama_sandbox.consortium, "misaki-town", circuit_failures=1)
     service = SearchService(consortium, http)
-    service.connectors["tamano-city"].indexes["title"] = "nosuchindex"  # diagnostic 16 every time
+    service.connectors["misaki-town"].indexes["title"] = "nosuchindex"  # diagnostic 16 every time
     for _ in range(2):
-        status = (await service.search(SearchQuery(title="猫"), ["tamano-city"])).statuses[0]
+        status = (await service.search(SearchQuery(title="猫"), ["misaki-town"])).statuses[0]
         assert (status.reason, status.circuit) == ("diagnostic", "closed")
 
 

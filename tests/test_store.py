@@ -1,0 +1,537 @@
+"""The whoosh union index (index.store) and its Japanese analyzers (index.analysis).
+
+Real NDL records (ndl_jpmarc21_enju_233.csv from ../shared/data) are clustered into Works
+by index.dedup and indexed; tests that need them skip with a message when the data
+directory is absent, and fail instead when CI=="true".
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import isbn as isbn_tools
+from broker.models import Availability, Holding, Record, SearchQuery, Work
+from index.analysis import terms
+from index.dedup import WorkClusterer
+from index.store import UnionIndex, UnionIndexError
+from index.years import parse_year
+
+ROOT = Path(__file__).resolve().parents[1]
+NDL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bibliographic" / "ndl_jpmarc21_enju_233.csv"
+MEMBERS = {"okayama-city": "岡山市", "kurashiki": "倉敷市", "tamano": "玉野市"}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _holding(member: str, branch: str, availability: Availability, word: str) -> Holding:
+    return Holding(member=member, branch_id=f"{member}/{branch}", availability=availability, status_text=word)
+
+
+def make_work(work_id: str, title: str, *, member: str = "okayama-city", available: bool = True, **fields: Any) -> Work:
+    """A Work of one record with one copy, the way WorkClusterer builds them."""
+    holding = (
+        _holding(member, "chuo", Availability.AVAILABLE, "貸出可")
+        if available
+        else _holding(member, "chuo", Availability.ON_LOAN, "貸出中")
+    )
+    record_fields = {k: v for k, v in fields.items() if k in Record.model_fields}
+    record = Record(member=member, local_id=work_id, title=title, holdings=[holding], **record_fields)
+    work_fields = {k: v for k, v in fields.items() if k in Work.model_fields}
+    return Work(work_id=work_id, title=title, records=[record], **work_fields)
+
+
+# A real record (新潮文庫 吾輩は猫である), as the NDL catalogues it.
+WAGAHAI = make_work(
+    "9784101010014",
+    "吾輩は猫である",
+    title_reading="ワガハイ ワ ネコ デ アル",
+    authors=["夏目, 漱石, 1867-1916"],
+    author_readings=["ナツメ, ソウセキ, 1867-1916"],
+    publisher="新潮社",
+    year=2003,
+    isbns=["9784101010014"],
+    ndc="913.6",
+)
+
+
+@pytest.fixture
+def open_index(tmp_path: Path) -> Iterator[Callable[..., UnionIndex]]:
+    """Opens UnionIndexes under tmp_path (short batch delay) and closes them after the test."""
+    opened: list[UnionIndex] = []
+
+    def _open(name: str = "ix", **kwargs: Any) -> UnionIndex:
+        kwargs.setdefault("batch_delay_s", 0.01)
+        ix = UnionIndex.open(tmp_path / name, **kwargs)
+        opened.append(ix)
+        return ix
+
+    yield _open
+    for ix in opened:
+        ix.close(timeout=5)
+
+
+def indexed(ix: UnionIndex, works: list[Work], municipalities: dict[str, str] | None = None) -> UnionIndex:
+    ix.submit(works, municipalities if municipalities is not None else MEMBERS)
+    assert ix.flush(10), ix.stats()
+    assert ix.stats().last_error is None, ix.stats().last_error
+    return ix
+
+
+def ids(ix: UnionIndex, **query: Any) -> list[str]:
+    return [w.work_id for w in ix.search(SearchQuery(**query), limit=500).works]
+
+
+# --- real NDL records ------------------------------------------------------------------------
+
+
+def _ndl_rows() -> list[dict[str, str]]:
+    if not NDL_CSV.is_file():
+        message = f"shared data not found at {NDL_CSV} (expected ../shared/data beside the repository)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with NDL_CSV.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _ndl_record(row: dict[str, str], n: int) -> Record:
+    """One NDL row as a member's record, with one copy at one of three members."""
+    member = list(MEMBERS)[n % 3]
+    availability = Availability.AVAILABLE if n % 2 == 0 else Availability.ON_LOAN
+    return Record(
+        member=member,
+        local_id=row["ndl_bib_id"],
+        title=row["title"],
+        title_reading=row["title_kana"] or None,
+        authors=[a for a in row["authors"].split(" | ") if a],
+        author_readings=[a for a in row["authors_kana"].split(" | ") if a],
+        publisher=row["publisher"] or None,
+        year=parse_year(row["date_statement"]),
+        isbns=[row["isbn"]] if row["isbn"] and isbn_tools.to_isbn13(row["isbn"]) else [],
+        ndc=row["ndc"] or None,
+        jpno=row["jpno"] or None,
+        holdings=[_holding(member, "chuo", availability, "貸出可" if n % 2 == 0 else "貸出中")],
+    )
+
+
+@pytest.fixture(scope="module")
+def ndl_rows() -> list[dict[str, str]]:
+    return _ndl_rows()
+
+
+@pytest.fixture(scope="module")
+def ndl_works(ndl_rows: list[dict[str, str]]) -> list[Work]:
+    clusterer = WorkClusterer()
+    clusterer.add(_ndl_record(row, n) for n, row in enumerate(ndl_rows))
+    return clusterer.works()
+
+
+@pytest.fixture(scope="module")
+def ndl_index(tmp_path_factory: pytest.TempPathFactory, ndl_works: list[Work]) -> Iterator[UnionIndex]:
+    """The real records and 吾輩は猫である, indexed once for the read-only tests."""
+    with UnionIndex.open(tmp_path_factory.mktemp("ndl") / "ix", batch_delay_s=0.01) as ix:
+        yield indexed(ix, [*ndl_works, WAGAHAI])
+
+
+# --- the analyzers ---------------------------------------------------------------------------
+
+
+class TestAnalysis:
+    def test_kanji_bigrams_and_index_time_unigrams(self) -> None:
+        assert terms("電子書籍") == ["電子", "子書", "書籍"]
+        assert terms("電子書籍", mode="index") == ["電", "電子", "子", "子書", "書", "書籍", "籍"]
+
+    def test_single_cjk_character_is_a_unigram(self) -> None:
+        assert terms("猫") == ["猫"]
+
+    def test_latin_words_lowercased_and_runs_split(self) -> None:
+        assert terms("CNNニュース") == ["cnn", "ニユ", "ユー", "ース"]
+        assert terms("Ｍａｃ＆Office") == ["mac", "office"]
+
+    def test_folding_matches_both_ways(self) -> None:
+        assert terms("コンピューター") == terms("コンピュータ") == terms("こんぴゅーた")
+        assert terms("ｿﾌﾄｳｪｱ") == terms("ソフトウェア") == terms("そふとうぇあ")
+
+    def test_cjk_runs_bridge_spaces_and_punctuation_but_not_lines(self) -> None:
+        assert "目漱" in terms("夏目, 漱石", mode="index")
+        assert "イワ" in terms("ワガハイ ワ ネコ", mode="index")
+        assert "目漱" not in terms("夏目\n漱石", mode="index")
+
+    def test_reading_analyzer_drops_long_vowels(self) -> None:
+        assert terms("びーる", drop_long_vowels=True) == terms("ビル", drop_long_vowels=True) == ["ビル"]
+        assert terms("びーる") == ["ビー", "ール"]  # titles keep the medial ー (ビール != ビル)
+
+    def test_query_terms_are_index_terms(self, ndl_rows: list[dict[str, str]]) -> None:
+        """What a query for a whole title asks for is always among what the title indexed."""
+        for row in ndl_rows:
+            for text in (row["title"], row["title_kana"]):
+                assert set(terms(text)) <= set(terms(text, mode="index")), text
+
+
+class TestJapaneseSearch:
+    def test_one_character_query(self, ndl_index: UnionIndex) -> None:
+        assert ids(ndl_index, text="猫") == [WAGAHAI.work_id]
+
+    def test_hiragana_query_finds_kanji_title_through_its_reading(self, ndl_index: UnionIndex) -> None:
+        # 吾輩は猫である has no ネコ in its title; its reading ワガハイ ワ ネコ デ アル has.
+        assert "ネコ" not in terms(WAGAHAI.title, mode="index")
+        assert ids(ndl_index, text="ねこ") == [WAGAHAI.work_id]
+        assert ids(ndl_index, text="ネコ") == [WAGAHAI.work_id]
+        assert ids(ndl_index, text="ねこである") == [WAGAHAI.work_id]  # typed without the spaces
+        assert ids(ndl_index, title="わがはい") == [WAGAHAI.work_id]
+
+    def test_long_vowel_variants_match(self, open_index: Callable[..., UnionIndex], ndl_works: list[Work]) -> None:
+        ix = indexed(open_index(), [*ndl_works, make_work("pc", "はじめてのコンピューター", year=2020)])
+        assert "pc" in ids(ix, text="コンピュータ")
+        # Real NDL titles write コンピュータ; the query with the final ー finds them too.
+        real = {w.work_id for w in ndl_works if "コンピュータ" in w.title}
+        assert len(real) == 2
+        assert real | {"pc"} == set(ids(ix, text="コンピューター"))
+
+    def test_half_width_katakana_matches_full_width(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = indexed(open_index(), [make_work("sw", "ソフトウェア工学の基礎"), make_work("hw", "ハードウェア入門")])
+        assert ids(ix, text="ｿﾌﾄｳｪｱ") == ["sw"]
+        assert ids(ix, text="ソフトウエア 工学") == ["sw"]
+
+    def test_author_and_author_reading(self, ndl_index: UnionIndex) -> None:
+        assert ids(ndl_index, author="夏目漱石") == [WAGAHAI.work_id]
+        assert ids(ndl_index, author="なつめ") == [WAGAHAI.work_id]
+        assert ids(ndl_index, text="漱石 猫") == [WAGAHAI.work_id]
+
+    def test_words_are_anded(self, ndl_index: UnionIndex, ndl_works: list[Work]) -> None:
+        both = set(ids(ndl_index, text="電子書籍 図書館"))
+        assert both
+        assert both <= set(ids(ndl_index, text="電子書籍")) & set(ids(ndl_index, text="図書館"))
+        assert len(both) < len(ids(ndl_index, text="図書館"))
+        assert ids(ndl_index, text="電子書籍 猫") == []
+
+    def test_year_filter(self, ndl_index: UnionIndex, ndl_works: list[Work]) -> None:
+        expected = {w.work_id for w in ndl_works if w.year == 2013 and "電子書籍" in w.title}
+        assert expected
+        found = ndl_index.search(SearchQuery(text="電子書籍", year=2013), limit=100).works
+        assert expected <= {w.work_id for w in found}
+        assert {w.work["year"] for w in found} == {2013}
+
+    def test_unsearchable_query_gives_nothing(self, ndl_index: UnionIndex) -> None:
+        result = ndl_index.search(SearchQuery(text="・・・ ："))
+        assert result.works == [] and result.total == 0
+
+
+class TestIsbn:
+    def test_isbn_13_and_10(self, ndl_index: UnionIndex, ndl_works: list[Work]) -> None:
+        work = next(w for w in ndl_works if w.isbns)
+        isbn13 = work.isbns[0]
+        isbn10 = isbn_tools.to_isbn10(isbn13)
+        assert isbn10 is not None
+        for value in (isbn13, isbn10, f"{isbn13[:3]}-{isbn13[3]}-{isbn13[4:12]}-{isbn13[12]}"):
+            assert ids(ndl_index, isbn=value) == [work.work_id]
+
+    def test_isbn_typed_as_text_comes_first(self, ndl_index: UnionIndex) -> None:
+        assert ids(ndl_index, text="4101010013")[0] == WAGAHAI.work_id
+        assert ids(ndl_index, text="978-4-10-101001-4")[0] == WAGAHAI.work_id
+
+
+class TestRanking:
+    def test_exact_title_first(self, open_index: Callable[..., UnionIndex]) -> None:
+        decoys = [
+            make_work("d1", "こころの旅 : こころの旅"),
+            make_work("d2", "こころと体のこころえ"),
+            make_work("d3", "「こころ」を読む"),
+        ]
+        ix = indexed(open_index(), [*decoys, make_work("kokoro", "こころ", title_reading="ココロ")])
+        assert ids(ix, text="こころ")[0] == "kokoro"
+        assert ids(ix, title="ココロ")[0] == "kokoro"
+
+    def test_exact_main_title_first_among_real_records(self, ndl_index: UnionIndex) -> None:
+        # 156 NDL titles contain 電子書籍; one is 電子書籍の制作と販売 : 出版社は、どう作り…
+        found = ndl_index.search(SearchQuery(text="電子書籍の制作と販売"), limit=5).works
+        assert found[0].work["title"].startswith("電子書籍の制作と販売 :")
+        assert found[0].score > 2 * (found[1].score if len(found) > 1 else 0)
+
+    def test_title_outranks_publisher(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = indexed(
+            open_index(),
+            [make_work("pub", "料理の本", publisher="新潮社"), make_work("title", "新潮社の百年", publisher="新潮社")],
+        )
+        assert ids(ix, text="新潮社") == ["title", "pub"]
+
+
+class TestFacets:
+    def test_counts_over_all_matches(self, open_index: Callable[..., UnionIndex]) -> None:
+        a = Work(
+            work_id="a",
+            title="図書館の歴史",
+            year=2003,
+            records=[
+                Record(member="okayama-city", local_id="a1", title="図書館の歴史", ndc="010.2", year=2003,
+                       holdings=[_holding("okayama-city", "chuo", Availability.AVAILABLE, "貸出可")]),
+                Record(member="kurashiki", local_id="a2", title="図書館の歴史", ndc="010.2", year=2003,
+                       holdings=[_holding("kurashiki", "chuo", Availability.ON_LOAN, "貸出中")]),
+            ],
+        )
+        b = make_work("b", "図書館と電子書籍", member="kurashiki", available=False, year=1995, ndc="913.6")
+        c = make_work("c", "学校図書館", member="tamano", available=False)
+        ix = indexed(open_index(), [a, b, c, make_work("x", "関係のない本")])
+        result = ix.search(SearchQuery(text="図書館"), limit=1)
+        assert result.total == 3 and len(result.works) == 1
+        facets = result.facets
+        assert facets is not None
+        assert facets.members == {"kurashiki": 2, "okayama-city": 1, "tamano": 1}
+        assert facets.municipalities == {"倉敷市": 2, "岡山市": 1, "玉野市": 1}
+        assert facets.decades == {1990: 1, 2000: 1}
+        assert facets.ndc_classes == {"0": 1, "9": 1}
+        assert facets.available_now == 1
+        held = ix.search(SearchQuery(text="図書館"), members=["tamano", "okayama-city"])
+        assert {w.work_id for w in held.works} == {"a", "c"} and held.total == 2
+        assert ix.search(SearchQuery(text="図書館"), facets=False).facets is None
+
+    def test_blob_renders_a_result_line(self, ndl_index: UnionIndex) -> None:
+        [hit] = ndl_index.search(SearchQuery(text="吾輩は猫である")).works
+        line = hit.work
+        assert line["title"] == "吾輩は猫である" and line["title_reading"] == "ワガハイ ワ ネコ デ アル"
+        assert line["isbns"] == ["9784101010014"] and line["year"] == 2003 and line["members"] == ["okayama-city"]
+        [branch] = line["holdings"]["okayama-city"]["branches"]
+        assert branch["availability"] == "available" and branch["status_text"] == "貸出可"
+        assert line["holdings"]["okayama-city"]["municipality"] == "岡山市"
+        assert 0 <= hit.age_seconds < 60
+
+    def test_real_records_ndc_classes(self, ndl_index: UnionIndex, ndl_rows: list[dict[str, str]]) -> None:
+        result = ndl_index.search(SearchQuery(text="電子書籍"), limit=1)
+        assert result.facets is not None and result.total >= 150
+        classes = result.facets.ndc_classes
+        assert max(classes, key=classes.__getitem__) == "0"  # 情報科学・図書館 (NDC 0xx)
+        assert set(classes) <= {row["ndc"][:1] for row in ndl_rows if row["ndc"]}
+
+
+class TestWriteBehind:
+    def test_submit_and_search_never_wait_for_a_commit(self, open_index: Callable[..., UnionIndex], ndl_works: list[Work]) -> None:
+        in_commit, release = threading.Event(), threading.Event()
+        slow = {"on": False}
+
+        def slow_commit() -> None:
+            if slow["on"]:
+                in_commit.set()
+                release.wait(10)
+
+        ix = indexed(open_index(before_commit=slow_commit), ndl_works)
+        slow["on"] = True
+        ix.submit([WAGAHAI])
+        assert in_commit.wait(5), "the writer never reached its commit"
+        try:
+            started = time.perf_counter()
+            ix.submit([make_work("later", "後で来た本")])
+            result = ix.search(SearchQuery(text="電子書籍"))
+            elapsed = time.perf_counter() - started
+            assert elapsed < 0.05, f"submit + search took {elapsed * 1000:.1f} ms during a commit"
+            assert result.total >= 150
+            assert ids(ix, text="猫") == []  # a snapshot: the batch being committed is not visible yet
+            assert ix.stats().queue_depth == 1
+        finally:
+            release.set()
+        assert ix.flush(10)
+        assert ids(ix, text="猫") == [WAGAHAI.work_id]
+        assert ids(ix, text="後で来た本") == ["later"]
+
+    def test_full_queue_drops_oldest_batch(self, open_index: Callable[..., UnionIndex]) -> None:
+        in_commit, release = threading.Event(), threading.Event()
+
+        def slow_commit() -> None:
+            in_commit.set()
+            release.wait(10)
+
+        ix = open_index(before_commit=slow_commit, max_queue_batches=2)
+        ix.submit([make_work("w0", "最初の本")])
+        assert in_commit.wait(5)
+        for n in range(1, 5):  # w1 and w2 are dropped, w3 and w4 stay queued
+            ix.submit([make_work(f"w{n}", f"本その{n}")])
+        stats = ix.stats()
+        assert stats.dropped_batches == 2 and stats.queue_depth == 2
+        release.set()
+        assert ix.flush(10)
+        assert {w for n in range(5) for w in ids(ix, text=f"本その{n}")} == {"w3", "w4"}
+
+    def test_batches_are_merged_into_one_commit(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = open_index(batch_delay_s=0.3, batch_size=1000)
+        for n in range(20):
+            ix.submit([make_work(f"w{n}", f"合同の本{n}")])
+        assert ix.flush(10)
+        stats = ix.stats()
+        assert stats.committed_batches == 20 and stats.commits == 1 and stats.doc_count == 20
+
+    def test_seen_again_merges_members(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = indexed(open_index(), [make_work("w", "銀河鉄道の夜", member="okayama-city")])
+        indexed(ix, [make_work("w", "銀河鉄道の夜", member="kurashiki", available=False)])
+        [hit] = ix.search(SearchQuery(text="銀河鉄道")).works
+        assert set(hit.work["members"]) == {"okayama-city", "kurashiki"}
+        assert ix.stats().doc_count == 1
+
+
+class TestBounds:
+    def test_size_bound_evicts_least_recently_updated(self, open_index: Callable[..., UnionIndex]) -> None:
+        now = [1_800_000_000.0]
+        ix = open_index(max_works=10, clock=lambda: now[0])
+        for start in range(0, 15, 5):
+            indexed(ix, [make_work(f"w{n:02d}", f"蔵書{n:02d} 共通") for n in range(start, start + 5)])
+            now[0] += 60
+        stats = ix.stats()
+        assert stats.doc_count <= 10 and stats.evicted >= 5
+        kept = set(ids(ix, text="共通"))
+        assert {f"w{n:02d}" for n in range(10, 15)} <= kept
+        assert not kept & {f"w{n:02d}" for n in range(5)}
+
+    def test_age_bound(self, open_index: Callable[..., UnionIndex]) -> None:
+        now = [1_800_000_000.0]
+        ix = indexed(open_index(max_age_days=30, clock=lambda: now[0]), [make_work("old", "古い本")])
+        now[0] += 31 * 86400
+        indexed(ix, [make_work("new", "新しい本")])
+        assert ids(ix, text="本") == ["new"]
+        assert ix.stats().evicted == 1
+
+    def test_idle_sweep_removes_aged_works(self, open_index: Callable[..., UnionIndex]) -> None:
+        now = [1_800_000_000.0]
+        ix = indexed(open_index(max_age_days=1, evict_interval_s=0.05, clock=lambda: now[0]), [make_work("w", "本")])
+        now[0] += 2 * 86400
+        deadline = time.monotonic() + 5
+        while ix.stats().doc_count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ix.stats().doc_count == 0
+
+
+class TestPersistence:
+    def test_reopen_non_empty_index(self, tmp_path: Path, ndl_works: list[Work]) -> None:
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+            indexed(ix, [*ndl_works, WAGAHAI])
+            before = ix.search(SearchQuery(text="電子書籍"), limit=5)
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+            assert ix.stats().doc_count == len(ndl_works) + 1
+            after = ix.search(SearchQuery(text="電子書籍"), limit=5)
+            assert [w.work_id for w in after.works] == [w.work_id for w in before.works]
+            assert after.total == before.total
+            indexed(ix, [make_work("added", "再開後の本")])
+            assert ids(ix, text="再開後") == ["added"]
+
+    def test_second_owner_is_refused(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
+        open_index()
+        with pytest.raises(UnionIndexError, match="in use"):
+            UnionIndex.open(tmp_path / "ix", lock_timeout_s=0.1)
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from broker.models import Work
+    from index.store import UnionIndex
+
+    path, mode = Path(sys.argv[1]), sys.argv[2]
+    state = {"committed": False}
+
+    def hook():
+        if mode == "in-commit" and state["committed"]:
+            print("in-commit", flush=True)
+            time.sleep(60)
+
+    def works(start, n):
+        return [Work(work_id=f"k{i}", title=f"耐障害性試験の本 第{i}巻", authors=["試験, 太郎"]) for i in range(start, start + n)]
+
+    ix = UnionIndex.open(path, batch_delay_s=0.01, before_commit=hook)
+    ix.submit(works(0, 50))
+    assert ix.flush(30)
+    state["committed"] = True
+    print("committed", flush=True)
+    start = 50
+    while True:
+        ix.submit(works(start, 400))
+        start += 400
+        ix.flush(30)
+    """
+)
+
+
+class TestCrashSafety:
+    @pytest.mark.parametrize("when", ["in-commit", "random"])
+    def test_sigkilled_writer_leaves_a_usable_index(self, tmp_path: Path, when: str) -> None:
+        script = tmp_path / "writer.py"
+        script.write_text(_KILLED_WRITER)
+        path = tmp_path / "ix"
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        child = subprocess.Popen(
+            [sys.executable, str(script), str(path), when], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "committed"
+            if when == "in-commit":
+                assert child.stdout.readline().strip() == "in-commit"  # lock held, segment half written
+            else:
+                time.sleep(random.uniform(0.05, 1.5))  # lands in add_document, the commit or between
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+
+        with UnionIndex.open(path, batch_delay_s=0.01, lock_timeout_s=2) as ix:
+            # The dead writer's pool directory, temp TOC and unfinished segment files are gone.
+            assert not (path / "MAIN.tmp").exists()
+            assert {f.suffix for f in path.iterdir()} <= {".seg", ".toc", ".json", ""}, sorted(path.iterdir())
+            assert ids(ix, text="耐障害性試験 第0巻") == ["k0"]
+            count = ix.stats().doc_count
+            assert count >= 50 and (count - 50) % 400 == 0  # whole batches only
+            assert ix.search(SearchQuery(text="耐障害性試験")).total == count
+            indexed(ix, [make_work("after", "復旧後の本")])
+            assert ids(ix, text="復旧後") == ["after"]
+            assert ix.stats().doc_count == count + 1
+
+
+class TestDamage:
+    def test_path_is_a_file(self, tmp_path: Path) -> None:
+        (tmp_path / "ix").write_text("not an index")
+        with pytest.raises(UnionIndexError, match="not a directory"):
+            UnionIndex.open(tmp_path / "ix")
+
+    def test_foreign_directory(self, tmp_path: Path) -> None:
+        (tmp_path / "ix").mkdir()
+        (tmp_path / "ix" / "notes.txt").write_text("mine")
+        with pytest.raises(UnionIndexError, match="not a Yokodan union index"):
+            UnionIndex.open(tmp_path / "ix")
+
+    def _built(self, tmp_path: Path) -> Path:
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+            indexed(ix, [WAGAHAI, make_work("w", "壊れる前の本")])
+        return tmp_path / "ix"
+
+    def test_garbage_toc(self, tmp_path: Path) -> None:
+        path = self._built(tmp_path)
+        [toc] = path.glob("_MAIN_*.toc")
+        toc.write_bytes(b"\x00garbage" * 10)
+        with pytest.raises(UnionIndexError, match="unreadable"):
+            UnionIndex.open(path)
+
+    def test_truncated_segment(self, tmp_path: Path) -> None:
+        path = self._built(tmp_path)
+        for segment in path.glob("MAIN_*.seg"):
+            segment.write_bytes(segment.read_bytes()[:40])
+        with pytest.raises(UnionIndexError, match="unreadable"):
+            UnionIndex.open(path)
+
+    def test_other_schema_version(self, tmp_path: Path) -> None:
+        path = self._built(tmp_path)
+        (path / "yokodan-union-index.json").write_text('{"schema_version": 0}')
+        with pytest.raises(UnionIndexError, match="schema version"):
+            UnionIndex.open(path)
