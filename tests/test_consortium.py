@@ -164,7 +164,7 @@ def test_with_base_url_returns_a_copy(okayama: Consortium) -> None:
     moved = okayama.with_base_url("http://sandbox.test:9000/")
     assert moved.endpoint_for("misaki-town") == "http://sandbox.test:9000/misaki-town/sru"
     assert moved.endpoint_for("maniwa-city") == "http://sandbox.test:9000/maniwa-city/opac/"
-    assert okayama.endpoint_for("maniwa-city") == "http://127.0.0.1:8410/maniwa-city/sru"
+    assert okayama.endpoint_for("maniwa-city") == "http://127.0.0.1:8410/maniwa-city/opac/"
     with pytest.raises(ValueError, match="http"):
         okayama.with_base_url("ftp://example.org")
 
