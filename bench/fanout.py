@@ -10,7 +10,12 @@ side in one run (these machines are shared and noisy, so compare ratios):
   ingest    parse + map CPU per record alone, on the same bodies, without the network
   search/s  completed searches per second at a few concurrency levels
 
+With --families, the same search runs against 12 members of each connector family
+(SRU with 852 or 952 holdings, HTML OPAC tos/Shift_JIS and wopc/JSF, Koha-style REST,
+NDL-style OpenSearch) and prints the broker's CPU per record for each, side by side.
+
 Usage: python3 bench/fanout.py [--members 12 60] [--records 20] [--latency-ms 200] [--rounds 15]
+       python3 bench/fanout.py --families [--rounds 5]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from broker.consortium import Consortium  # noqa: E402
 from broker.merge import default_clusterer  # noqa: E402
 from broker.models import SearchQuery, TargetSettings  # noqa: E402
 from broker.search import SearchService  # noqa: E402
@@ -40,15 +46,30 @@ from sandbox.spec import SandboxBranch, SandboxMember  # noqa: E402
 QUERY = SearchQuery(text="の", page_size=20)
 
 
-def member_specs(count: int, latency_ms: float) -> list[SandboxMember]:
+# family -> (sandbox protocol, protocol options, holdings field, endpoint path, connector kind, connector options)
+FAMILIES: dict[str, tuple[str, dict[str, str], str, str, str, dict[str, object]]] = {
+    "sru-852": ("sru", {}, "852", "sru", "sru", {}),
+    "sru-952": ("sru", {}, "952", "sru", "sru", {}),
+    "html-tos": ("html_opac", {"style": "tos"}, "852", "opac/", "html_opac", {"profile": "tos"}),
+    "html-wopc": ("html_opac", {"style": "wopc"}, "852", "opac/", "html_opac", {"profile": "wopc"}),
+    "ils-rest": ("ils_rest", {}, "852", "api/v1", "ils_rest", {}),
+    "opensearch": ("opensearch", {}, "852", "opensearch", "opensearch", {}),
+}
+
+
+def member_specs(count: int, latency_ms: float, family: str | None = None) -> list[SandboxMember]:
+    protocol, options, field, _, _, _ = FAMILIES[family] if family else ("sru", {}, "", "", "", {})
     return [
         SandboxMember(
             id=f"m{i:02d}",
             name=f"Member {i}",
             branches=[SandboxBranch(id=f"m{i:02d}/b{j}", name=f"分館{j}", code=f"B{j}") for j in range(3)],
-            holdings_field="852" if i % 2 else "952",
+            holdings_field=field or ("852" if i % 2 else "952"),
+            status_style="tos" if protocol == "html_opac" else "standard",
             latency_ms=latency_ms,
             catalogue_share=0.6,
+            protocol=protocol,  # type: ignore[arg-type]
+            protocol_options=options,
         )
         for i in range(count)
     ]
@@ -57,8 +78,9 @@ def member_specs(count: int, latency_ms: float) -> list[SandboxMember]:
 class SandboxProcess:
     """`python -m sandbox` in a child process, ready when it prints READY <url>."""
 
-    def __init__(self, members: list[SandboxMember]) -> None:
+    def __init__(self, members: list[SandboxMember], family: str | None = None) -> None:
         self.members = members
+        self.family = family
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
 
@@ -86,25 +108,42 @@ class SandboxProcess:
             self.proc.wait(timeout=10)
 
     def settings(self, member: SandboxMember) -> TargetSettings:
+        _, _, _, path, kind, options = FAMILIES[self.family] if self.family else ("", {}, "", "sru", "sru", {})
         return TargetSettings(
             member=member.id,
-            kind="sru",
-            endpoint=f"{self.base_url}/{member.id}/sru",
+            kind=kind,
+            endpoint=f"{self.base_url}/{member.id}/{path}",
+            options=options,
             timeout_s=30,
             max_records=100,
             branch_codes={b.code: b.id for b in member.branches} | {b.name: b.id for b in member.branches},
         )
 
 
-class _Consortium:
-    """Just enough of broker.consortium.Consortium for SearchService."""
-
-    def __init__(self, sandbox: SandboxProcess) -> None:
-        self._settings = {m.id: sandbox.settings(m) for m in sandbox.members}
-        self.members = [type("M", (), {"id": m.id}) for m in sandbox.members]
-
-    def target_settings(self, member_id: str) -> TargetSettings:
-        return self._settings[member_id]
+def bench_consortium(sandbox: SandboxProcess) -> Consortium:
+    """A real, validated consortium whose members are the sandbox process's members."""
+    members = []
+    for member in sandbox.members:
+        settings = sandbox.settings(member)
+        members.append(
+            {
+                "id": member.id,
+                "name": member.name,
+                "municipality": "ベンチ町",
+                "connector": {
+                    "kind": settings.kind, "endpoint": settings.endpoint, "timeout_s": settings.timeout_s,
+                    "max_records": settings.max_records, "options": settings.options,
+                },
+                "branches": [
+                    {
+                        "id": b.id, "name": b.name, "municipality": "ベンチ町", "codes": [b.code],
+                        "pickup_point": True, "accepts_returns": True, "coordinates_note": "benchmark branch",
+                    }
+                    for b in member.branches
+                ],
+            }
+        )
+    return Consortium.model_validate({"id": "bench", "name": "bench", "kind": "mutual_use", "members": members})
 
 
 async def one_search(service: SearchService, query: SearchQuery) -> tuple[float, int]:
@@ -120,7 +159,7 @@ async def one_search(service: SearchService, query: SearchQuery) -> tuple[float,
 async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, rounds: int) -> dict[str, float]:
     query = QUERY.model_copy(update={"page_size": records})
     async with HttpClient() as http:
-        service = SearchService(_Consortium(sandbox), http, clusterer_factory=default_clusterer)  # type: ignore[arg-type]
+        service = SearchService(bench_consortium(sandbox), http, clusterer_factory=default_clusterer)
         await one_search(service, query)  # warm the connections, as a running broker has them
         walls: list[float] = []
         cpu_start = time.process_time()
@@ -169,13 +208,43 @@ async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, roun
     }
 
 
+async def family_cpu(sandbox: SandboxProcess, records: int, rounds: int) -> tuple[float, float, float]:
+    """(CPU µs per record, records per search, median wall ms) for one family's members."""
+    query = QUERY.model_copy(update={"page_size": records})
+    async with HttpClient() as http:
+        service = SearchService(bench_consortium(sandbox), http, clusterer_factory=default_clusterer)
+        await one_search(service, query)
+        walls: list[float] = []
+        got = 0
+        cpu_start = time.process_time()
+        for _ in range(rounds):
+            wall, n = await one_search(service, query)
+            walls.append(wall)
+            got += n
+        cpu = time.process_time() - cpu_start
+    return cpu / max(got, 1) * 1e6, got / rounds, statistics.median(walls)
+
+
+def families(rounds: int, records: int) -> None:
+    print(f"per-family broker CPU, 12 members x up to {records} records, {rounds} rounds, 0 ms member latency")
+    print(f"{'family':<12} {'cpu/rec':>9} {'rec/search':>10} {'wall':>9}")
+    for family in FAMILIES:
+        with SandboxProcess(member_specs(12, 0.0, family), family) as sandbox:
+            cpu_us, per_search, wall = asyncio.run(family_cpu(sandbox, records, rounds))
+        print(f"{family:<12} {cpu_us:>7.1f}µs {per_search:>10.0f} {wall:>7.1f}ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, nargs="+", default=[12, 60])
     parser.add_argument("--records", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[200.0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--families", action="store_true", help="compare connector families instead")
     args = parser.parse_args()
+    if args.families:
+        families(args.rounds, args.records)
+        return
     print(f"fan-out benchmark: {args.records} records per member, {args.rounds} rounds, median figures")
     header = (
         f"{'members':>7} {'latency':>8} {'wall':>8} {'p90':>8} {'overhead':>14} {'rec/search':>10} "

@@ -81,10 +81,10 @@ async def test_a_failing_member_costs_only_its_own_status(
     assert len({r.member for w in outcome.works for r in w.records}) >= 6
 
 
-async def test_huge_body_is_cut_at_the_cap(okayama_sandbox: SandboxedConsortium) -> None:
-    okayama_sandbox.host.set_faults("misaki-town", FaultConfig(huge_body_mb=3))
-    async with HttpClient(max_body_bytes=1024 * 1024) as small_cap:
-        outcome = await SearchService(okayama_sandbox.consortium, small_cap).search(SearchQuery(author="夏目漱石"))
+async def test_a_50_mb_body_is_cut_at_the_cap(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
+    """A 50 MB answer is refused at the default 8 MB cap while streaming, never buffered whole."""
+    okayama_sandbox.host.set_faults("misaki-town", FaultConfig(huge_body_mb=50))
+    outcome = await SearchService(okayama_sandbox.consortium, http).search(SearchQuery(author="夏目漱石"))
     statuses = {s.member: s for s in outcome.statuses}
     assert (statuses["misaki-town"].state, statuses["misaki-town"].reason) == (TargetState.ERROR, "too_large")
     assert statuses["okayama-city"].state is TargetState.OK
