@@ -102,7 +102,7 @@ class JapaneseTokenizer(Tokenizer):
     def __hash__(self) -> int:
         return hash((self.__class__.__name__, self.unigrams, self.drop_long_vowels))
 
-    def __call__(  # noqa: PLR0913 - whoosh's tokenizer protocol
+    def __call__(
         self,
         value: str,
         positions: bool = False,
@@ -174,11 +174,11 @@ class JapaneseTokenizer(Tokenizer):
             offset += 1
 
 
-def JapaneseAnalyzer(*, unigrams: bool = True) -> JapaneseTokenizer:  # noqa: N802 - whoosh's naming
+def JapaneseAnalyzer(*, unigrams: bool = True) -> JapaneseTokenizer:
     """Titles, authors (unigrams=True), publishers (False): fold + CJK bigrams + Latin words."""
     return JapaneseTokenizer(unigrams=unigrams)
 
 
-def ReadingAnalyzer() -> JapaneseTokenizer:  # noqa: N802
+def ReadingAnalyzer() -> JapaneseTokenizer:
     """Katakana readings (ヨミ): fold + bigrams, no unigrams, every ー dropped on both sides."""
     return JapaneseTokenizer(unigrams=False, drop_long_vowels=True)

@@ -12,9 +12,16 @@ touching the broker.
 Writes are write-behind (ARCHITECTURE.md: "never on the request's critical path"):
 `submit` appends the caller's Works to a bounded in-memory queue and returns; one writer
 thread drains it in batches (size or age threshold), turns each Work into a document,
-`update_document`s it by work_id and commits once per batch. When the queue is full the
-oldest batch is dropped and counted: the index is a cache, losing a batch only costs a
-later miss, while blocking would stall a search.
+replaces it by work_id (what `update_document` does, but we look the old document up
+anyway to merge it, so we delete that docnum and add, saving a second lookup) and commits
+once per batch. When the queue is full the oldest batch is dropped and counted: the index
+is a cache, losing a batch only costs a later miss, while blocking would stall a search.
+
+whoosh writes are pure Python (MEASUREMENTS.md's figures were for small documents; ours
+carry five analysed fields): ~1-2 ms of CPU per work to index, ~2 ms per work per merge,
+so a batch of 100 works costs the writer ~0.5 s. The thread is off the request path but
+holds the GIL while it works; see bench/union_index.py for search latency during a commit.
+Segments are kept few by `_log_merge` (whoosh's default policy never merges them).
 
 Reads never wait for the writer. whoosh searchers are snapshot readers over immutable
 segment files; a commit writes new segments and atomically renames a new TOC into place.
@@ -40,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import re
 import shutil
@@ -50,15 +58,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from whoosh import fields, query, sorting
 from whoosh.columns import VarBytesColumn
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, clean_files
+from whoosh.reading import EmptyReader, SegmentReader
 from whoosh.scoring import BM25F
-from whoosh.reading import EmptyReader
 from whoosh.searching import Searcher
 
 from broker import isbn as isbn_tools
@@ -97,6 +105,10 @@ EXACT_TITLE_BOOST = 60.0
 # An ISBN typed into the free-text box: that work first, whatever else matches.
 ISBN_BOOST = 200.0
 
+_READING_FIELDS = frozenset({"title_reading", "author_reading"})
+_NOT_FOR_KANA = frozenset({"author", "publisher"})
+_KANA_ONLY = re.compile("[\u3041-\u30fa\u30fc-\u30ff\uff66-\uff9f]+")
+_HAS_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3005-\u3007]")
 _SEP = "\x1f"  # joins facet keys in the facet column: never in a member id or a name
 _NDC = re.compile(r"\s*([0-9]{1,3}(?:\.[0-9]+)?|[A-Za-z])")
 # Ranking of a branch's copies: the most useful one speaks for the branch.
@@ -156,6 +168,7 @@ class CachedResult:
 @dataclass(frozen=True, slots=True)
 class IndexStats:
     doc_count: int
+    segments: int  # whoosh segments; every query pays per segment (see _log_merge)
     last_commit_at: float | None  # epoch seconds
     last_commit_ms: float | None
     queue_depth: int  # batches waiting
@@ -200,6 +213,84 @@ def _schema() -> fields.Schema:
     )
 
 
+# --- segments ----------------------------------------------------------------------
+
+# whoosh's default MERGE_SMALL only merges segments of a few documents (its Fibonacci test
+# compares cumulative counts against fib(i+5)), so every batch commit left one more segment
+# behind and a query pays per segment (~1.5 ms each at 30k works: term lookups in every
+# field of every segment). A log-structured policy instead: segments are levelled by size
+# (level 0 below MERGE_MIN_DOCS, then one level per factor MERGE_FACTOR) and a level
+# holding MERGE_FACTOR segments is merged into one of the next level. Each work is rewritten
+# about once per level (4 levels up to 200k works); whoosh merges cost ~2 ms per work, so
+# this trades ~8 ms of writer CPU per work over its life for a bounded segment count
+# (at most MERGE_FACTOR-1 per level). A segment with a third of its documents deleted
+# (updated or evicted works) is rewritten too, to drop them.
+MERGE_FACTOR = 6
+MERGE_MIN_DOCS = 200
+EXPUNGE_DELETED_RATIO = 1 / 3
+
+
+def _merge_level(live_docs: int) -> int:
+    if live_docs < MERGE_MIN_DOCS:
+        return 0
+    return 1 + int(math.log(live_docs / MERGE_MIN_DOCS, MERGE_FACTOR))
+
+
+def _log_merge(writer: Any, segments: list[Any]) -> list[Any]:
+    """A whoosh `mergetype`: merge full levels and deletion-heavy segments; keep the rest."""
+    levels: dict[int, list[Any]] = {}
+    to_merge: list[Any] = []
+    for segment in segments:
+        total = segment.doc_count_all()
+        if total and segment.deleted_count() / total >= EXPUNGE_DELETED_RATIO:
+            to_merge.append(segment)
+        else:
+            levels.setdefault(_merge_level(segment.doc_count()), []).append(segment)
+    unchanged: list[Any] = []
+    for level_segments in levels.values():
+        (to_merge if len(level_segments) >= MERGE_FACTOR else unchanged).extend(level_segments)
+    for segment in to_merge:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        writer.add_reader(reader)
+        reader.close()
+    return unchanged
+
+
+# --- query helpers -------------------------------------------------------------------
+
+
+class _NoMatch(Exception):
+    """A required query word has terms, but no field holds them all."""
+
+
+_PRESENCE_CACHE_SIZE = 1 << 16
+
+
+def _term_presence(searcher: Searcher) -> Callable[[str, str], bool]:
+    """`present(field, text)`: is the term in this snapshot's lexicon? Cached per searcher.
+
+    Searchers are per thread and snapshots never change, so the cache needs no lock and no
+    invalidation (a refreshed searcher is a new object with an empty cache). Deleted
+    documents still count (whoosh keeps their terms until a merge): a false "present" only
+    costs a matcher, never a wrong answer.
+    """
+    cache: dict[tuple[str, str], bool] | None = getattr(searcher, "_yokodan_presence", None)
+    if cache is None:
+        cache = {}
+        searcher._yokodan_presence = cache
+    reader = searcher.reader()
+
+    def present(fieldname: str, text: str) -> bool:
+        found = cache.get((fieldname, text))
+        if found is None:
+            if len(cache) >= _PRESENCE_CACHE_SIZE:
+                cache.clear()
+            found = cache[(fieldname, text)] = reader.doc_frequency(fieldname, text) > 0
+        return found
+
+    return present
+
+
 # --- facets --------------------------------------------------------------------------
 
 
@@ -209,7 +300,15 @@ class _FacetKeysCategorizer(sorting.Categorizer):
     allow_overlap = True
 
     def set_searcher(self, segment_searcher: Searcher, docoffset: int) -> None:
-        self._column = segment_searcher.reader().column_reader("facets", translate=False)
+        # A VarBytesColumn reader loads the whole segment's offset table when it is made
+        # (~4 ms per 10k documents): make it once per segment reader, not once per query.
+        # Segment readers are immutable and outlive refreshes that keep their segment.
+        reader = segment_searcher.reader()
+        column = getattr(reader, "_yokodan_facet_column", None)
+        if column is None:
+            column = reader.column_reader("facets", translate=False)
+            reader._yokodan_facet_column = column
+        self._column = column
 
     def keys_for(self, matcher: object, docid: int) -> list[str]:
         raw = self._column[docid]
@@ -227,7 +326,22 @@ class _FacetKeys(sorting.FacetType):
         return _FacetKeysCategorizer()
 
 
+class _CountAllCategorizer(sorting.Categorizer):
+    """Puts every match in one group: an exact total in the same pass as the scoring.
+
+    (Results.__len__ after a top-N search runs the query a second time.)"""
+
+    def key_for(self, matcher: object, docid: int) -> str:
+        return "*"
+
+
+class _CountAll(sorting.FacetType):
+    def categorizer(self, global_searcher: Searcher) -> _CountAllCategorizer:
+        return _CountAllCategorizer()
+
+
 _FACET = {"f": _FacetKeys()}
+_COUNT_ONLY = {"f": _CountAll()}
 
 
 def _facets_from_counts(counts: dict[str, int]) -> Facets:
@@ -414,14 +528,14 @@ class UnionIndex:
         raise TypeError("use UnionIndex.open(path, ...)")
 
     @classmethod
-    def open(  # noqa: PLR0913 - tuning knobs, all keyword-only with defaults
+    def open(
         cls,
         path: Path,
         *,
         max_works: int = 200_000,
         max_age_days: float = 30,
-        batch_size: int = 500,
-        batch_delay_s: float = 0.5,
+        batch_size: int = 1_000,
+        batch_delay_s: float = 2.0,
         max_queue_batches: int = 64,
         lock_timeout_s: float = 5.0,
         evict_interval_s: float = 3600.0,
@@ -429,6 +543,10 @@ class UnionIndex:
         clock: Callable[[], float] = time.time,
     ) -> UnionIndex:
         """Create or open the index at `path` and start its writer thread.
+
+        The writer commits when `batch_size` works are queued or the oldest has waited
+        `batch_delay_s`: whoosh pays per distinct term per commit (~80 µs each, ~28 new
+        terms per work in a small segment), so fewer, larger commits are much cheaper.
 
         `before_commit` runs in the writer thread with the whoosh write lock held, after a
         batch's documents are added and before the commit (tests slow the writer with it).
@@ -463,6 +581,7 @@ class UnionIndex:
         self._readers: dict[int, _Reader] = {}
         self._readers_lock = threading.Lock()  # the reader registry only; never taken by the writer
 
+        self._segments = 0
         self._doc_count = self._count_docs()
         self._last_commit_at: float | None = None
         self._last_commit_ms: float | None = None
@@ -478,7 +597,7 @@ class UnionIndex:
         self._writer.start()
         return self
 
-    def __enter__(self) -> UnionIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -562,24 +681,19 @@ class UnionIndex:
         the whole query is a title, and ISBN_BOOST for an ISBN typed as text. `query.start`
         (1-based) pages. Facets count every match, not just the page.
         """
-        whoosh_query = self._build_query(query, members)
-        if whoosh_query is None:
-            return CachedResult([], 0, Facets() if facets else None)
         offset = query.start - 1
         searcher = self._searcher()
         now = self._clock()
         try:
-            if facets:
-                results = searcher.search(
-                    whoosh_query, limit=offset + limit, groupedby=_FACET, maptype=sorting.Count
-                )
-                counts = results.groups("f")
-                total = counts.get("*", 0)
-                result_facets: Facets | None = _facets_from_counts(counts)
-            else:
-                results = searcher.search(whoosh_query, limit=offset + limit)
-                total = len(results)
-                result_facets = None
+            whoosh_query = self._build_query(query, members, searcher)
+            if whoosh_query is None:
+                return CachedResult([], 0, Facets() if facets else None)
+            results = searcher.search(
+                whoosh_query, limit=offset + limit, groupedby=_FACET if facets else _COUNT_ONLY, maptype=sorting.Count
+            )
+            counts = results.groups("f")
+            total = counts.get("*", 0)
+            result_facets = _facets_from_counts(counts) if facets else None
             works = [
                 CachedWork(
                     work_id=hit["work_id"],
@@ -598,6 +712,7 @@ class UnionIndex:
             queue_depth, queued_works = len(self._queue), self._queued_works
         return IndexStats(
             doc_count=self._doc_count,
+            segments=self._segments,
             last_commit_at=self._last_commit_at,
             last_commit_ms=self._last_commit_ms,
             queue_depth=queue_depth,
@@ -654,48 +769,75 @@ class UnionIndex:
         """Query-side terms of `text` for one field: the field's own analyzer in query mode."""
         return list(dict.fromkeys(self._schema[fieldname].process_text(text, mode="query")))
 
-    def _word_clause(self, word: str, fieldnames: Sequence[str], *, isbn: bool) -> query.Query | None:
-        """One query word: all its terms in one of the fields (Or over fields, And within)."""
+    def _word_clause(
+        self, word: str, fieldnames: Sequence[str], present: Callable[[str, str], bool], *, isbn: bool
+    ) -> query.Query | None:
+        """One query word: all its terms in one of the fields (Or over fields, And within).
+
+        None when the word has no searchable terms (punctuation, a lone kana); raises
+        _NoMatch when it has terms but no field holds them all (the AND cannot match).
+        """
+        # Each field alternative costs term lookups in every segment and, worse, a posting
+        # walk per matching document (~30 µs of whoosh Python per hit of a 5-field query).
+        # So a word is only looked for where its script can occur:
+        # - with a kanji: not in readings (they are kana and Latin);
+        # - kana only: title and the readings, not author/publisher: an author typed in kana
+        #   is found through author_reading (NDL readings are katakana), and kana bigrams are
+        #   the most frequent terms (さよなら matched 2.7k of 30k works through 5 fields);
+        # and only in fields whose lexicon has every one of its terms (one lookup per term
+        # per segment here saves the matcher's two or three, and usually leaves one field).
+        if _HAS_KANJI.search(word):
+            fieldnames = [f for f in fieldnames if f not in _READING_FIELDS]
+        elif _KANA_ONLY.fullmatch(word):
+            fieldnames = [f for f in fieldnames if f not in _NOT_FOR_KANA]
         alternatives: list[query.Query] = []
+        searchable = False
         for fieldname in fieldnames:
             terms = self._analyse(fieldname, word)
-            if terms:
+            if not terms:
+                continue
+            searchable = True
+            if all(present(fieldname, t) for t in terms):
                 boost = FIELD_BOOSTS[fieldname]
                 parts = [query.Term(fieldname, t, boost=boost) for t in terms]
                 alternatives.append(parts[0] if len(parts) == 1 else query.And(parts))
         if isbn and (isbn13 := isbn_tools.to_isbn13(word)) is not None:
-            alternatives.append(query.Term("isbn", isbn13, boost=ISBN_BOOST))
+            searchable = True
+            if present("isbn", isbn13):
+                alternatives.append(query.Term("isbn", isbn13, boost=ISBN_BOOST))
         if not alternatives:
+            if searchable:
+                raise _NoMatch
             return None
         return alternatives[0] if len(alternatives) == 1 else query.Or(alternatives)
 
-    def _words_clause(self, text: str, fieldnames: Sequence[str], *, isbn: bool = False) -> list[query.Query]:
+    def _words_clause(
+        self, text: str, fieldnames: Sequence[str], present: Callable[[str, str], bool], *, isbn: bool = False
+    ) -> list[query.Query]:
         # Whitespace (incl. the ideographic space) separates words; each is ANDed.
-        clauses = [self._word_clause(w, fieldnames, isbn=isbn) for w in text.replace("\u3000", " ").split()]
-        return [c for c in clauses if c is not None]
+        words = text.replace("\u3000", " ").split()
+        clauses = [self._word_clause(w, fieldnames, present, isbn=isbn) for w in words]
+        found = [c for c in clauses if c is not None]
+        if not found:
+            raise _NoMatch  # nothing searchable in the whole field
+        return found
 
-    def _build_query(self, q: SearchQuery, members: list[str] | None) -> query.Query | None:
+    def _build_query(self, q: SearchQuery, members: list[str] | None, searcher: Searcher) -> query.Query | None:
+        """The whoosh query for `q`, or None when it cannot match anything in this snapshot."""
+        present = _term_presence(searcher)
         required: list[query.Query] = []
         bonus: list[query.Query] = []
-        if q.text:
-            clauses = self._words_clause(q.text, tuple(FIELD_BOOSTS), isbn=True)
-            if not clauses:
-                return None
-            required.extend(clauses)
-            if k := key(q.text):
-                bonus.append(query.Term("exact", k, boost=EXACT_TITLE_BOOST))
-        if q.title:
-            clauses = self._words_clause(q.title, ("title", "title_reading"))
-            if not clauses:
-                return None
-            required.extend(clauses)
-            if k := key(q.title):
-                bonus.append(query.Term("exact", k, boost=EXACT_TITLE_BOOST))
-        if q.author:
-            clauses = self._words_clause(q.author, ("author", "author_reading"))
-            if not clauses:
-                return None
-            required.extend(clauses)
+        try:
+            if q.text:
+                required.extend(self._words_clause(q.text, tuple(FIELD_BOOSTS), present, isbn=True))
+                bonus.append(q.text)
+            if q.title:
+                required.extend(self._words_clause(q.title, ("title", "title_reading"), present))
+                bonus.append(q.title)
+            if q.author:
+                required.extend(self._words_clause(q.author, ("author", "author_reading"), present))
+        except _NoMatch:
+            return None
         if q.isbn:
             required.append(query.Term("isbn", q.isbn, boost=ISBN_BOOST))
         if q.year is not None:
@@ -703,15 +845,20 @@ class UnionIndex:
         if not required:
             return None
         if members is not None:
-            if not members:
-                return None
             # A filter, not a ranking signal: boost 0 adds nothing to the score, and as a
             # conjunct it is evaluated lazily (skipping), unlike whoosh's `filter=` docset.
-            member_terms = [query.Term("members", m, boost=0.0) for m in dict.fromkeys(members)]
+            member_terms = [query.Term("members", m, boost=0.0) for m in dict.fromkeys(members) if present("members", m)]
+            if not member_terms:
+                return None
             required.append(member_terms[0] if len(member_terms) == 1 else query.Or(member_terms))
         main = required[0] if len(required) == 1 else query.And(required)
-        if bonus:
-            return query.AndMaybe(main, bonus[0] if len(bonus) == 1 else query.Or(bonus))
+        exact = [
+            query.Term("exact", k, boost=EXACT_TITLE_BOOST)
+            for k in dict.fromkeys(key(text) for text in bonus)
+            if k and present("exact", k)
+        ]
+        if exact:
+            return query.AndMaybe(main, exact[0] if len(exact) == 1 else query.Or(exact))
         return main
 
     # --- the writer thread -------------------------------------------------------------
@@ -791,7 +938,7 @@ class UnionIndex:
             aged = writer.delete_by_query(aged_query)
             if self._before_commit is not None:
                 self._before_commit()
-            writer.commit()
+            writer.commit(mergetype=_log_merge)
         except BaseException:
             writer.cancel()
             raise
@@ -817,7 +964,7 @@ class UnionIndex:
             oldest = heapq.nsmallest(excess, ((updated[d], d) for d in reader.all_doc_ids()))
             for _, docnum in oldest:
                 writer.delete_document(docnum)
-            writer.commit()
+            writer.commit(mergetype=_log_merge)
         except BaseException:
             writer.cancel()
             raise
@@ -836,7 +983,7 @@ class UnionIndex:
             if not aged:
                 writer.cancel()
                 return
-            writer.commit()
+            writer.commit(mergetype=_log_merge)
         except BaseException:
             writer.cancel()
             raise
@@ -852,7 +999,10 @@ class UnionIndex:
         self._generation += 1  # readers refresh on their next search
 
     def _count_docs(self) -> int:
-        return self._ix.doc_count()  # from the TOC's segment list: no segment is opened
+        # From the TOC's segment list: no segment is opened.
+        segments = self._ix._segments()  # whoosh has no public accessor; FileIndex keeps it stable
+        self._segments = len(segments)
+        return sum(segment.doc_count() for segment in segments)
 
 
 # --- opening, locking, damage --------------------------------------------------------

@@ -26,7 +26,7 @@ from broker import isbn as isbn_tools
 from broker.models import Availability, Holding, Record, SearchQuery, Work
 from index.analysis import terms
 from index.dedup import WorkClusterer
-from index.store import UnionIndex, UnionIndexError
+from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError
 from index.years import parse_year
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -371,6 +371,14 @@ class TestWriteBehind:
         assert ix.flush(10)
         stats = ix.stats()
         assert stats.committed_batches == 20 and stats.commits == 1 and stats.doc_count == 20
+
+    def test_segments_stay_few_under_many_small_commits(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = open_index()
+        for n in range(15):
+            indexed(ix, [make_work(f"w{n}", f"小さな本{n}")])
+            assert ix.stats().segments <= MERGE_FACTOR
+        assert ix.stats().doc_count == 15 and ix.stats().commits == 15
+        assert len(ids(ix, text="小さな本")) == 15
 
     def test_seen_again_merges_members(self, open_index: Callable[..., UnionIndex]) -> None:
         ix = indexed(open_index(), [make_work("w", "銀河鉄道の夜", member="okayama-city")])
