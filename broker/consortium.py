@@ -51,7 +51,7 @@ __all__ = [
     "normalise_phone",
 ]
 
-# Shipped consortium files sit beside the packages (repo layout /work/main/{broker,consortia});
+# Shipped consortium files sit beside the packages (repo layout <repo>/{broker,consortia});
 # the sys.prefix path is where a wheel would put them as data files.
 _CONSORTIA_CANDIDATES = (
     Path(__file__).resolve().parents[1] / "consortia",
