@@ -1,9 +1,9 @@
-"""Turning a well-formed SRU answer into the misbehaviour a `FaultConfig` asks for.
+"""The misbehaviour a member's `FaultConfig` asks for, shared by every protocol's server.
 
-The server first decides *whether* to answer (delay, hang, forced status,
-random 500s: see `sandbox.sru_server`); this module decides *how the body
-goes out*: replaced (entity bomb), damaged (truncated, mis-encoded),
-inflated (huge, streamed) or dripped slowly.
+`before_answer` decides *whether* a member answers at all (delay, hang, forced
+status, random 500s); `deliver` decides *how the body goes out*: replaced
+(entity bomb), damaged (truncated, mis-encoded), inflated (huge, streamed) or
+dripped slowly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from typing import TYPE_CHECKING
+
 from sandbox.spec import FaultConfig
+
+if TYPE_CHECKING:
+    from sandbox.member import MemberSystem
 
 XML_CONTENT_TYPE = "text/xml"
 _DRIP_INTERVAL_S = 0.05
@@ -44,6 +49,34 @@ def error_page(status: int) -> web.Response:
         reason = "Error"
     body = f"<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
     return web.Response(status=status, text=body, content_type="text/html")
+
+
+async def before_answer(system: MemberSystem) -> web.Response | None:
+    """Apply the member's latency and request-level faults; an error page to send instead, or None."""
+    if (delay := system.delay_s()) > 0:
+        await asyncio.sleep(delay)
+    faults = system.faults
+    if faults.hang:
+        await asyncio.Event().wait()  # never set: only the client giving up (or shutdown) ends this
+    if faults.http_status is not None:
+        return error_page(faults.http_status)
+    if system.roll_error():
+        return error_page(500)
+    return None
+
+
+async def lose_answer(request: web.Request, mode: str | None) -> None:
+    """A hold was placed; now lose the answer the way a proxy or a crashed worker would.
+
+    `mode` is a member's `protocol_options["lose_hold_answer"]`: "hang" never answers,
+    "drop" cuts the connection; anything else answers normally.
+    """
+    if mode not in ("hang", "drop"):
+        return
+    if mode == "drop" and request.transport is not None:
+        request.transport.abort()  # the client sees the connection cut before any answer
+    # Never set: the client giving up, the cut connection (handler cancellation) or shutdown ends this.
+    await asyncio.Event().wait()
 
 
 def _truncated(body: bytes) -> bytes:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from sandbox.accounts import Refusal
 from sandbox.cql import CQLError
-from sandbox.faults import error_page
+from sandbox.faults import before_answer, error_page
 from sandbox.html_state import OpacState
 from sandbox.html_style import OpacStyle, Operation
 from sandbox.html_tos import TosStyle
@@ -104,15 +104,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     operation = style.pages.get(request.match_info["page"])
     if operation is None:
         return error_page(404)
-    if (delay := system.delay_s()) > 0:
-        await asyncio.sleep(delay)
+    if (refusal := await before_answer(system)) is not None:
+        return refusal
     faults = system.faults
-    if faults.hang:
-        await asyncio.Event().wait()  # only the client giving up (or shutdown) ends this
-    if faults.http_status is not None:
-        return error_page(faults.http_status)
-    if system.roll_error():
-        return error_page(500)
     params = await _params(request, style.codec)
     opac = _Request(request, system, state, style, params, request.cookies.get(style.session_cookie))
     answer = await _OPERATIONS[operation](opac)

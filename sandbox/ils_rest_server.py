@@ -30,7 +30,7 @@ from aiohttp import web
 from broker.models import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold, SandboxPatron
 from sandbox.cql import CQLError
-from sandbox.faults import error_page
+from sandbox.faults import before_answer, lose_answer
 from sandbox.holdings import Copy, HeldWork
 from sandbox.member import MemberSystem
 from sandbox.spec import FaultConfig
@@ -83,7 +83,6 @@ Handler = Callable[[web.Request, MemberSystem], Awaitable[_Answer]]
 
 def add_routes(app: web.Application) -> None:
     app[ACCESS_LOG] = deque(maxlen=_ACCESS_LOG_SIZE)
-    narrow_pickup_points(app, PROTOCOL)
     base = "/{member_id}/api/v1"
     app.router.add_get(f"{base}/biblios", _endpoint(_biblios))
     app.router.add_get(f"{base}/biblios/{{biblio_id}}/items", _endpoint(_items))
@@ -105,15 +104,9 @@ def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
         system = request.app[MEMBERS].get(request.match_info["member_id"])
         if system is None or system.spec.protocol != PROTOCOL:
             return _json(404, {"error": "Not found", "error_code": "not_found"})
-        if (delay := system.delay_s()) > 0:
-            await asyncio.sleep(delay)
+        if (refusal := await before_answer(system)) is not None:
+            return refusal
         faults = system.faults
-        if faults.hang:
-            await asyncio.Event().wait()  # never set: only the client giving up (or shutdown) ends this
-        if faults.http_status is not None:
-            return error_page(faults.http_status)
-        if system.roll_error():
-            return error_page(500)
         try:
             answer = await handler(request, system)
         except Refusal as refusal:
@@ -382,23 +375,6 @@ def _hold_json(system: MemberSystem, hold: SandboxHold) -> dict[str, Any]:
         "cancellation_reason": "EXPIRED" if hold.state is HoldState.EXPIRED else None,
         "idempotency_key": hold.idempotency_key,
     }
-
-
-def narrow_pickup_points(app: web.Application, protocol: str) -> None:
-    """Apply `protocol_options["pickup_codes"]` ("CHUO,KITA") to the ledgers of `protocol`'s members."""
-    for system in app[MEMBERS].values():
-        if system.spec.protocol == protocol and (codes := system.spec.protocol_options.get("pickup_codes")):
-            system.ledger.pickup_codes = {code.strip() for code in codes.split(",") if code.strip()}
-
-
-async def lose_answer(request: web.Request, mode: str | None) -> None:
-    """The hold is placed; now lose the answer the way a proxy or a crashed worker would."""
-    if mode not in ("hang", "drop"):
-        return
-    if mode == "drop" and request.transport is not None:
-        request.transport.abort()  # the client sees the connection cut before any answer
-    # Never set: the client giving up, the cut connection (handler cancellation) or shutdown ends this.
-    await asyncio.Event().wait()
 
 
 # --- answers ---------------------------------------------------------------------------

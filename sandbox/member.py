@@ -48,7 +48,9 @@ class MemberSystem:
         self.spec = spec
         self.held = holdings_for(spec, catalogue, as_of)
         # Patrons and holds, for the protocols that place holds (REST, NCIP, HTML OPAC).
-        self.ledger = HoldLedger(spec.id, self.held, {b.code for b in spec.branches}, as_of)
+        # protocol_options["pickup_codes"] ("CHUO,KITA") narrows the pickup points to some branches.
+        narrowed = {c.strip() for c in spec.protocol_options.get("pickup_codes", "").split(",") if c.strip()}
+        self.ledger = HoldLedger(spec.id, self.held, narrowed or {b.code for b in spec.branches}, as_of)
         self._fields = [search_fields(h) for h in self.held]
         self._records: dict[str, list[bytes | None]] = {
             "marcxml": [None] * len(self.held),

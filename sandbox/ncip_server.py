@@ -19,7 +19,6 @@ Every request line is kept in `app[ACCESS_LOG]`, as on the REST face.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,8 @@ from lxml.builder import ElementMaker
 
 from broker.models import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold
-from sandbox.faults import deliver, error_page
+from sandbox.faults import before_answer, deliver, error_page, lose_answer
 from sandbox.holdings import Copy, HeldWork
-from sandbox.ils_rest_server import lose_answer, narrow_pickup_points
 from sandbox.member import MemberSystem
 from sandbox.sru_server import MEMBERS
 
@@ -116,7 +114,6 @@ class _Context:
 
 def add_routes(app: web.Application) -> None:
     app[ACCESS_LOG] = deque(maxlen=_ACCESS_LOG_SIZE)
-    narrow_pickup_points(app, PROTOCOL)
     app.router.add_post("/{member_id}/ncip", _ncip)
 
 
@@ -125,15 +122,9 @@ async def _ncip(request: web.Request) -> web.StreamResponse:
     system = request.app[MEMBERS].get(request.match_info["member_id"])
     if system is None or system.spec.protocol != PROTOCOL:
         return error_page(404)
-    if (delay := system.delay_s()) > 0:
-        await asyncio.sleep(delay)
+    if (refusal := await before_answer(system)) is not None:
+        return refusal
     faults = system.faults
-    if faults.hang:
-        await asyncio.Event().wait()  # never set: only the client giving up (or shutdown) ends this
-    if faults.http_status is not None:
-        return error_page(faults.http_status)
-    if system.roll_error():
-        return error_page(500)
     options = system.spec.protocol_options
     context = _Context(system, options.get("agency_id", system.id), options.get("status_scheme") == "ncip")
     service, answer = _answer(context, await request.read())

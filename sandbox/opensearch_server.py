@@ -11,13 +11,12 @@ faults of `sandbox.faults.deliver`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
 
 from sandbox.cql import CQLError
-from sandbox.faults import deliver, error_page
+from sandbox.faults import before_answer, deliver, error_page
 from sandbox.member import MemberSystem
 from sandbox.opensearch_rss import rss_item, rss_response
 from sandbox.sru_server import MEMBERS
@@ -79,15 +78,9 @@ async def _opensearch(request: web.Request) -> web.StreamResponse:
     system = request.app[MEMBERS].get(request.match_info["member_id"])
     if system is None or system.spec.protocol != "opensearch":
         return error_page(404)
-    if (delay := system.delay_s()) > 0:
-        await asyncio.sleep(delay)
+    if (refusal := await before_answer(system)) is not None:
+        return refusal
     faults = system.faults
-    if faults.hang:
-        await asyncio.Event().wait()  # never set: only the client giving up (or shutdown) ends this
-    if faults.http_status is not None:
-        return error_page(faults.http_status)
-    if system.roll_error():
-        return error_page(500)
     try:
         body = _answer(request, system)
     except (_BadRequest, CQLError):

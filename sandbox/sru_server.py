@@ -13,7 +13,6 @@ carries `charset=utf-8`.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from pydantic import ValidationError
 
 from sandbox.catalogue import Catalogue
 from sandbox.cql import CQLError
-from sandbox.faults import deliver, error_page
+from sandbox.faults import before_answer, deliver, error_page
 from sandbox.member import MemberSystem
 from sandbox.spec import FaultConfig, SandboxMember
 from sandbox.sru_xml import (
@@ -86,15 +85,9 @@ async def _sru(request: web.Request) -> web.StreamResponse:
     if system is None:
         return error_page(404)  # Zebra: any database name it does not serve
     params = await _parameters(request)
-    if (delay := system.delay_s()) > 0:
-        await asyncio.sleep(delay)
+    if (refusal := await before_answer(system)) is not None:
+        return refusal
     faults = system.faults
-    if faults.hang:
-        await asyncio.Event().wait()  # never set: only the client giving up (or shutdown) ends this
-    if faults.http_status is not None:
-        return error_page(faults.http_status)
-    if system.roll_error():
-        return error_page(500)
     return await deliver(request, _answer(system, params, request.host), faults)
 
 
