@@ -410,6 +410,7 @@ class Consortium(_Model):
             timeout_s=c.timeout_s,
             max_records=c.max_records,
             branch_codes=m.branch_labels(),
+            member_codes={b.id: b.codes[0] for b in m.branches if b.codes},
             status_words=dict(c.status_words),
             options=dict(c.options),
         )

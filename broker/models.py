@@ -264,6 +264,8 @@ class TargetSettings(BaseModel):
     max_records: int = Field(default=20, ge=1, le=100)
     # Location label or code as the member sends it -> the consortium's branch id.
     branch_codes: dict[str, str] = Field(default_factory=dict)
+    # The other way: consortium branch id -> the code the member expects in requests (pickup library).
+    member_codes: dict[str, str] = Field(default_factory=dict)
     # Member-specific status words that override the shared vocabulary.
     status_words: dict[str, Availability] = Field(default_factory=dict)
     # Family-specific options (SRU version, record schema, CQL index names …).

@@ -49,6 +49,18 @@ class SearchResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)  # non-fatal ones
 
 
+def pickup_codes(settings: TargetSettings) -> dict[str, str]:
+    """Consortium branch id -> the library code the member expects in requests.
+
+    `options["pickup_codes"]` when the member's request codes differ from its catalogue
+    codes; otherwise each branch's first code (`TargetSettings.member_codes`).
+    """
+    configured = settings.options.get("pickup_codes")
+    if configured:
+        return {str(branch): str(code) for branch, code in configured.items()}
+    return dict(settings.member_codes)
+
+
 class Connector(ABC):
     """Base class for one member system's adapter."""
 

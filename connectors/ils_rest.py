@@ -28,8 +28,8 @@ A copy's status: the member's own word, where it sends one in `public_notes` (95
 MARC 952 mapper reads it) and the word is known; otherwise Koha's coded fields decide.
 
 Options (`settings.options`):
-  pickup_codes   {consortium branch id: member library_id} for pickup; by default the branch's
-                 ASCII code from `branch_codes` (library ids are ASCII, branch names are not)
+  pickup_codes   {consortium branch id: member library_id} for pickup; by default each
+                 branch's first code in the consortium file (`TargetSettings.member_codes`)
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from broker.models import (
     SearchQuery,
     TargetSettings,
 )
-from connectors.base import Capability, Connector, SearchResult
+from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,
     ConnectorError,
@@ -451,23 +451,6 @@ def coded_status(item: dict[str, Any], due: date | None) -> tuple[Availability, 
     if due is not None:
         return Availability.ON_LOAN, "checked out"
     return Availability.AVAILABLE, "available"
-
-
-def pickup_codes(settings: TargetSettings) -> dict[str, str]:
-    """Consortium branch id -> the library code the member expects in requests.
-
-    `branch_codes` holds every label a member may *send* (branch id, name, codes); to *send* one we
-    need the member's code: `options["pickup_codes"]` when given, else the branch's first ASCII
-    label other than its id.
-    """
-    configured = settings.options.get("pickup_codes")
-    if configured:
-        return {str(branch): str(code) for branch, code in configured.items()}
-    codes: dict[str, str] = {}
-    for label, branch_id in settings.branch_codes.items():
-        if label != branch_id and label.isascii() and branch_id not in codes:
-            codes[branch_id] = label
-    return codes
 
 
 def _koha_id(value: str, member: str, missing: str = "record_not_found") -> int:

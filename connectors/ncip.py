@@ -26,7 +26,7 @@ Options (`settings.options`):
   member_agency_id  the member's AgencyId; default the member id
   hold_words        {the member's RequestStatusType word: HoldState value}
   problem_reasons   {a member-specific ProblemType: one of HOLD_REFUSAL_REASONS}
-  pickup_codes      {consortium branch id: PickupLocation code}; default as `ils_rest.pickup_codes`
+  pickup_codes      {consortium branch id: PickupLocation code}; default `connectors.base.pickup_codes`
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from broker.models import (
     SearchQuery,
     TargetSettings,
 )
-from connectors.base import Capability, Connector, SearchResult
+from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,
     HoldRefused,
@@ -55,7 +55,6 @@ from connectors.errors import (
     ProtocolDiagnostic,
 )
 from connectors.http import DEFAULT_READ_ATTEMPTS, HttpClient
-from connectors.ils_rest import pickup_codes
 from connectors.ncip_messages import (
     E,
     Problem,

@@ -62,16 +62,19 @@ def rest_member(member_id: str, **options: str) -> SandboxMember:
 def settings_for(host: SandboxHost, member_id: str, timeout_s: float = 2.0) -> TargetSettings:
     # As the consortium builds them: every label of a branch (id, name, codes) -> its id.
     labels = {}
+    codes = {}
     for branch in BRANCHES:
         branch_id = branch.id.replace("alpha", member_id)
         for label in (branch_id, branch.name, branch.code, branch.name[-5:]):
             labels[label] = branch_id
+        codes[branch_id] = branch.code
     return TargetSettings(
         member=member_id,
         kind="ils_rest",
         endpoint=f"{host.base_url}/{member_id}/api/v1",
         timeout_s=timeout_s,
         branch_codes=labels,
+        member_codes=codes,
     )
 
 

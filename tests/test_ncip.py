@@ -78,6 +78,7 @@ def settings_for(base_url: str, member_id: str, timeout_s: float = 2.0, **option
         endpoint=f"{base_url}/{member_id}/ncip",
         timeout_s=timeout_s,
         branch_codes=labels,
+        member_codes={f"{member_id}/{code.lower()}": code for code in CODES},
         options={"hold_words": HOLD_WORDS, **options},
     )
 
