@@ -108,13 +108,6 @@ class MarcMapper:
         self.status = status
         self.source_format = source_format
 
-    def records(self, root: etree._Element, first_position: int = 1) -> list[Record]:
-        """Every MARC record under `root` (a whole SRU response, a collection or one record)."""
-        return [
-            self.record_from_flat(flat, f"{self.member}:{position}")
-            for position, flat in enumerate(flatten(root), start=first_position)
-        ]
-
     def record_from_flat(self, flat: str, fallback_id: str) -> Record:
         leader = local_id = ""
         year: int | None = None

@@ -29,11 +29,13 @@ def _vocabulary_file() -> dict[str, dict[str, str]]:
         return tomllib.load(handle)
 
 
+@lru_cache(maxsize=1)
 def shared_vocabulary() -> Mapping[str, Availability]:
     """Copy words -> Availability."""
     return {normalize_word(word): Availability(state) for word, state in _vocabulary_file()["words"].items()}
 
 
+@lru_cache(maxsize=1)
 def shared_hold_words() -> Mapping[str, HoldState]:
     """Hold words -> HoldState; members layer their own words on these."""
     return {normalize_word(word): HoldState(state) for word, state in _vocabulary_file()["hold_words"].items()}
