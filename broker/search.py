@@ -119,6 +119,7 @@ class SearchService:
     ) -> None:
         self.consortium = consortium
         self.index = index
+        self.members = {m.id: m for m in consortium.members}
         self.municipalities = {m.id: m.municipality for m in consortium.members}
         self.http = http
         self.clusterer_factory = clusterer_factory
@@ -158,7 +159,7 @@ class SearchService:
                     )
                 )
 
-            window = self.consortium.member(member_id).maintenance_at(now)
+            window = self.members[member_id].maintenance_at(now)
             if not connector.supports(Capability.SEARCH):
                 skip("not_supported", "this member's system offers no catalogue search")
             elif window is not None:
