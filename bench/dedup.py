@@ -57,8 +57,8 @@ DATA = ROOT.parent / "shared" / "data"
 BIB = DATA / "bibliographic"
 sys.path.insert(0, str(ROOT))
 
-from broker import isbn as isbn_tools
-from broker.models import Record
+from yokodan import isbn as isbn_tools
+from yokodan import Record
 from index import editions, features, names, text, titles, volume, years
 from index.dedup import WorkClusterer
 from index.numerals import kanji_to_int

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from broker.consortium import Consortium  # noqa: E402
 from broker.merge import default_clusterer  # noqa: E402
-from broker.models import SearchQuery, TargetSettings  # noqa: E402
+from yokodan import SearchQuery  # noqa: E402
+from connectors.settings import TargetSettings
 from broker.search import SearchService  # noqa: E402
 from connectors import HttpClient  # noqa: E402
 from connectors.sru import SRUConnector  # noqa: E402

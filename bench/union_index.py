@@ -47,17 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIB = ROOT.parent / "shared" / "data" / "bibliographic"
 sys.path.insert(0, str(ROOT))
 
-from broker import isbn as isbn_tools
+from yokodan import isbn as isbn_tools
 from broker.consortium import load_consortium
-from broker.models import (
-    Availability,
-    Holding,
-    MaterialType,
-    Record,
-    SearchQuery,
-    Work,
-    trusted,
-)
+from yokodan import Availability, Holding, MaterialType, Record, SearchQuery, Work, trusted
 from index.store import UnionIndex
 from index.years import parse_year
 from sandbox.catalogue import generate_catalogue

@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from broker.consortium import Consortium
-from broker.models import SearchQuery
+from yokodan import SearchQuery
 from broker.search import SearchService, UnknownMembers
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import HttpClient

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from broker.api import build_app
 from broker.consortium import Consortium, ConsortiumFileError, load_consortium
-from broker.models import Availability, SearchQuery, TargetState
+from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService, UnknownMembers
 from broker.views import DisplayNames
 from connectors import HttpClient

@@ -35,7 +35,8 @@ from pydantic import (
     model_validator,
 )
 
-from broker.models import Availability, TargetSettings
+from yokodan import Availability
+from connectors.settings import TargetSettings
 
 __all__ = [
     "CONSORTIA_DIR",
@@ -193,7 +194,7 @@ class MemberPolicy(_Model):
 
 
 class ConnectorSettings(_Model):
-    """How to reach the member's catalogue; becomes `broker.models.TargetSettings`."""
+    """How to reach the member's catalogue; becomes `connectors.settings.TargetSettings`."""
 
     kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # 'sru', 'opensearch', 'html_opac' …
     endpoint: NonEmpty  # absolute http(s) URL, or a path resolved against Consortium.base_url

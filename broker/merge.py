@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from broker.models import Record, Work
+from yokodan import Record, Work
 from index.dedup import WorkClusterer
 
 

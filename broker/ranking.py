@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from math import asin, cos, radians, sin, sqrt
 
-from broker.models import Availability, SearchQuery, Work
+from yokodan import Availability, SearchQuery, Work
 from index.text import fold, key
 
 EARTH_RADIUS_KM = 6371.0

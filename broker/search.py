@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from broker.consortium import Consortium
 from broker.merge import Clusterer, default_clusterer
 from broker.ranking import rank_works
-from broker.models import Record, SearchQuery, TargetState, TargetStatus, Work
+from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
 from connectors import Capability, Connector, HttpClient, connector_for
 from connectors.circuit import CircuitBreaker
 from connectors.errors import ConnectorError, ProtocolDiagnostic

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.consortium import Consortium
-from broker.models import Availability, Holding, TargetStatus, Work
+from yokodan import Availability, Holding, TargetStatus, Work
 from index.store import CachedResult, Facets
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.models import TargetSettings
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.calil import CalilConnector
 from connectors.html_opac import HtmlOpacConnector

@@ -14,17 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
-from broker.models import (
-    Diagnostic,
-    Hold,
-    HoldRequest,
-    Holding,
-    PatronCredentials,
-    PatronStatus,
-    Record,
-    SearchQuery,
-    TargetSettings,
-)
+from yokodan import Diagnostic, Hold, HoldRequest, Holding, PatronCredentials, PatronStatus, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.errors import NotSupported
 
 from connectors.http import HttpClient

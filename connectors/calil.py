@@ -32,8 +32,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from broker.isbn import to_isbn13
-from broker.models import Holding, Record, SearchQuery, TargetSettings
+from yokodan.isbn import to_isbn13
+from yokodan import Holding, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import (
     MalformedResponse,

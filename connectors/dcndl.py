@@ -15,8 +15,8 @@ import re
 
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import MaterialType, Record, trusted
+from yokodan.isbn import find_isbns
+from yokodan import MaterialType, Record, trusted
 from connectors.marc import clean_isbd
 
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"

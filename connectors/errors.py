@@ -7,7 +7,7 @@ Each carries `reason`: the machine-readable code that ends up in
 
 from __future__ import annotations
 
-from broker.models import Diagnostic, TargetState
+from yokodan import Diagnostic, RefusalReason, TargetState
 
 
 class ConnectorError(Exception):
@@ -105,22 +105,8 @@ class SessionExpired(ConnectorError):
     reason = "session_expired"
 
 
-# Named refusal codes for hold operations (cf. Koha's hold rules): a caller can act on each.
-HOLD_REFUSAL_REASONS = frozenset(
-    {
-        "authentication_failed",  # wrong card number or PIN
-        "patron_not_found",
-        "patron_blocked",  # overdue items, expired card, fines
-        "too_many_holds",
-        "already_held",  # one hold per title per patron
-        "already_on_loan",  # a hold on what the patron has is invalid
-        "not_holdable",  # reference copy, in-person-only loan, material type
-        "record_not_found",
-        "invalid_pickup",
-        "hold_not_found",
-        "not_cancellable",  # secured / in transit / ready: by phone or at the counter only
-    }
-)
+# Named refusal codes (cf. Koha's hold rules) live in the shared vocabulary: one closed list.
+HOLD_REFUSAL_REASONS = frozenset(RefusalReason)
 
 
 class HoldRefused(ConnectorError):

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from broker.models import Hold, HoldRequest, HoldState, PatronCredentials, PatronStatus
+from yokodan import Hold, HoldRequest, HoldState, PatronCredentials, PatronStatus
 from connectors.errors import ConnectorError, HoldRefused, MalformedResponse, NotSupported, SessionExpired
 from connectors.html_client import OpacClient
 from connectors.html_page import Extractor, Page, clean, compile_optional, parse_count, parse_date

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urljoin
 
 from lxml import etree
 
-from broker.models import TargetSettings
+from connectors.settings import TargetSettings
 from connectors.errors import HoldRefused, MalformedResponse, SessionExpired, UnsupportedQuery
 from connectors.html_page import Page, clean, input_value, parse_page
 from connectors.html_profile import FormAction, OpacProfile

@@ -24,20 +24,9 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import (
-    Diagnostic,
-    Hold,
-    Holding,
-    HoldRequest,
-    MaterialType,
-    PatronCredentials,
-    PatronStatus,
-    Record,
-    SearchQuery,
-    TargetSettings,
-    trusted,
-)
+from yokodan.isbn import find_isbns
+from yokodan import Diagnostic, Hold, Holding, HoldRequest, MaterialType, PatronCredentials, PatronStatus, Record, SearchQuery, trusted
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
 from connectors.html_account import OpacAccount

@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from lxml import etree
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from broker.models import Availability, HoldState
+from yokodan import Availability, HoldState
 from connectors.errors import HOLD_REFUSAL_REASONS
 
 PROFILE_DIR = Path(__file__).with_name("opac_profiles")

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from broker.models import PatronCredentials
+from yokodan import PatronCredentials
 
 _MAX_SESSIONS = 256  # per member; the least recently used login is forgotten first
 

@@ -40,19 +40,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from broker.isbn import find_isbns, to_isbn10
-from broker.models import (
-    Availability,
-    Hold,
-    Holding,
-    HoldRequest,
-    HoldState,
-    PatronCredentials,
-    PatronStatus,
-    Record,
-    SearchQuery,
-    TargetSettings,
-)
+from yokodan.isbn import find_isbns, to_isbn10
+from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import Availability, Holding, MaterialType, Record, trusted
+from yokodan.isbn import find_isbns
+from yokodan import Availability, Holding, MaterialType, Record, trusted
 from connectors.status_words import StatusMapper
 
 MARC_NS = "http://www.loc.gov/MARC21/slim"
@@ -194,7 +194,7 @@ class MarcMapper:
         if material is MaterialType.BOOK and leader[7:8] == "s":
             material = MaterialType.SERIAL
         # trusted(): every value above is typed and normalised here (ISBNs checked by
-        # find_isbns); validation would double the mapping cost (see broker.models.trusted).
+        # find_isbns); validation would double the mapping cost (see yokodan.models.trusted).
         return trusted(
             Record,
             {

@@ -36,17 +36,8 @@ from typing import ClassVar
 
 from lxml import etree
 
-from broker.models import (
-    Availability,
-    Hold,
-    Holding,
-    HoldRequest,
-    HoldState,
-    PatronCredentials,
-    PatronStatus,
-    SearchQuery,
-    TargetSettings,
-)
+from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,

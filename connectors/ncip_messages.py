@@ -14,7 +14,7 @@ from datetime import date
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from broker.models import Diagnostic, PatronCredentials
+from yokodan import Diagnostic, PatronCredentials
 
 NCIP_NS = "http://www.niso.org/2008/ncip"
 NCIP_VERSION = "http://www.niso.org/schemas/ncip/v2_02/ncip_v2_02.xsd"

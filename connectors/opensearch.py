@@ -20,8 +20,9 @@ from typing import ClassVar
 
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import MaterialType, Record, SearchQuery, TargetSettings, trusted
+from yokodan.isbn import find_isbns
+from yokodan import MaterialType, Record, SearchQuery, trusted
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import (
     DC_NS,

@@ -16,8 +16,9 @@ from typing import ClassVar
 
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import Diagnostic, Record, SearchQuery, TargetSettings
+from yokodan.isbn import find_isbns
+from yokodan import Diagnostic, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import dcndl_record
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from broker.models import Availability, HoldState
+from yokodan import Availability, HoldState
 
 _VOCABULARY_FILE = Path(__file__).with_name("status_words.toml")
 

@@ -1,6 +1,6 @@
 """What a record is: normalisation, dedup clustering into works (and later ranking, facets, the store).
 
-Imports only `broker.models` and `broker.isbn` from the project.
+Imports only the shared vocabulary (`yokodan`) from the project.
 
 - `index.normalize`: the one import for normalisation (re-exports the helpers below)
 - `index.text`: fold / key; `index.titles`: title structure; `index.volume`: volume designations;

@@ -37,7 +37,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from broker.models import Record, Work
+from yokodan import Record, Work
 from index.features import RecordFeatures, extract_features
 from index.matching import ClusterProfile, Match, match
 from index.titles import strip_isbd, strip_responsibility

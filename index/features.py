@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from broker.models import Record
+from yokodan import Record
 from index.editions import NO_HINTS, EditionHints, edition_hints
 from index.names import (
     author_tokens_key,

@@ -69,8 +69,8 @@ from whoosh.reading import EmptyReader, SegmentReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from broker import isbn as isbn_tools
-from broker.models import Availability, Holding, SearchQuery, Work
+from yokodan import isbn as isbn_tools
+from yokodan import Availability, Holding, SearchQuery, Work
 from index.analysis import JapaneseAnalyzer, ReadingAnalyzer
 from index.names import normalize_author
 from index.text import key

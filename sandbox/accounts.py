@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from broker.models import Availability, HoldState
+from yokodan import Availability, HoldState
 from sandbox.holdings import HeldWork
 
 PIN = "1234"

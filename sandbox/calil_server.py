@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
-from broker.isbn import to_isbn13
-from broker.models import Availability
+from yokodan.isbn import to_isbn13
+from yokodan import Availability
 from sandbox.faults import error_page
 from sandbox.holdings import HeldWork
 from sandbox.member import MemberSystem

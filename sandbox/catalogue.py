@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from broker.models import MaterialType
+from yokodan import MaterialType
 from sandbox import vocabulary as v
 from sandbox.core_works import CORE_WORKS
 from sandbox.works import Author, CatalogueWork, Isbn

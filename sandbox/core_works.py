@@ -11,7 +11,7 @@ A high `popularity` makes nearly every member hold the work.
 
 from __future__ import annotations
 
-from broker.models import MaterialType
+from yokodan import MaterialType
 from sandbox.works import Author, CatalogueWork, Isbn
 
 

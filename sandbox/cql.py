@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from broker import isbn as isbn_tools
+from yokodan import isbn as isbn_tools
 
 
 class CQLError(Exception):

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from broker.models import Availability
+from yokodan import Availability
 from sandbox.catalogue import Catalogue
 from sandbox.spec import SandboxBranch, SandboxMember, StatusStyle
 from sandbox.works import CatalogueWork

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from broker.models import Availability
+from yokodan import Availability
 from sandbox.accounts import SandboxHold, SandboxPatron
 from sandbox.holdings import HeldWork
 from sandbox.html_style import OpacStyle, Operation, e, full_title, slash_date

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from broker.models import Availability, HoldState
+from yokodan import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold, SandboxPatron
 from sandbox.cql import CQLError
 from sandbox.faults import before_answer, lose_answer

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from broker.models import Availability, MaterialType
+from yokodan import Availability, MaterialType
 from sandbox.holdings import Copy, HeldWork, unit_hash
 from sandbox.spec import SandboxMember
 from sandbox.works import CatalogueWork

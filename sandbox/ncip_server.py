@@ -28,7 +28,7 @@ from aiohttp import web
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from broker.models import Availability, HoldState
+from yokodan import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold
 from sandbox.faults import before_answer, deliver, error_page, lose_answer
 from sandbox.holdings import Copy, HeldWork

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
-from broker.models import MaterialType
+from yokodan import MaterialType
 from sandbox.holdings import HeldWork
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker import isbn as isbn_tools
-from broker.models import MaterialType
+from yokodan import isbn as isbn_tools
+from yokodan import MaterialType
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class Isbn:
         body = self.prefix + self.group + self.registrant + self.publication
         if len(body) != 12 or not body.isdigit():
             raise ValueError(f"ISBN parts must make 9 digits after the prefix: {self}")
-        # broker.isbn keeps its check-digit arithmetic private; asking its public
+        # yokodan.isbn keeps its check-digit arithmetic private; asking its public
         # validator which digit fits keeps one implementation of the rule.
         check = next(d for d in "0123456789" if isbn_tools.is_valid_isbn13(body + d))
         # Computed once: holdings and search fields of every member read these.

@@ -17,7 +17,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from broker.models import Availability, SearchQuery, TargetSettings, TargetState
+from yokodan import Availability, SearchQuery, TargetState
+from connectors.settings import TargetSettings
 from connectors import HttpClient
 from connectors.calil import CalilConnector, parse_answer
 from connectors.errors import (

@@ -13,7 +13,8 @@ from broker.consortium import (
     load_consortium,
     normalise_phone,
 )
-from broker.models import Availability, TargetSettings
+from yokodan import Availability
+from connectors.settings import TargetSettings
 
 MEMBER_IDS = [
     "okayama-city",

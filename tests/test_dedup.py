@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from broker import isbn as isbn_tools
-from broker.models import Record
+from yokodan import isbn as isbn_tools
+from yokodan import Record
 from index.dedup import WorkClusterer
 from index.years import parse_year
 

@@ -13,14 +13,8 @@ from pydantic import SecretStr
 
 from broker.consortium import load_consortium
 from broker.demo import sandbox_member
-from broker.models import (
-    Availability,
-    HoldRequest,
-    HoldState,
-    PatronCredentials,
-    SearchQuery,
-    TargetSettings,
-)
+from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.errors import (
     HoldRefused,
     MalformedResponse,

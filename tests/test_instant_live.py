@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.models import SearchQuery, TargetState
+from yokodan import SearchQuery, TargetState
 from broker.search import SearchService
 from connectors import HttpClient
 from index.store import UnionIndex

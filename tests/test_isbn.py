@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from broker.isbn import find_isbns, to_isbn10, to_isbn13
-from broker.models import Record, SearchQuery
+from yokodan.isbn import find_isbns, to_isbn10, to_isbn13
+from yokodan import Record, SearchQuery
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_trusted_construction_equals_validated() -> None:
     """The hot-path constructor must build exactly what validation builds."""
     from datetime import date
 
-    from broker.models import Availability, Holding, trusted
+    from yokodan import Availability, Holding, trusted
 
     values = {
         "member": "m", "branch_id": "m/b", "location": "中央", "call_number": "913.6/ナ", "item_id": "1",

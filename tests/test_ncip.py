@@ -11,14 +11,8 @@ from aiohttp import web
 from lxml import etree
 from pydantic import SecretStr
 
-from broker.models import (
-    Availability,
-    HoldRequest,
-    HoldState,
-    PatronCredentials,
-    SearchQuery,
-    TargetSettings,
-)
+from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, SearchQuery
+from connectors.settings import TargetSettings
 from connectors import HttpClient
 from connectors.base import Capability
 from connectors.errors import (

@@ -23,8 +23,9 @@ import pytest
 from aiohttp import web
 from lxml import etree
 
-from broker.isbn import find_isbns
-from broker.models import MaterialType, Record, SearchQuery, TargetSettings
+from yokodan.isbn import find_isbns
+from yokodan import MaterialType, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors import HttpClient, sru
 from connectors.dcndl import dcndl_record, local_id_of, year_of
 from connectors.errors import (

@@ -1,6 +1,6 @@
 """Ranking: relevance tiers, then members holding, then a copy on the shelf near the patron."""
 
-from broker.models import Availability, Holding, Record, SearchQuery, Work
+from yokodan import Availability, Holding, Record, SearchQuery, Work
 from broker.ranking import distance_km, rank_works, relevance
 
 

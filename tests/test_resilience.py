@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from broker.consortium import Consortium
-from broker.models import SearchQuery, TargetState
+from yokodan import SearchQuery, TargetState
 from broker.search import SearchService
 from connectors import HttpClient
 from connectors.circuit import CircuitBreaker, CircuitState

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from broker.models import Availability, SearchQuery, TargetState
+from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchService, UnknownMembers
 from connectors import HttpClient
 from sandbox.spec import FaultConfig

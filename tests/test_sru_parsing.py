@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from broker.models import Availability, TargetSettings
+from yokodan import Availability
+from connectors.settings import TargetSettings
 from connectors.errors import HostileDocument, MalformedResponse, ProtocolDiagnostic, UndecodableResponse
 from connectors.http import HttpClient
 from connectors.sru import SRUConnector, build_cql, cql_term
 from connectors.status_words import UNKNOWN_WORDS
-from broker.models import SearchQuery
+from yokodan import SearchQuery
 
 DATA = Path(__file__).parent / "data"
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from broker import isbn as isbn_tools
-from broker.models import Availability, Holding, Record, SearchQuery, Work
+from yokodan import isbn as isbn_tools
+from yokodan import Availability, Holding, Record, SearchQuery, Work
 from index.analysis import terms
 from index.dedup import WorkClusterer
 from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError
@@ -442,7 +442,7 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from broker.models import Work
+    from yokodan import Work
     from index.store import UnionIndex
 
     path, mode = Path(sys.argv[1]), sys.argv[2]

@@ -16,8 +16,9 @@ from datetime import date
 
 import pytest
 
-from broker import isbn as isbnlib
-from broker.models import Availability, Holding, Record, SearchQuery, TargetSettings
+from yokodan import isbn as isbnlib
+from yokodan import Availability, Holding, Record, SearchQuery
+from connectors.settings import TargetSettings
 from connectors.errors import ProtocolDiagnostic
 from connectors.http import HttpClient
 from connectors.sru import SRUConnector

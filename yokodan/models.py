@@ -1,4 +1,4 @@
-"""The shared vocabulary of Yokodan (pydantic v2).
+"""The search half of the shared vocabulary (pydantic v2): records, holdings, works, target status.
 
 Every room imports these names: connectors turn a member's answers into
 `Record`/`Holding`/`TargetStatus`, the index clusters records into `Work`s, the
@@ -15,9 +15,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from broker import isbn as _isbn
+from yokodan import isbn as _isbn
 
 
 class Availability(StrEnum):
@@ -53,19 +53,6 @@ class MaterialType(StrEnum):
     SCORE = "score"
     ELECTRONIC = "electronic"
     OTHER = "other"
-
-
-class HoldState(StrEnum):
-    """Hold lifecycle (DOMAIN.md, Aomori's words). Filled in by the holds issue."""
-
-    SUBMITTED = "submitted"  # 予約申込
-    WAITING = "waiting"  # 確保待ち / 予約中
-    SECURED = "secured"  # 確保済み / 準備中
-    IN_TRANSIT = "in_transit"  # 配送中
-    READY = "ready"  # 貸出可能 at the pickup branch
-    COLLECTED = "collected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
 
 
 def _require_isbn13(value: str) -> str:
@@ -196,80 +183,6 @@ class Work(BaseModel):
     @property
     def holdings(self) -> list[Holding]:
         return [h for r in self.records for h in r.holdings]
-
-
-class PatronCredentials(BaseModel):
-    """What a member system needs to act for a patron. The PIN never prints or logs."""
-
-    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
-
-    card_number: str = Field(min_length=1, max_length=32)
-    pin: SecretStr | None = None
-
-
-class PatronStatus(BaseModel):
-    """A member system's view of one patron: enough to decide eligibility, nothing more."""
-
-    member: str
-    blocked: bool = False
-    block_reasons: list[str] = Field(default_factory=list)  # named codes: overdue, card_expired, fines, inactive
-    holds_count: int = Field(default=0, ge=0)
-    loans_count: int = Field(default=0, ge=0)
-    overdue_count: int = Field(default=0, ge=0)
-    loan_record_ids: list[str] = Field(default_factory=list)  # a hold on what one already has is invalid
-    hold_record_ids: list[str] = Field(default_factory=list)  # one hold per title per patron
-
-
-class HoldRequest(BaseModel):
-    """One hold the broker asks one member to place."""
-
-    model_config = ConfigDict(frozen=True)
-
-    member: str
-    record_id: str  # the member's own record id (Record.local_id)
-    item_id: str | None = None  # a specific copy, where the member allows item-level holds
-    pickup_branch_id: str  # the consortium's branch id; the connector maps it to the member's code
-    # The broker ledger's key: sent where the protocol carries one, so that after a
-    # lost answer the broker looks the hold up instead of placing it twice.
-    idempotency_key: str = Field(min_length=8, max_length=64)
-
-
-class Hold(BaseModel):
-    """A hold as the member reports it."""
-
-    member: str
-    hold_id: str
-    record_id: str
-    item_id: str | None = None
-    pickup_branch_id: str | None = None
-    state: HoldState
-    status_text: str = ""  # the member's own word (予約中, 準備中 …)
-    queue_position: int | None = Field(default=None, ge=0)
-    ready_until: date | None = None
-    idempotency_key: str | None = None
-
-
-class TargetSettings(BaseModel):
-    """What a connector needs to talk to one member: pazpar2-style settings as data.
-
-    Built by `broker.consortium` from the consortium file; connectors see only this.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    member: str
-    kind: str  # connector family: 'sru', later 'opensearch', 'html_opac', 'ils_rest', 'ncip', 'calil'
-    endpoint: str
-    timeout_s: float = Field(default=8.0, gt=0, le=120)
-    max_records: int = Field(default=20, ge=1, le=100)
-    # Location label or code as the member sends it -> the consortium's branch id.
-    branch_codes: dict[str, str] = Field(default_factory=dict)
-    # The other way: consortium branch id -> the code the member expects in requests (pickup library).
-    member_codes: dict[str, str] = Field(default_factory=dict)
-    # Member-specific status words that override the shared vocabulary.
-    status_words: dict[str, Availability] = Field(default_factory=dict)
-    # Family-specific options (SRU version, record schema, CQL index names …).
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -1,6 +1,6 @@
 """ISBN-10/13 validation and conversion.
 
-Lives beside `broker.models` because the models validate ISBNs and every room
+Lives beside `yokodan.models` because the models validate ISBNs and every room
 (connectors, index, sandbox) needs the same answer to "is this an ISBN".
 A string whose check digit is wrong is *not* an ISBN: callers keep it raw.
 """
