@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broker.consortium import Consortium
 from yokodan import SearchQuery
+from yokodan.errors import BadRequest
 from broker.search import SearchService, UnknownMembers
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import HttpClient
@@ -80,7 +81,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(BadRequest):
     def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
         super().__init__(detail)
         self.detail = detail

@@ -11,17 +11,41 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from broker.api import build_app
-from broker.consortium import Consortium, ConsortiumFileError, load_consortium
+from broker.consortium import Consortium, load_consortium
 from yokodan import Availability, SearchQuery, TargetState
-from broker.search import SearchOutcome, SearchService, UnknownMembers
+from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
 from connectors import HttpClient
-from index.store import UnionIndex, UnionIndexError
+from index.store import UnionIndex
+from yokodan.errors import BadRequest, YokodanError
 
 DEFAULT_PORT = 8400
 DEFAULT_SANDBOX_PORT = 8410
+EXIT_USER_ERROR = 2  # argparse's own status for bad usage; a bug exits 1 with its traceback
+
+
+class InvalidArguments(BadRequest):
+    """Command-line arguments that parse but do not validate (an ISBN with a bad check digit …)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# SearchQuery field -> the option a person typed, so the message names what to fix.
+_OPTION_OF_FIELD = {"text": "QUERY", "title": "--title", "author": "--author", "isbn": "--isbn", "page_size": "--page-size"}
+
+
+def _invalid_arguments(exc: ValidationError, option_of: dict[str, str]) -> InvalidArguments:
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{option_of.get(field, field or 'arguments')}: {reason}")
+    return InvalidArguments(problems)
 
 
 def _width(text: str) -> int:
@@ -68,7 +92,21 @@ def format_outcome(outcome: SearchOutcome, consortium: Consortium, limit: int = 
 
 def _load(path: str | None, base_url: str | None) -> Consortium:
     consortium = load_consortium(Path(path) if path else None)
-    return consortium.with_base_url(base_url) if base_url else consortium
+    if not base_url:
+        return consortium
+    try:
+        return consortium.with_base_url(base_url)
+    except ValidationError as exc:
+        raise _invalid_arguments(exc, {"base_url": "--base-url"}) from None
+
+
+def _query_from(args: argparse.Namespace) -> SearchQuery:
+    try:
+        return SearchQuery(
+            text=args.query or None, title=args.title, author=args.author, isbn=args.isbn, page_size=args.page_size
+        )
+    except ValidationError as exc:
+        raise _invalid_arguments(exc, _OPTION_OF_FIELD) from None
 
 
 def _needs_sandbox(args: argparse.Namespace, consortium: Consortium) -> bool:
@@ -79,6 +117,7 @@ def _needs_sandbox(args: argparse.Namespace, consortium: Consortium) -> bool:
 
 
 async def _search(args: argparse.Namespace) -> int:
+    query = _query_from(args)  # before starting anything: a bad argument costs no sandbox
     consortium = _load(args.consortium, args.base_url)
     sandbox = None
     if _needs_sandbox(args, consortium):
@@ -86,7 +125,6 @@ async def _search(args: argparse.Namespace) -> int:
 
         sandbox, consortium = await start_sandbox(consortium)
     try:
-        query = SearchQuery(text=args.query or None, title=args.title, author=args.author, isbn=args.isbn, page_size=args.page_size)
         async with HttpClient() as http:
             service = SearchService(consortium, http)
             members = [m for m in (args.members or "").split(",") if m]
@@ -102,8 +140,7 @@ def _open_index(args: argparse.Namespace, consortium: Consortium) -> UnionIndex 
     if args.no_index:
         return None
     path = Path(args.index_dir) if args.index_dir else Path("var") / "index" / consortium.id
-    path.mkdir(parents=True, exist_ok=True)
-    return UnionIndex.open(path)
+    return UnionIndex.open(path)  # creates the directory, or names why it cannot (UnionIndexError)
 
 
 async def _serve(consortium: Consortium, host: str, port: int, index: UnionIndex | None) -> web.AppRunner:
@@ -186,17 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "search":
             if not (args.query or args.title or args.author or args.isbn):
                 print("yokodan search: give a query, --title, --author or --isbn", file=sys.stderr)
-                return 2
+                return EXIT_USER_ERROR
             return asyncio.run(_search(args))
         if args.command == "demo":
             return asyncio.run(_run_forever(args, with_sandbox=True))
         return asyncio.run(_run_forever(args, with_sandbox=False))
-    except (ConsortiumFileError, UnionIndexError) as exc:
-        print(f"yokodan: {exc}", file=sys.stderr)
-        return 2
-    except (UnknownMembers, ValueError) as exc:
-        print(f"yokodan: {exc}", file=sys.stderr)
-        return 2
+    except YokodanError as exc:
+        # A person's or an operator's mistake (a broken consortium file, an unknown member, a locked
+        # index …): one line per problem, no traceback. Anything else is a bug and keeps its traceback.
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"yokodan: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except OSError as exc:  # e.g. port already in use
         print(f"yokodan: {exc}", file=sys.stderr)
         return 1

@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from yokodan import Availability
+from yokodan.errors import ConfigError
 from connectors.settings import TargetSettings
 
 __all__ = [
@@ -62,7 +63,7 @@ CONSORTIA_DIR: Path = next((p for p in _CONSORTIA_CANDIDATES if p.is_dir()), _CO
 DEFAULT_CONSORTIUM_FILE: Path = CONSORTIA_DIR / "okayama.toml"
 
 
-class ConsortiumFileError(ValueError):
+class ConsortiumFileError(ConfigError):
     """A consortium file that cannot be used; the message has one line per problem."""
 
     def __init__(self, path: Path | str, problems: list[str]) -> None:

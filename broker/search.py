@@ -20,6 +20,7 @@ from broker.consortium import Consortium
 from broker.merge import Clusterer, default_clusterer
 from broker.ranking import rank_works
 from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
+from yokodan.errors import BadRequest
 from connectors import Capability, Connector, HttpClient, connector_for
 from connectors.circuit import CircuitBreaker
 from connectors.errors import ConnectorError, ProtocolDiagnostic
@@ -31,7 +32,7 @@ _NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_suppor
 log = logging.getLogger(__name__)
 
 
-class UnknownMembers(ValueError):
+class UnknownMembers(BadRequest):
     """The caller named members the consortium does not have."""
 
     def __init__(self, unknown: Sequence[str]) -> None:

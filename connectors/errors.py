@@ -8,9 +8,10 @@ Each carries `reason`: the machine-readable code that ends up in
 from __future__ import annotations
 
 from yokodan import Diagnostic, RefusalReason, TargetState
+from yokodan.errors import YokodanError
 
 
-class ConnectorError(Exception):
+class ConnectorError(YokodanError):
     """Base class: something went wrong talking to one member system."""
 
     reason = "error"

@@ -27,6 +27,7 @@ from lxml import etree
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from yokodan import Availability, HoldState
+from yokodan.errors import ConfigError
 from connectors.errors import HOLD_REFUSAL_REASONS
 
 PROFILE_DIR = Path(__file__).with_name("opac_profiles")
@@ -326,7 +327,7 @@ class OpacProfile(_Model):
 # --- loading ---------------------------------------------------------------------------------------
 
 
-class OpacProfileError(ValueError):
+class OpacProfileError(ConfigError):
     """A profile that cannot be used; one line per problem, each naming the file and the field."""
 
     def __init__(self, path: Path | str, problems: list[str], context: str = "") -> None:

@@ -71,6 +71,7 @@ from whoosh.searching import Searcher
 
 from yokodan import isbn as isbn_tools
 from yokodan import Availability, Holding, SearchQuery, Work
+from yokodan.errors import StoreError
 from index.analysis import JapaneseAnalyzer, ReadingAnalyzer
 from index.names import normalize_author
 from index.text import key
@@ -134,7 +135,7 @@ _AVAILABILITY_RANK = {
 _ON_SHELF = frozenset({Availability.AVAILABLE.value, Availability.LIBRARY_USE_ONLY.value})
 
 
-class UnionIndexError(Exception):
+class UnionIndexError(StoreError):
     """The union index directory cannot be used (corrupt, foreign, locked, wrong version)."""
 
 

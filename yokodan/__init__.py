@@ -9,6 +9,7 @@ modules behind them (`yokodan.models`, `yokodan.holds`, `yokodan.isbn`) are wher
 from __future__ import annotations
 
 from yokodan import isbn
+from yokodan.errors import BadRequest, ConfigError, StoreError, YokodanError
 from yokodan.holds import (
     Hold,
     HoldRequest,
@@ -34,6 +35,8 @@ from yokodan.models import (
 __all__ = [
     "ISBN13",
     "Availability",
+    "BadRequest",
+    "ConfigError",
     "Diagnostic",
     "Hold",
     "HoldRequest",
@@ -45,9 +48,11 @@ __all__ = [
     "Record",
     "RefusalReason",
     "SearchQuery",
+    "StoreError",
     "TargetState",
     "TargetStatus",
     "Work",
+    "YokodanError",
     "isbn",
     "trusted",
 ]
