@@ -13,7 +13,7 @@ from broker.consortium import (
     load_consortium,
     normalise_phone,
 )
-from yokodan import Availability
+from yokodan import Availability, ConfigError
 from connectors.settings import TargetSettings
 
 MEMBER_IDS = [
@@ -279,7 +279,7 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConsortiumFileError, match="file not found") as info:
         load_consortium(path)
     assert str(path) in str(info.value)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ConfigError) and not isinstance(info.value, ValueError)
 
 
 def test_unknown_field_is_named(tmp_path: Path) -> None:
