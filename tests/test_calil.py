@@ -8,7 +8,6 @@ They skip without ../shared/data and fail on CI (CI=true), where it is always pr
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ from sandbox import (
 from sandbox.calil_server import CALIL, libkey
 from sandbox.holdings import HeldWork
 from sandbox.sru_server import MEMBERS
+from tests import conftest as shared  # the one "needs ../shared" helper
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CALIL_FIXTURES = SHARED_DATA / "opac_fixtures" / "calil_api_fixtures"
@@ -48,11 +48,7 @@ POLL_S = 0.05
 
 def fixture(name: str) -> bytes:
     path = CALIL_FIXTURES / name
-    if not path.is_file():
-        reason = f"needs ../shared/data beside the repository ({path} not found)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: this must not be skipped)", pytrace=False)
-        pytest.skip(reason)
+    shared.require_shared_data(path)
     return path.read_bytes()
 
 

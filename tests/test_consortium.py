@@ -104,8 +104,7 @@ def test_prefectural_library(okayama: Consortium) -> None:
     assert honkan.lat is not None and honkan.coordinates_source
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not LEAFLET.is_file(), reason="needs ../shared/seeds beside the repository")
+@pytest.mark.shared_data("seeds/000_0843328c4f32dde9.txt")
 def test_phones_match_the_leaflet_in_order(okayama: Consortium) -> None:
     printed = [normalise_phone(t) for t in re.findall(r"TEL([^\n]+)", LEAFLET.read_text(encoding="utf-8"))]
     shipped = [b.phone for m in okayama.members if m.id != "okayama-pref" for b in m.branches]

@@ -200,14 +200,12 @@ def _seed_names() -> list[str]:
     return names
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not SEED.is_file(), reason="needs ../shared/seeds beside the repository")
+@pytest.mark.shared_data("seeds/002_425a9ff88af8d101.txt")
 def test_pickup_names_match_the_seed_in_order(kumamoto: Consortium) -> None:
     assert [b.name for b in _pickups(kumamoto)] == _seed_names()
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not P27_CSV.is_file(), reason="needs ../shared/data beside the repository")
+@pytest.mark.shared_data("data/libraries/mlit_p27_2013_libraries_okayama_hyogo_kumamoto_aomori.csv")
 def test_every_coordinate_is_a_kumamoto_p27_row(kumamoto: Consortium) -> None:
     with P27_CSV.open(encoding="utf-8") as fh:
         points = {(float(r["lat"]), float(r["lon"])) for r in csv.DictReader(fh) if r["pref"] == "熊本県"}

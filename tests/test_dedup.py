@@ -18,9 +18,7 @@ from index.dedup import WorkClusterer
 from index.years import parse_year
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bibliographic"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"shared data not found at {DATA} (expected ../shared/data beside the repository)"
-)
+needs_data = pytest.mark.shared_data("data/bibliographic")  # skips with a message, fails under CI (conftest)
 
 _serial = iter(range(1_000_000))
 
