@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from broker.api import build_app
 from broker.consortium import Consortium, load_consortium
+from broker.http_server import start_server
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
@@ -144,10 +145,7 @@ def _open_index(args: argparse.Namespace, consortium: Consortium) -> UnionIndex 
 
 
 async def _serve(consortium: Consortium, host: str, port: int, index: UnionIndex | None) -> web.AppRunner:
-    runner = web.AppRunner(build_app(consortium, index=index), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await start_server(build_app(consortium, index=index), host, port)
 
 
 async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
