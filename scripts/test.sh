@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Installs everything the tests need on a fresh Debian machine, then runs them.
-# This is the README's test command; .ci/run runs exactly this.
+# The README's test command; .ci/run runs exactly this. Installs what the tests need on a fresh
+# Debian machine (Zebra and YAZ with apt-get when missing; the package with its test extras in the
+# active virtualenv, or a ./.venv it creates), then runs pytest. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_python.sh
 
 # Zebra (a real SRU catalogue server) and YAZ's MARC tools for the integration tests.
 if ! command -v zebrasrv >/dev/null 2>&1 || ! command -v yaz-marcdump >/dev/null 2>&1; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq idzebra-2.0 yaz >/dev/null
+  _yokodan_apt_install idzebra-2.0 yaz
 fi
+# curl: tests/test_readme_commands.py runs the README's curl lines as a person would.
+command -v curl >/dev/null 2>&1 || _yokodan_apt_install curl
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m pytest -q "$@"
+use_project_python "test"
+exec python -m pytest -q -p no:cacheprovider "$@"
