@@ -8,11 +8,14 @@ of differently-run municipal systems.
 
 from __future__ import annotations
 
+import re
 import zlib
+from pathlib import Path
 
-from broker.consortium import Consortium, Member
+from broker.consortium import CONSORTIA_DIR, Consortium, ConsortiumFileError, Member
 from sandbox.host import SandboxHost
-from sandbox.spec import FaultConfig, SandboxBranch, SandboxMember
+from sandbox.patrons import cards_for
+from sandbox.spec import FaultConfig, PatronCard, SandboxBranch, SandboxMember
 
 # Vocabularies the sandbox knows; members cycle through them so the demo sees them all.
 _STATUS_STYLES = ("standard", "tos", "plain", "standard", "legacy")
@@ -37,7 +40,29 @@ def _protocol(member: Member) -> tuple[str, dict[str, str], str | None]:
     return kind, {}, None
 
 
-def sandbox_member(member: Member, *, latency_ms: float | None = None) -> SandboxMember:
+# Where the sandbox serves each hold-capable face (sandbox/ncip_server.py, sandbox/ils_rest_server.py).
+_HOLD_PATHS = {"ncip": "/{id}/ncip", "ils_rest": "/{id}/api/v1"}
+
+
+def _hold_protocol(member: Member) -> str | None:
+    """The sandbox face for the member's `[members.holds]` connector; a setting it cannot serve is an error."""
+    holds = member.holds
+    if holds is None:
+        return None
+    path = _HOLD_PATHS.get(holds.kind)
+    if path is None:
+        raise ValueError(
+            f"member {member.id}: the sandbox serves holds over {', '.join(sorted(_HOLD_PATHS))}, not {holds.kind!r}"
+        )
+    expected = path.format(id=member.id)
+    if holds.is_relative and holds.endpoint.rstrip("/") != expected:
+        raise ValueError(f"member {member.id}: the sandbox serves its {holds.kind} holds at {expected}, not {holds.endpoint}")
+    return holds.kind
+
+
+def sandbox_member(
+    member: Member, *, latency_ms: float | None = None, patrons: list[PatronCard] | None = None
+) -> SandboxMember:
     branches = [
         SandboxBranch(id=b.id, name=b.name, code=b.codes[0] if b.codes else b.id.rsplit("/", 1)[-1].upper())
         for b in member.branches
@@ -57,12 +82,34 @@ def sandbox_member(member: Member, *, latency_ms: float | None = None) -> Sandbo
         faults=FaultConfig(),
         catalogue_share=share,
         protocol=protocol,
+        hold_protocol=_hold_protocol(member),  # type: ignore[arg-type]  # checked against _HOLD_PATHS
         protocol_options=options,
+        patrons=patrons or [],
     )
 
 
 def sandbox_members(consortium: Consortium, *, latency_ms: float | None = None) -> list[SandboxMember]:
-    return [sandbox_member(m, latency_ms=latency_ms) for m in consortium.members]
+    """Every member of the consortium as a sandbox member, with the consortium's test patrons (sandbox.patrons)."""
+    return [
+        sandbox_member(m, latency_ms=latency_ms, patrons=cards_for(consortium.id, m.id)) for m in consortium.members
+    ]
+
+
+def shipped_consortia() -> list[str]:
+    """Names of the consortium files shipped in consortia/ ('okayama', 'aomori' …)."""
+    return sorted(p.stem for p in CONSORTIA_DIR.glob("*.toml"))
+
+
+def consortium_file(name_or_path: str) -> Path:
+    """`--consortium aomori` names a shipped file; anything with a '/' or '.toml' is a path."""
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        return Path(name_or_path)
+    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", name_or_path) or name_or_path not in shipped_consortia():
+        raise ConsortiumFileError(
+            CONSORTIA_DIR / f"{name_or_path}.toml",
+            [f"no shipped consortium {name_or_path!r} (shipped: {', '.join(shipped_consortia())}; or give a .toml path)"],
+        )
+    return CONSORTIA_DIR / f"{name_or_path}.toml"
 
 
 async def start_sandbox(
