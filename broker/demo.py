@@ -12,7 +12,7 @@ import re
 import zlib
 from pathlib import Path
 
-from broker.consortium import CONSORTIA_DIR, Consortium, ConsortiumFileError, Member
+from broker.consortium import CONSORTIA_DIR, Branch, Consortium, ConsortiumFileError, Member
 from sandbox.host import SandboxHost
 from sandbox.patrons import cards_for
 from sandbox.spec import FaultConfig, PatronCard, SandboxBranch, SandboxMember
@@ -60,17 +60,36 @@ def _hold_protocol(member: Member) -> str | None:
     return holds.kind
 
 
+def _sandbox_code(branch: Branch) -> str:
+    return branch.codes[0] if branch.codes else branch.id.rsplit("/", 1)[-1].upper()
+
+
+def sandbox_pickup_codes(member: Member) -> dict[str, str]:
+    """Branch id -> the code the sandbox ILS takes for a pickup, for a member with pickup-only points.
+
+    Pickup-only points (Aomori's 貸出協力館, Kumamoto's 受取館) have no catalogue code, and the real
+    ILSs' pickup codes are not in our sources; in the sandbox each gets one made from its branch id.
+    Empty when every pickup point has its own code (the connectors then use the branch codes).
+    """
+    pickups = [b for b in member.branches if b.pickup_point]
+    if all(b.codes for b in pickups):
+        return {}
+    return {b.id: _sandbox_code(b) for b in pickups}
+
+
 def sandbox_member(
     member: Member, *, latency_ms: float | None = None, patrons: list[PatronCard] | None = None
 ) -> SandboxMember:
     branches = [
-        SandboxBranch(id=b.id, name=b.name, code=b.codes[0] if b.codes else b.id.rsplit("/", 1)[-1].upper())
+        SandboxBranch(id=b.id, name=b.name, code=_sandbox_code(b))
         for b in member.branches
         if b.holds_stock  # pickup-only points (Kumamoto's 受取館) hold none of the member's stock
     ]
     # Bigger systems (more branches) hold more of the shared catalogue.
     share = min(0.9, 0.25 + 0.07 * len(branches))
     protocol, options, forced_style = _protocol(member)
+    if member.holds is not None and (pickups := sandbox_pickup_codes(member)):
+        options = {**options, "pickup_codes": ",".join(pickups.values())}
     return SandboxMember(
         id=member.id,
         name=member.name,
@@ -118,4 +137,21 @@ async def start_sandbox(
     """Start the sandbox for every member; return it and the consortium pointed at it."""
     sandbox = SandboxHost(sandbox_members(consortium, latency_ms=latency_ms))
     base_url = await sandbox.start(host=host, port=port)
-    return sandbox, consortium.with_base_url(base_url)
+    return sandbox, on_sandbox(consortium, base_url)
+
+
+def on_sandbox(consortium: Consortium, base_url: str) -> Consortium:
+    """The consortium pointed at a sandbox; pickup-only points get the code the sandbox ILS knows them by.
+
+    As a branch code it works both ways, as a real member's code would: the holds connector sends it
+    for the pickup and maps it back in the member's answers.
+    """
+    data = consortium.with_base_url(base_url).model_dump()
+    for member, raw in zip(consortium.members, data["members"], strict=True):
+        if member.holds is None:
+            continue
+        codes = sandbox_pickup_codes(member)
+        for branch in raw["branches"]:
+            if branch["id"] in codes and not branch["codes"]:
+                branch["codes"] = [codes[branch["id"]]]
+    return Consortium.model_validate(data)

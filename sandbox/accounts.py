@@ -60,11 +60,7 @@ class SandboxPatron:
 
     @property
     def block_reasons(self) -> list[str]:
-        return (
-            (["overdue"] if self.overdue else [])
-            + (["card_expired"] if self.card_expired else [])
-            + (["inactive"] if self.inactive else [])
-        )
+        return [code for code, on in (("overdue", self.overdue), ("card_expired", self.card_expired), ("inactive", self.inactive)) if on]
 
 
 @dataclass

@@ -152,11 +152,9 @@ class Demo:
 
 
 async def _demo(name: str, http: HttpClient) -> AsyncIterator[Demo]:
-    consortium = load_consortium(consortium_file(name))
-    host = SandboxHost(sandbox_members(consortium, latency_ms=0))
-    base_url = await host.start()
+    host, consortium = await start_sandbox(load_consortium(consortium_file(name)), latency_ms=0)
     try:
-        yield Demo(host, consortium.with_base_url(base_url), http)
+        yield Demo(host, consortium, http)
     finally:
         await host.stop()
 
@@ -363,3 +361,26 @@ def test_a_member_too_small_for_a_card_says_so() -> None:
     enrol_cards(system.ledger, system.held, [card])
     with pytest.raises(ValueError, match="already issued"):
         enrol_cards(system.ledger, system.held, [card])
+
+
+@pytest.mark.parametrize(("name", "member", "pickup"), [
+    ("aomori", "aomori-pref", "aomori-pref/nanbu-nagawa-chugakko"),  # the school library of seed 003
+    ("kumamoto", "kumamoto-pref", "kumamoto-pref/uto"),
+])
+async def test_a_hub_hold_for_a_pickup_only_library_goes_through_on_the_demo(
+    name: str, member: str, pickup: str, http: HttpClient
+) -> None:
+    async for demo in _demo(name, http):
+        assert not demo.consortium.branch(pickup).holds_stock
+        system = demo.system(member)
+        # On loan is fine: the hold waits for the copy, then travels to the pickup point.
+        record = next(h.local_id for h in system.held if any(c.availability is Availability.ON_LOAN for c in h.copies))
+        patron = TEST_PATRONS[name][0]
+        request = HoldRequest(member=member, record_id=record, pickup_branch_id=pickup, idempotency_key=f"pickup-{name}-01")
+        hold = await demo.holds_connector(member).place_hold(credentials(patron, member), request)
+        assert (hold.pickup_branch_id, hold.record_id) == (pickup, record)
+        placed = system.ledger.find_by_key(patron.card(member).card_number, f"pickup-{name}-01")
+        assert placed is not None and placed.pickup_code == pickup.rsplit("/", 1)[-1].upper()
+        # Every pickup point of the file is one in the sandbox ILS, and nothing else is.
+        expected = {b.id.rsplit("/", 1)[-1].upper() if not b.codes else b.codes[0] for b in demo.consortium.branches() if b.pickup_point}
+        assert system.ledger.pickup_codes == expected
