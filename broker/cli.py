@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yokodan", description="Federated cross-catalogue search for library consortia")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="start the sandbox Okayama members and the broker on localhost")
+    demo = commands.add_parser("demo", help="start a shipped consortium's members on the sandbox and the broker on localhost")
     demo.add_argument("--consortium", help="a shipped consortium (okayama, kumamoto, aomori, takarazuka) or a TOML path (default: okayama)")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
