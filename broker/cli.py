@@ -7,12 +7,14 @@ import asyncio
 import logging
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
-from broker.api import build_app
+from broker.api import SEARCH_KEY, build_app
+from broker.members import MemberRegistry
 from broker.consortium import Consortium, ConsortiumFileError, load_consortium
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService, UnknownMembers
@@ -88,7 +90,7 @@ async def _search(args: argparse.Namespace) -> int:
     try:
         query = SearchQuery(text=args.query or None, title=args.title, author=args.author, isbn=args.isbn, page_size=args.page_size)
         async with HttpClient() as http:
-            service = SearchService(consortium, http)
+            service = SearchService(MemberRegistry(consortium, http))
             members = [m for m in (args.members or "").split(",") if m]
             outcome = await service.search(query, members)
         print(format_outcome(outcome, consortium, limit=args.limit))
@@ -98,18 +100,25 @@ async def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_index(args: argparse.Namespace, consortium: Consortium) -> UnionIndex | None:
+def _index_opener(args: argparse.Namespace, consortium: Consortium) -> Callable[[], UnionIndex] | None:
+    """How the app opens its union index on startup (it opens it off the loop and closes it on cleanup)."""
     if args.no_index:
         return None
     path = Path(args.index_dir) if args.index_dir else Path("var") / "index" / consortium.id
     path.mkdir(parents=True, exist_ok=True)
-    return UnionIndex.open(path)
+    return partial(UnionIndex.open, path)
 
 
-async def _serve(consortium: Consortium, host: str, port: int, index: UnionIndex | None) -> web.AppRunner:
-    runner = web.AppRunner(build_app(consortium, index=index), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+async def _serve(
+    consortium: Consortium, host: str, port: int, open_index: Callable[[], UnionIndex] | None
+) -> web.AppRunner:
+    runner = web.AppRunner(build_app(consortium, open_index=open_index), access_log=None)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()  # closes what the app's startup already opened
+        raise
     return runner
 
 
@@ -121,8 +130,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
 
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
-    index = _open_index(args, consortium)
-    runner = await _serve(consortium, args.host, args.port, index)
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium))
+    index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{args.port}"
     print(f"Yokodan broker for {consortium.name}: {url}")
     if index is not None:
@@ -133,9 +142,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     try:
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
-        if index is not None:
-            await asyncio.to_thread(index.close)
+        await runner.cleanup()  # closes the union index and the HTTP client
         if sandbox is not None:
             await sandbox.stop()
     return 0
