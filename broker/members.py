@@ -124,7 +124,7 @@ class MemberRegistry:
         self.http = http
         self.clock = clock
         self.timezone = ZoneInfo(consortium.timezone)
-        self.unknown_words = unknown_words or UnknownWords()
+        self.unknown_words = UnknownWords() if unknown_words is None else unknown_words
         self._entries: dict[str, _MemberEntry] = {
             member.id: _MemberEntry(
                 member=member,

@@ -31,7 +31,7 @@ def connector_for(settings: TargetSettings, http: HttpClient, *, unknown_words: 
     except KeyError:
         known = ", ".join(sorted(CONNECTOR_KINDS))
         raise ValueError(f"member {settings.member}: unknown connector kind {settings.kind!r} (known: {known})") from None
-    with counting_into(unknown_words or UnknownWords()):
+    with counting_into(UnknownWords() if unknown_words is None else unknown_words):
         return cls(settings, http)
 
 

@@ -74,4 +74,5 @@ def counting_into(counter: UnknownWords) -> Iterator[UnknownWords]:
 
 def bound_counter() -> UnknownWords:
     """The counter of the enclosing `counting_into`, else a fresh one private to the caller."""
-    return _BOUND.get() or UnknownWords()
+    bound = _BOUND.get()
+    return UnknownWords() if bound is None else bound

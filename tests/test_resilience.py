@@ -50,6 +50,20 @@ def test_breaker_opens_probes_once_and_closes() -> None:
     assert breaker.state is CircuitState.CLOSED and breaker.consecutive_failures == 0
 
 
+def test_an_abandoned_probe_gives_no_verdict() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_after_s=30, clock=clock)
+    breaker.record_no_verdict()
+    assert breaker.state is CircuitState.CLOSED, "no verdict on a closed circuit changes nothing"
+    breaker.record_failure()
+    clock.now += 30
+    assert breaker.allow() and breaker.state is CircuitState.HALF_OPEN
+    breaker.record_no_verdict()
+    assert breaker.state is CircuitState.OPEN and breaker.consecutive_failures == 1
+    assert breaker.retry_in_s() == 0.0 and breaker.allow(), "the cool-off is still over: the next caller probes"
+    assert not breaker.allow(), "and only that one"
+
+
 def _with(consortium: Consortium, member_id: str, **changes: object) -> Consortium:
     data = consortium.model_dump()
     member = next(m for m in data["members"] if m["id"] == member_id)
