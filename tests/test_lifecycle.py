@@ -1,9 +1,11 @@
-"""The app's resources open and close in cleanup_ctx; a stream that fails after it began ends with an error line."""
+"""The app's resources open and close in cleanup_ctx; a stream that fails after it began ends with an error line;
+large member answers are parsed off the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -17,10 +19,15 @@ from aiohttp import web
 from broker.api import HTTP_KEY, SEARCH_KEY, build_app
 from broker.merge import Clusterer, default_clusterer
 from connectors import HttpClient
+from connectors.offload import OFF_LOOP_PARSE_BYTES, parse_off_loop
+from connectors.settings import TargetSettings
+from connectors.sru import SRUConnector
 from index.store import UnionIndex, UnionIndexError
 from sandbox.spec import FaultConfig
 from tests.conftest import SandboxedConsortium
 from yokodan import Record, SearchQuery
+
+DATA = Path(__file__).parent / "data"
 
 
 async def _started(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -165,3 +172,48 @@ async def test_a_caller_that_leaves_a_stream_stops_the_members(okayama_sandbox: 
         assert time.perf_counter() - left_at < 1.0, "the hanging member was not left to its 2 s deadline"
     finally:
         await runner.cleanup()
+
+
+def _loop_thread_spy(parse: Callable[..., object], seen: list[bool]) -> Callable[..., object]:
+    def spy(body: bytes, **kwargs: object) -> object:
+        seen.append(threading.current_thread() is threading.main_thread())
+        return parse(body, **kwargs)
+
+    return spy
+
+
+async def test_parse_off_loop_moves_only_large_bodies_to_a_thread() -> None:
+    seen: list[bool] = []
+    spy = _loop_thread_spy(lambda body, **kw: (len(body), kw), seen)
+    assert await parse_off_loop(spy, b"x" * (OFF_LOOP_PARSE_BYTES - 1), start=3) == (OFF_LOOP_PARSE_BYTES - 1, {"start": 3})
+    assert await parse_off_loop(spy, b"x" * OFF_LOOP_PARSE_BYTES, start=3) == (OFF_LOOP_PARSE_BYTES, {"start": 3})
+    assert seen == [True, False], "small on the loop, large in a worker thread"
+
+
+@pytest.fixture
+async def big_sru() -> AsyncIterator[str]:
+    """An SRU endpoint whose answer is ~1 MB: the recorded record with 4,000 more copies."""
+    body = (DATA / "sru-marcxml-ndl.xml").read_text()
+    copy = '<datafield tag="852" ind1=" " ind2=" "><subfield code="a">中央図書館</subfield><subfield code="p">T{n:06d}</subfield><subfield code="z">貸出可</subfield></datafield>'
+    body = body.replace("</record>", "".join(copy.format(n=n) for n in range(4000)) + "</record>", 1)
+    payload = body.encode()
+    assert len(payload) > 2 * OFF_LOOP_PARSE_BYTES
+
+    async def sru(request: web.Request) -> web.Response:
+        return web.Response(body=payload, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_get("/sru", sru)
+    runner, url = await _started(app)
+    yield f"{url}/sru"
+    await runner.cleanup()
+
+
+async def test_a_large_sru_answer_is_parsed_off_the_loop(big_sru: str, http: HttpClient) -> None:
+    connector = SRUConnector(TargetSettings(member="big", kind="sru", endpoint=big_sru), http)
+    seen: list[bool] = []
+    connector.parse_response = _loop_thread_spy(connector.parse_response, seen)  # type: ignore[method-assign]
+    result = await connector.search(SearchQuery(title="本"))
+    assert seen == [False], "parsed in a worker thread"
+    first = result.records[0]
+    assert len(first.holdings) == 4004 and first.holdings[-1].item_id == "T003999"
