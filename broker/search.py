@@ -134,6 +134,7 @@ class SearchService:
         `near` (lat, lon) ranks works with a copy on the shelf nearby higher.
         """
         plan = self.plan(members)
+        index = self.index  # once: the app's lifecycle may detach it while this search runs
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
@@ -144,8 +145,8 @@ class SearchService:
                 # its first step never runs its own code, and must still give its verdict.
                 task.add_done_callback(self._no_verdict_if_cancelled(connector.member))
         try:
-            if self.index is not None:
-                cached = await self._cached(query, members)
+            if index is not None:
+                cached = await self._cached(index, query, members)
                 if cached is not None:
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
             for next_done in asyncio.as_completed(tasks):
@@ -162,19 +163,18 @@ class SearchService:
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates,
         )
-        if self.index is not None and final.works:
+        if index is not None and final.works:
             try:
-                self.index.submit(final.works, self.municipalities)  # enqueues only
+                index.submit(final.works, self.municipalities)  # enqueues only
             except UnionIndexError:
                 log.warning("union index closed; search results not cached")
         yield final
 
-    async def _cached(self, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
+    async def _cached(self, index: UnionIndex, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
         """What the union index knows, searched off the event loop (whoosh is pure Python)."""
-        assert self.index is not None
         try:
             return await asyncio.to_thread(
-                self.index.search, query, members=list(members) if members else None, limit=query.page_size
+                index.search, query, members=list(members) if members else None, limit=query.page_size
             )
         except UnionIndexError:
             log.exception("union index search failed; answering live only")
