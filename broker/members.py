@@ -32,8 +32,11 @@ from yokodan import TargetState, TargetStatus
 # poller's sweep queues behind its own work, not in front of patrons' searches.
 DEFAULT_MEMBER_OPERATIONS = 8
 
-# Failures that say nothing about the member's health: the query did not fit it.
-_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported"})
+# A call that timed out waiting for one of the member's operation slots, never sent.
+BUSY_REASON = "busy"
+# Failures that say nothing about the member's health: the query did not fit it, or
+# the broker itself had no slot free for it.
+_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported", BUSY_REASON})
 
 
 class UnknownMembers(ValueError):
@@ -122,6 +125,7 @@ class MemberRegistry:
             raise ValueError("member_operations must be >= 1")
         self.consortium = consortium
         self.http = http
+        self.member_operations = member_operations
         self.clock = clock
         self.timezone = ZoneInfo(consortium.timezone)
         self.unknown_words = UnknownWords() if unknown_words is None else unknown_words

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from broker.members import MemberRegistry, Plan, UnknownMembers
+from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.ranking import rank_works
 from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
@@ -199,14 +199,25 @@ class SearchService:
         def status(**fields: object) -> TargetStatus:
             return TargetStatus(member=member, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
 
+        deadline_s = connector.settings.timeout_s
+        contacted = False
         try:
-            # The connector's HTTP layer has the same deadline; this one also bounds parsing.
-            async with asyncio.timeout(connector.settings.timeout_s), self.registry.slot(member):
-                result = await connector.search(query)
+            # The connector's HTTP layer has the same deadline; this one also bounds the wait
+            # for a slot and the parsing.
+            async with asyncio.timeout(deadline_s):
+                async with self.registry.slot(member):
+                    contacted = True
+                    result = await connector.search(query)
         except TimeoutError:
-            return MemberAnswer(
-                status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {connector.settings.timeout_s:g} s")
-            )
+            if not contacted:  # our own queue was full: no word about the member's health
+                return MemberAnswer(
+                    status(
+                        state=TargetState.TIMEOUT, reason=BUSY_REASON,
+                        message=f"{self.registry.member_operations} operations already in flight to this member; "
+                        f"none finished within {deadline_s:g} s; not contacted",
+                    )
+                )
+            return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))
         except ProtocolDiagnostic as exc:
             return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics))
         except ConnectorError as exc:

@@ -157,6 +157,23 @@ async def test_operations_against_one_member_are_capped(
         MemberRegistry(consortium, http, member_operations=0)
 
 
+async def test_a_call_that_never_got_a_slot_is_busy_not_a_member_failure(
+    okayama_sandbox: SandboxedConsortium, http: HttpClient
+) -> None:
+    consortium = _with_connector(okayama_sandbox.consortium, "setouchi-city", circuit_failures=2, timeout_s=0.3)
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig(hang=True))
+    registry = MemberRegistry(consortium, http, member_operations=1)
+    service = SearchService(registry)
+    first, second = await asyncio.gather(
+        *(service.search(SearchQuery(author="夏目漱石"), ["setouchi-city"]) for _ in range(2))
+    )
+    reasons = sorted(o.statuses[0].reason or "" for o in (first, second))
+    assert reasons == ["busy", "timeout"], "one was sent and hung; the other waited for the one slot"
+    busy = next(o.statuses[0] for o in (first, second) if o.statuses[0].reason == "busy")
+    assert busy.state is TargetState.TIMEOUT and "not contacted" in (busy.message or "")
+    assert (registry.breaker("setouchi-city").state.value, registry.breaker("setouchi-city").consecutive_failures) == ("closed", 1)
+
+
 async def test_unknown_words_are_counted_per_registry_and_bounded(
     okayama_sandbox: SandboxedConsortium, words_server: tuple[str, dict[str, int]], http: HttpClient
 ) -> None:
