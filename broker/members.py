@@ -224,12 +224,15 @@ class MemberRegistry:
                 plan.probes.add(member_id)
         return plan
 
-    def record(self, member_id: str, status: TargetStatus) -> CircuitState:
-        """Feed one outcome to the member's circuit breaker; query problems are no health signal."""
+    def record(self, member_id: str, state: TargetState, reason: str | None = None) -> CircuitState:
+        """Feed one outcome (a TargetStatus's or a ConnectorError's state and reason) to the member's breaker.
+
+        Query problems and our own full queue are no health signal; returns the circuit's state after.
+        """
         breaker = self.breaker(member_id)
-        if status.state in (TargetState.ERROR, TargetState.TIMEOUT) and status.reason not in _NOT_HEALTH_FAILURES:
+        if state in (TargetState.ERROR, TargetState.TIMEOUT) and reason not in _NOT_HEALTH_FAILURES:
             breaker.record_failure()
-        elif status.state is TargetState.OK:
+        elif state is TargetState.OK:
             breaker.record_success()
         return breaker.state
 

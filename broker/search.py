@@ -189,7 +189,8 @@ class SearchService:
 
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         answer = await self._answer(connector, query)
-        answer.status.circuit = self.registry.record(connector.member, answer.status).value
+        status = answer.status
+        status.circuit = self.registry.record(connector.member, status.state, status.reason).value
         return answer
 
     async def _answer(self, connector: Connector, query: SearchQuery) -> MemberAnswer:

@@ -74,10 +74,10 @@ async def test_a_given_client_is_started_but_not_closed(okayama_sandbox: Sandbox
 
 
 async def test_opening_the_index_never_blocks_the_loop(okayama_sandbox: SandboxedConsortium, tmp_path: Path) -> None:
-    """An index whose lock takes 0.5 s to come free: the loop keeps ticking meanwhile."""
+    """An index whose lock takes 1 s to come free: the loop keeps ticking meanwhile."""
 
     def slow_open() -> UnionIndex:
-        time.sleep(0.5)  # as a stale lock held by a dying process would
+        time.sleep(1.0)  # as a stale lock held by a dying process would
         return UnionIndex.open(tmp_path / "index")
 
     gaps: list[float] = []
@@ -96,8 +96,9 @@ async def test_opening_the_index_never_blocks_the_loop(okayama_sandbox: Sandboxe
     opened_in = time.perf_counter() - started
     ticking.cancel()
     await runner.cleanup()
-    assert opened_in >= 0.5
-    assert max(gaps) < 0.2, f"the loop stalled {max(gaps):.2f} s while the index opened"
+    assert opened_in >= 1.0
+    # Opened on the loop, one gap would be the whole second; the margin is for a loaded machine.
+    assert max(gaps) < 0.5, f"the loop stalled {max(gaps):.2f} s while the index opened"
 
 
 async def test_a_failed_startup_still_closes_the_client(okayama_sandbox: SandboxedConsortium, tmp_path: Path) -> None:
