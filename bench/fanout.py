@@ -38,6 +38,7 @@ from broker.consortium import Consortium  # noqa: E402
 from broker.merge import default_clusterer  # noqa: E402
 from yokodan import SearchQuery  # noqa: E402
 from connectors.settings import TargetSettings
+from broker.members import MemberRegistry  # noqa: E402
 from broker.search import SearchService  # noqa: E402
 from connectors import HttpClient  # noqa: E402
 from connectors.sru import SRUConnector  # noqa: E402
@@ -160,7 +161,7 @@ async def one_search(service: SearchService, query: SearchQuery) -> tuple[float,
 async def measure(sandbox: SandboxProcess, records: int, latency_ms: float, rounds: int) -> dict[str, float]:
     query = QUERY.model_copy(update={"page_size": records})
     async with HttpClient() as http:
-        service = SearchService(bench_consortium(sandbox), http, clusterer_factory=default_clusterer)
+        service = SearchService(MemberRegistry(bench_consortium(sandbox), http), clusterer_factory=default_clusterer)
         await one_search(service, query)  # warm the connections, as a running broker has them
         walls: list[float] = []
         cpu_start = time.process_time()
@@ -213,7 +214,7 @@ async def family_cpu(sandbox: SandboxProcess, records: int, rounds: int) -> tupl
     """(CPU µs per record, records per search, median wall ms) for one family's members."""
     query = QUERY.model_copy(update={"page_size": records})
     async with HttpClient() as http:
-        service = SearchService(bench_consortium(sandbox), http, clusterer_factory=default_clusterer)
+        service = SearchService(MemberRegistry(bench_consortium(sandbox), http), clusterer_factory=default_clusterer)
         await one_search(service, query)
         walls: list[float] = []
         got = 0

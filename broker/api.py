@@ -2,18 +2,25 @@
 
   GET /api/v1/search          merged works + per-member statuses
   GET /api/v1/search/stream   the same, progressively, as NDJSON (one line per member answer)
-  GET /api/v1/members         members, branches, connector kinds
+  GET /api/v1/members         members, branches, connectors, circuits, unknown status words
   GET /healthz
 
 Invalid requests get 400 with an RFC 9457 `application/problem+json` body that
 names each bad parameter. Search requests carry no patron identity and are
 never logged with one.
+
+The app owns its resources through `cleanup_ctx` (opened in order on startup,
+closed in reverse on cleanup): the shared HTTP client, then the union index,
+which is opened in a thread because opening it may wait for a lock and read
+files. The ledger and the hold poller join the same list.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -23,10 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.consortium import Consortium
 from yokodan import SearchQuery
 from yokodan.errors import BadRequest
-from broker.search import SearchService, UnknownMembers
+from broker.members import MemberRegistry, UnknownMembers
+from broker.search import SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import HttpClient
-from connectors.status_words import UNKNOWN_WORDS
 from index.store import UnionIndex
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,7 @@ CONSORTIUM_KEY = web.AppKey("consortium", Consortium)
 SEARCH_KEY = web.AppKey("search", SearchService)
 NAMES_KEY = web.AppKey("names", DisplayNames)
 HTTP_KEY = web.AppKey("http", HttpClient)
+REGISTRY_KEY = web.AppKey("registry", MemberRegistry)
 
 
 class SearchParams(BaseModel):
@@ -159,45 +167,69 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     names = request.app[NAMES_KEY]
     # Check the names before sending headers, so unknown members still get a 400 problem.
     service.chosen(members)
-    events = service.stream(query, members, near=near)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
-    async for event in events:
-        if event.cached is not None:  # the union index's instant answer, before any member
-            await response.write(orjson.dumps({"type": "cached", **cached_view(event.cached)}) + b"\n")
-            continue
-        line: dict[str, Any] = {
-            "type": "final" if event.final else "member",
-            "works": [work_view(w, names) for w in event.works],
-        }
-        if event.answer is not None:
-            line["target"] = status_view(event.answer.status, names)
-        if event.final:
-            line["targets"] = [status_view(s, names) for s in event.statuses]
-        await response.write(orjson.dumps(line) + b"\n")
+    # From here on the status line is sent: a failure can only end the stream with an
+    # error line, never become a second response (the problem middleware's job before this).
+    try:
+        async with aclosing(service.stream(query, members, near=near)) as events:
+            async for event in events:
+                await response.write(orjson.dumps(_stream_line(event, names)) + b"\n")
+    except ConnectionResetError:
+        return response  # the caller went away; aclosing has already stopped the members
+    except Exception:
+        log.exception("search stream failed on %s", request.path)  # path only: the query may be private
+        await response.write(orjson.dumps(STREAM_ERROR_LINE) + b"\n")
     await response.write_eof()
     return response
 
 
+# The last line of a stream that failed after it began (RFC 9457 fields, as the 500 problem body).
+STREAM_ERROR_LINE: dict[str, Any] = {
+    "type": "error",
+    "status": 500,
+    "title": "Internal Server Error",
+    "detail": "the search failed after the stream began; the results above are incomplete; the error is logged",
+}
+
+
+def _stream_line(event: Any, names: DisplayNames) -> dict[str, Any]:
+    if event.cached is not None:  # the union index's instant answer, before any member
+        return {"type": "cached", **cached_view(event.cached)}
+    line: dict[str, Any] = {
+        "type": "final" if event.final else "member",
+        "works": [work_view(w, names) for w in event.works],
+    }
+    if event.answer is not None:
+        line["target"] = status_view(event.answer.status, names)
+    if event.final:
+        line["targets"] = [status_view(s, names) for s in event.statuses]
+    return line
+
+
 async def members_handler(request: web.Request) -> web.Response:
     consortium = request.app[CONSORTIUM_KEY]
-    unknown: dict[str, dict[str, int]] = {}
-    for (member, word), count in UNKNOWN_WORDS.items():
-        unknown.setdefault(member, {})[word] = count
-    members = [
-        {
-            "id": m.id,
-            "name": m.name,
-            "municipality": m.municipality,
-            "phone": m.phone,
-            "connector": m.connector.kind,
-            "circuit": request.app[SEARCH_KEY].breakers[m.id].snapshot(),
-            "maintenance": [w.describe() for w in m.maintenance],
-            "unknown_status_words": unknown.get(m.id, {}),
-            "branches": [b.model_dump(mode="json", exclude_none=True) for b in m.branches],
-        }
-        for m in consortium.members
-    ]
+    registry = request.app[REGISTRY_KEY]
+    members = []
+    for member_id in registry.member_ids:
+        m = registry.member(member_id)
+        connectors = registry.connectors(member_id)
+        members.append(
+            {
+                "id": m.id,
+                "name": m.name,
+                "municipality": m.municipality,
+                "phone": m.phone,
+                "connector": m.connector.kind,  # the search face; `connectors` lists every face
+                "connectors": [{"kind": c.kind, "capabilities": sorted(c.capabilities)} for c in connectors],
+                "circuit": registry.breaker(member_id).snapshot(),
+                "maintenance": [w.describe() for w in m.maintenance],
+                "in_maintenance": registry.maintenance_now(member_id) is not None,
+                "unknown_status_words": registry.unknown_words.words_of(member_id),
+                "unknown_status_words_dropped": registry.unknown_words.overflow_of(member_id),
+                "branches": [b.model_dump(mode="json", exclude_none=True) for b in m.branches],
+            }
+        )
     return json_response({"consortium": {"id": consortium.id, "name": consortium.name}, "members": members})
 
 
@@ -227,31 +259,52 @@ async def problem_middleware(
 
 
 def build_app(
-    consortium: Consortium, *, http: HttpClient | None = None, index: UnionIndex | None = None
+    consortium: Consortium,
+    *,
+    http: HttpClient | None = None,
+    open_index: Callable[[], UnionIndex] | None = None,
 ) -> web.Application:
-    """The broker's web application; owns one shared HttpClient unless given one.
+    """The broker's web application.
 
-    With `index`, streamed searches answer first from the union index and every
-    search's works are cached there (the caller opens and closes the index).
+    It owns one shared HttpClient unless given one (a given client is started, not
+    closed). With `open_index` (e.g. `functools.partial(UnionIndex.open, path)`),
+    the app opens the union index on startup, off the event loop, and closes it
+    on cleanup; streamed searches then answer first from it and every search's
+    works are cached there.
     """
     app = web.Application(middlewares=[problem_middleware])
     app[CONSORTIUM_KEY] = consortium
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
-    app[SEARCH_KEY] = SearchService(consortium, app[HTTP_KEY], index=index)
-    owns_client = http is None
-
-    async def start_client(app: web.Application) -> None:
-        await app[HTTP_KEY].start()
-
-    async def close_client(app: web.Application) -> None:
-        if owns_client:
-            await app[HTTP_KEY].close()
-
-    app.on_startup.append(start_client)
-    app.on_cleanup.append(close_client)
+    app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY])
+    app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY])
+    app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
+    if open_index is not None:
+        app.cleanup_ctx.append(_union_index_lifecycle(open_index))
     app.router.add_get("/api/v1/search", search_handler)
     app.router.add_get("/api/v1/search/stream", search_stream_handler)
     app.router.add_get("/api/v1/members", members_handler)
     app.router.add_get("/healthz", health_handler)
     return app
+
+
+def _http_client_lifecycle(*, owns_client: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await app[HTTP_KEY].start()
+        yield
+        if owns_client:
+            await app[HTTP_KEY].close()
+
+    return lifecycle
+
+
+def _union_index_lifecycle(open_index: Callable[[], UnionIndex]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # Opening waits for the index lock and reads segments: never on the loop.
+        index = await asyncio.to_thread(open_index)
+        app[SEARCH_KEY].index = index
+        yield
+        app[SEARCH_KEY].index = None  # searches still running answer live only
+        await asyncio.to_thread(index.close)  # commits what is queued, joins the writer
+
+    return lifecycle

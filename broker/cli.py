@@ -7,15 +7,17 @@ import asyncio
 import logging
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from broker.api import build_app
+from broker.api import SEARCH_KEY, build_app
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import start_server
+from broker.members import MemberRegistry
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
@@ -127,7 +129,7 @@ async def _search(args: argparse.Namespace) -> int:
         sandbox, consortium = await start_sandbox(consortium)
     try:
         async with HttpClient() as http:
-            service = SearchService(consortium, http)
+            service = SearchService(MemberRegistry(consortium, http))
             members = [m for m in (args.members or "").split(",") if m]
             outcome = await service.search(query, members)
         print(format_outcome(outcome, consortium, limit=args.limit))
@@ -137,15 +139,20 @@ async def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_index(args: argparse.Namespace, consortium: Consortium) -> UnionIndex | None:
+def _index_opener(args: argparse.Namespace, consortium: Consortium) -> Callable[[], UnionIndex] | None:
+    """How the app opens its union index on startup (it opens it off the loop and closes it on cleanup)."""
     if args.no_index:
         return None
     path = Path(args.index_dir) if args.index_dir else Path("var") / "index" / consortium.id
-    return UnionIndex.open(path)  # creates the directory, or names why it cannot (UnionIndexError)
+    # Opened off the loop by the app's cleanup context; it creates the directory or names why it
+    # cannot (UnionIndexError, exit 2).
+    return partial(UnionIndex.open, path)
 
 
-async def _serve(consortium: Consortium, host: str, port: int, index: UnionIndex | None) -> web.AppRunner:
-    return await start_server(build_app(consortium, index=index), host, port)
+async def _serve(
+    consortium: Consortium, host: str, port: int, open_index: Callable[[], UnionIndex] | None
+) -> web.AppRunner:
+    return await start_server(build_app(consortium, open_index=open_index), host, port)
 
 
 async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
@@ -156,8 +163,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
 
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
-    index = _open_index(args, consortium)
-    runner = await _serve(consortium, args.host, args.port, index)
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium))
+    index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{args.port}"
     print(f"Yokodan broker for {consortium.name}: {url}")
     if index is not None:
@@ -168,9 +175,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     try:
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
-        if index is not None:
-            await asyncio.to_thread(index.close)
+        await runner.cleanup()  # closes the union index and the HTTP client
         if sandbox is not None:
             await sandbox.stop()
     return 0

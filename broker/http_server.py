@@ -61,8 +61,12 @@ async def start_server(app: web.Application, host: str, port: int) -> web.AppRun
     """Serve `app` on host:port (0 picks a free port; see `bound_port`) until runner.cleanup()."""
     accept_utf8_request_targets()
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()  # closes what the app's startup already opened
+        raise
     return runner
 
 

@@ -12,46 +12,26 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from broker.consortium import Consortium
+from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.ranking import rank_works
 from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
-from yokodan.errors import BadRequest
-from connectors import Capability, Connector, HttpClient, connector_for
-from connectors.circuit import CircuitBreaker
+from connectors import Capability, Connector
 from connectors.errors import ConnectorError, ProtocolDiagnostic
 from index.store import CachedResult, UnionIndex, UnionIndexError
 
-# Failures that say nothing about the member's health: the query did not fit it.
-_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported"})
-
 log = logging.getLogger(__name__)
 
-
-class UnknownMembers(BadRequest):
-    """The caller named members the consortium does not have."""
-
-    def __init__(self, unknown: Sequence[str]) -> None:
-        super().__init__(f"unknown member ids: {', '.join(unknown)}")
-        self.unknown = list(unknown)
+__all__ = ["MemberAnswer", "Plan", "SearchEvent", "SearchOutcome", "SearchService", "UnknownMembers"]
 
 
 @dataclass(slots=True)
 class MemberAnswer:
     status: TargetStatus
     records: list[Record] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Plan:
-    """Who is asked, and who is skipped without being contacted (with the reason)."""
-
-    ask: list[Connector]
-    skipped: list[TargetStatus]
 
 
 @dataclass(slots=True)
@@ -107,80 +87,42 @@ class SearchEvent:
 
 
 class SearchService:
-    """Fans one query out to a consortium's members; one instance per process."""
+    """Fans one query out to a consortium's members; one instance per app.
+
+    The members' connectors, breakers, windows and slots belong to `registry`
+    (shared with holds and the poller); this class owns only the fan-out and merge.
+    """
 
     def __init__(
         self,
-        consortium: Consortium,
-        http: HttpClient,
+        registry: MemberRegistry,
         *,
         clusterer_factory: Callable[[], Clusterer] = default_clusterer,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         index: UnionIndex | None = None,
     ) -> None:
-        self.consortium = consortium
-        self.index = index
-        self.members = {m.id: m for m in consortium.members}
+        self.registry = registry
+        consortium = registry.consortium
+        self.index = index  # set and cleared by the app's lifecycle (broker.api) when it owns the index
         self.municipalities = {m.id: m.municipality for m in consortium.members}
-        self.http = http
         self.clusterer_factory = clusterer_factory
-        self.clock = clock
-        self.timezone = ZoneInfo(consortium.timezone)
-        self.connectors: dict[str, Connector] = {
-            member.id: connector_for(consortium.target_settings(member.id), http) for member in consortium.members
-        }
         self.coordinates = {b.id: (b.lat, b.lon) for b in consortium.branches() if b.lat is not None and b.lon is not None}
-        self.breakers: dict[str, CircuitBreaker] = {
-            member.id: CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s)
-            for member in consortium.members
-        }
 
     def chosen(self, members: Sequence[str] | None) -> list[str]:
         """The member ids a request names (all when none); unknown names are an error."""
-        if not members:
-            return list(self.connectors)
-        unknown = [m for m in members if m not in self.connectors]
-        if unknown:
-            raise UnknownMembers(unknown)
-        return list(dict.fromkeys(members))
+        return self.registry.chosen(members)
 
     def plan(self, members: Sequence[str] | None) -> Plan:
         """Ask the chosen members, except those in maintenance, with an open circuit, or unable to search."""
-        now = self.clock().astimezone(self.timezone)
-        plan = Plan([], [])
-        for member_id in self.chosen(members):
-            connector = self.connectors[member_id]
-            breaker = self.breakers[member_id]
-
-            def skip(reason: str, message: str) -> None:
-                plan.skipped.append(
-                    TargetStatus(
-                        member=member_id, state=TargetState.SKIPPED, reason=reason, message=message,
-                        circuit=breaker.state.value,
-                    )
-                )
-
-            window = self.members[member_id].maintenance_at(now)
-            if not connector.supports(Capability.SEARCH):
-                skip("not_supported", "this member's system offers no catalogue search")
-            elif window is not None:
-                skip("maintenance", f"scheduled maintenance {window.describe()}; not contacted")
-            elif not breaker.allow():
-                skip(
-                    "circuit_open",
-                    f"{breaker.consecutive_failures} failures in a row; next try in {breaker.retry_in_s():.0f} s",
-                )
-            else:
-                plan.ask.append(connector)
-        return plan
+        return self.registry.plan(Capability.SEARCH, members)
 
     async def search(
         self, query: SearchQuery, members: Sequence[str] | None = None, *, near: tuple[float, float] | None = None
     ) -> SearchOutcome:
         started = time.perf_counter()
         last: SearchEvent | None = None
-        async for event in self.stream(query, members, near=near):
-            last = event
+        async with aclosing(self.stream(query, members, near=near)) as events:
+            async for event in events:
+                last = event
         assert last is not None and last.final
         return SearchOutcome(query, last.works, last.statuses, (time.perf_counter() - started) * 1000)
 
@@ -192,13 +134,19 @@ class SearchService:
         `near` (lat, lon) ranks works with a copy on the shelf nearby higher.
         """
         plan = self.plan(members)
+        index = self.index  # once: the app's lifecycle may detach it while this search runs
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
         tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
+        for task, connector in zip(tasks, plan.ask):
+            if connector.member in plan.probes:
+                # A done callback, not an except clause in _ask: a task cancelled before
+                # its first step never runs its own code, and must still give its verdict.
+                task.add_done_callback(self._no_verdict_if_cancelled(connector.member))
         try:
-            if self.index is not None:
-                cached = await self._cached(query, members)
+            if index is not None:
+                cached = await self._cached(index, query, members)
                 if cached is not None:
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
             for next_done in asyncio.as_completed(tasks):
@@ -209,37 +157,40 @@ class SearchService:
         finally:
             for task in tasks:  # a caller that stops listening must not leave members running
                 task.cancel()
+            # Let the cancellations land (and their callbacks run) before the caller goes on.
+            await asyncio.gather(*tasks, return_exceptions=True)
         final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates,
         )
-        if self.index is not None and final.works:
+        if index is not None and final.works:
             try:
-                self.index.submit(final.works, self.municipalities)  # enqueues only
+                index.submit(final.works, self.municipalities)  # enqueues only
             except UnionIndexError:
                 log.warning("union index closed; search results not cached")
         yield final
 
-    async def _cached(self, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
+    async def _cached(self, index: UnionIndex, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
         """What the union index knows, searched off the event loop (whoosh is pure Python)."""
-        assert self.index is not None
         try:
             return await asyncio.to_thread(
-                self.index.search, query, members=list(members) if members else None, limit=query.page_size
+                index.search, query, members=list(members) if members else None, limit=query.page_size
             )
         except UnionIndexError:
             log.exception("union index search failed; answering live only")
             return None
 
+    def _no_verdict_if_cancelled(self, member: str) -> Callable[[asyncio.Task[MemberAnswer]], None]:
+        def callback(task: asyncio.Task[MemberAnswer]) -> None:
+            if task.cancelled():
+                self.registry.record_no_verdict(member)
+
+        return callback
+
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         answer = await self._answer(connector, query)
-        breaker = self.breakers[connector.member]
         status = answer.status
-        if status.state in (TargetState.ERROR, TargetState.TIMEOUT) and status.reason not in _NOT_HEALTH_FAILURES:
-            breaker.record_failure()
-        elif status.state is TargetState.OK:
-            breaker.record_success()
-        status.circuit = breaker.state.value
+        status.circuit = self.registry.record(connector.member, status.state, status.reason).value
         return answer
 
     async def _answer(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
@@ -249,14 +200,25 @@ class SearchService:
         def status(**fields: object) -> TargetStatus:
             return TargetStatus(member=member, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
 
+        deadline_s = connector.settings.timeout_s
+        contacted = False
         try:
-            # The connector's HTTP layer has the same deadline; this one also bounds parsing.
-            async with asyncio.timeout(connector.settings.timeout_s):
-                result = await connector.search(query)
+            # The connector's HTTP layer has the same deadline; this one also bounds the wait
+            # for a slot and the parsing.
+            async with asyncio.timeout(deadline_s):
+                async with self.registry.slot(member):
+                    contacted = True
+                    result = await connector.search(query)
         except TimeoutError:
-            return MemberAnswer(
-                status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {connector.settings.timeout_s:g} s")
-            )
+            if not contacted:  # our own queue was full: no word about the member's health
+                return MemberAnswer(
+                    status(
+                        state=TargetState.TIMEOUT, reason=BUSY_REASON,
+                        message=f"{self.registry.member_operations} operations already in flight to this member; "
+                        f"none finished within {deadline_s:g} s; not contacted",
+                    )
+                )
+            return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))
         except ProtocolDiagnostic as exc:
             return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics))
         except ConnectorError as exc:

@@ -11,6 +11,7 @@ from connectors.ils_rest import ILSRestConnector
 from connectors.ncip import NCIPConnector
 from connectors.opensearch import OpenSearchConnector
 from connectors.sru import SRUConnector
+from connectors.unknown_words import UnknownWords, counting_into
 
 # kind in the consortium file -> adapter class. New families register here.
 CONNECTOR_KINDS: dict[str, type[Connector]] = {
@@ -23,14 +24,15 @@ CONNECTOR_KINDS: dict[str, type[Connector]] = {
 }
 
 
-def connector_for(settings: TargetSettings, http: HttpClient) -> Connector:
-    """The adapter for one member, chosen by the `kind` its settings name."""
+def connector_for(settings: TargetSettings, http: HttpClient, *, unknown_words: UnknownWords | None = None) -> Connector:
+    """The adapter for one member, chosen by the `kind` its settings name; its unknown status words count into `unknown_words`."""
     try:
         cls = CONNECTOR_KINDS[settings.kind]
     except KeyError:
         known = ", ".join(sorted(CONNECTOR_KINDS))
         raise ValueError(f"member {settings.member}: unknown connector kind {settings.kind!r} (known: {known})") from None
-    return cls(settings, http)
+    with counting_into(UnknownWords() if unknown_words is None else unknown_words):
+        return cls(settings, http)
 
 
-__all__ = ["CONNECTOR_KINDS", "Capability", "Connector", "HttpClient", "SearchResult", "connector_for"]
+__all__ = ["CONNECTOR_KINDS", "Capability", "Connector", "HttpClient", "SearchResult", "UnknownWords", "connector_for"]

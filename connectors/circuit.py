@@ -2,7 +2,9 @@
 
 A member that has failed N times in a row is not asked again until a cool-off
 has passed; then one probe request is let through (half-open). A success closes
-the circuit, a failure opens it again. This keeps a dead OPAC from costing every
+the circuit, a failure opens it again, and a probe that ends without an answer
+(its caller went away) gives no verdict: the circuit is open again with its old
+reset time, so the next caller probes. This keeps a dead OPAC from costing every
 search its full timeout, and keeps us from hammering a member that is struggling.
 """
 
@@ -57,6 +59,15 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._state = CircuitState.CLOSED
         self.consecutive_failures = 0
+
+    def record_no_verdict(self) -> None:
+        """The probe was abandoned (cancelled) before the member answered.
+
+        Without this the circuit would stay half-open, with no probe out, for good.
+        The cool-off already passed, so the next caller is let through as the probe.
+        """
+        if self._state is CircuitState.HALF_OPEN:
+            self._state = CircuitState.OPEN
 
     def record_failure(self) -> None:
         self.consecutive_failures += 1

@@ -24,6 +24,7 @@ from connectors.dcndl import dcndl_record
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
 from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
+from connectors.offload import parse_off_loop
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
 
@@ -107,7 +108,7 @@ class SRUConnector(Connector):
         response = await self.http.get(
             self.settings.endpoint, member=self.member, timeout_s=self.settings.timeout_s, params=params
         )
-        return self.parse_response(response.body, start=start)
+        return await parse_off_loop(self.parse_response, response.body, start=start)  # large bodies: a thread
 
     def parse_response(self, body: bytes, *, start: int = 1) -> SearchResult:
         root = parse_xml(body, member=self.member)

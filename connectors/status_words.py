@@ -1,19 +1,20 @@
 """Member status words -> `Availability`, as data (`status_words.toml`).
 
 An unknown word maps to `unknown`: the raw word stays on the holding and is
-counted here, so operators can see which words a member uses that we lack.
+counted (`connectors.unknown_words`: per registry, bounded), so operators can
+see which words a member uses that we lack.
 """
 
 from __future__ import annotations
 
 import tomllib
 import unicodedata
-from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 from yokodan import Availability, HoldState
+from connectors.unknown_words import UnknownWords, bound_counter
 
 _VOCABULARY_FILE = Path(__file__).with_name("status_words.toml")
 
@@ -50,6 +51,7 @@ class StatusMapper:
         for word, state in (overrides or {}).items():
             self._words[normalize_word(word)] = Availability(state)
         self._cache: dict[str, Availability] = {}
+        self.unknown_words: UnknownWords = bound_counter()
 
     def __call__(self, word: str) -> Availability:
         cached = self._cache.get(word)
@@ -57,12 +59,9 @@ class StatusMapper:
             return cached
         state = self._words.get(normalize_word(word), Availability.UNKNOWN)
         if state is Availability.UNKNOWN and word.strip():
-            UNKNOWN_WORDS[(self.member, word.strip())] += 1
+            self.unknown_words.record(self.member, word.strip())
         else:
             # Unknown words are not cached, so every sighting is counted.
             self._cache[word] = state
         return state
 
-
-# (member, raw word) -> times seen since start; shown by /api/v1/members.
-UNKNOWN_WORDS: Counter[tuple[str, str]] = Counter()

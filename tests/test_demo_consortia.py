@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from broker.consortium import Consortium, ConsortiumFileError, load_consortium
 from broker.demo import consortium_file, sandbox_member, sandbox_members, shipped_consortia, start_sandbox
+from broker.members import MemberRegistry
 from broker.search import SearchService
 from connectors import HttpClient, connector_for
 from connectors.base import Capability, Connector
@@ -70,7 +71,7 @@ async def test_every_member_of_a_shipped_consortium_answers_on_the_sandbox(name:
     try:
         started = time.monotonic()
         outcome = await asyncio.wait_for(
-            SearchService(served, http).search(SearchQuery(text="夏目漱石")), SEARCH_DEADLINE_S
+            SearchService(MemberRegistry(served, http)).search(SearchQuery(text="夏目漱石")), SEARCH_DEADLINE_S
         )
         elapsed = time.monotonic() - started
     finally:

@@ -22,6 +22,7 @@ import yokodan
 from broker.api import InvalidRequest
 from broker.cli import InvalidArguments
 from broker.consortium import ConsortiumFileError, load_consortium
+from broker.members import MemberRegistry
 from broker.search import SearchService, UnknownMembers
 from connectors import HttpClient
 from connectors.errors import ConnectorError, TargetUnreachable
@@ -53,7 +54,7 @@ def test_every_public_project_error_is_a_yokodan_error_and_not_a_value_error() -
     classes = _project_error_classes()
     # The walk really sees the rooms' errors (a walk that found nothing would pass vacuously).
     assert {"broker.consortium.ConsortiumFileError", "connectors.errors.ConnectorError",
-            "index.store.UnionIndexError", "broker.search.UnknownMembers", "broker.api.InvalidRequest"} <= set(classes)
+            "index.store.UnionIndexError", "broker.members.UnknownMembers", "broker.api.InvalidRequest"} <= set(classes)
     outside = sorted(name for name, cls in classes.items() if not issubclass(cls, YokodanError))
     assert outside == []
     # pydantic turns a ValueError raised in a validator into a ValidationError, and a bare
@@ -103,7 +104,7 @@ def test_unusable_index_directory_is_a_store_error(tmp_path: Path) -> None:
 
 
 async def test_unknown_members_is_a_bad_request(http: HttpClient) -> None:
-    service = SearchService(load_consortium(), http)
+    service = SearchService(MemberRegistry(load_consortium(), http))
     with pytest.raises(BadRequest, match="nowhere-town"):
         await service.search(SearchQuery(text="猫"), ["nowhere-town"])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from yokodan import SearchQuery, TargetState
+from broker.members import MemberRegistry
 from broker.search import SearchService
 from connectors import HttpClient
 from index.store import UnionIndex
@@ -36,7 +37,7 @@ async def test_live_search_never_waits_for_a_commit(
     okayama_sandbox: SandboxedConsortium, http: HttpClient, slow_index: tuple[UnionIndex, threading.Event]
 ) -> None:
     index, committing = slow_index
-    service = SearchService(okayama_sandbox.consortium, http, index=index)
+    service = SearchService(MemberRegistry(okayama_sandbox.consortium, http), index=index)
     first = await service.search(SearchQuery(author="夏目漱石"))
     assert first.works and {s.state for s in first.statuses} == {TargetState.OK}
     assert committing.wait(5), "the first search's works were handed to the writer"
@@ -54,7 +55,7 @@ async def test_stream_answers_from_the_index_first_then_live(
     okayama_sandbox: SandboxedConsortium, http: HttpClient, tmp_path: Path
 ) -> None:
     with UnionIndex.open(tmp_path / "index", batch_delay_s=0.0) as index:
-        service = SearchService(okayama_sandbox.consortium, http, index=index)
+        service = SearchService(MemberRegistry(okayama_sandbox.consortium, http), index=index)
         live = await service.search(SearchQuery(author="夏目漱石"))
         assert index.flush(timeout=10)
         events = [e async for e in service.stream(SearchQuery(author="夏目漱石"))]

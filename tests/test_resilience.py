@@ -12,8 +12,9 @@ from aiohttp import web
 
 from broker.consortium import Consortium
 from yokodan import SearchQuery, TargetState
+from broker.members import MemberRegistry
 from broker.search import SearchService
-from connectors import HttpClient
+from connectors import Capability, HttpClient
 from connectors.circuit import CircuitBreaker, CircuitState
 from connectors.errors import TargetHTTPError
 from sandbox.spec import FaultConfig
@@ -49,6 +50,20 @@ def test_breaker_opens_probes_once_and_closes() -> None:
     assert breaker.state is CircuitState.CLOSED and breaker.consecutive_failures == 0
 
 
+def test_an_abandoned_probe_gives_no_verdict() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_after_s=30, clock=clock)
+    breaker.record_no_verdict()
+    assert breaker.state is CircuitState.CLOSED, "no verdict on a closed circuit changes nothing"
+    breaker.record_failure()
+    clock.now += 30
+    assert breaker.allow() and breaker.state is CircuitState.HALF_OPEN
+    breaker.record_no_verdict()
+    assert breaker.state is CircuitState.OPEN and breaker.consecutive_failures == 1
+    assert breaker.retry_in_s() == 0.0 and breaker.allow(), "the cool-off is still over: the next caller probes"
+    assert not breaker.allow(), "and only that one"
+
+
 def _with(consortium: Consortium, member_id: str, **changes: object) -> Consortium:
     data = consortium.model_dump()
     member = next(m for m in data["members"] if m["id"] == member_id)
@@ -63,7 +78,7 @@ def _with(consortium: Consortium, member_id: str, **changes: object) -> Consorti
 async def test_failing_member_is_skipped_once_its_circuit_opens(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     consortium = _with(okayama_sandbox.consortium, "setouchi-city", circuit_failures=2, circuit_reset_s=0.5, timeout_s=0.3)
     okayama_sandbox.host.set_faults("setouchi-city", FaultConfig(hang=True))
-    service = SearchService(consortium, http)
+    service = SearchService(MemberRegistry(consortium, http))
     query = SearchQuery(author="夏目漱石")
     members = ["setouchi-city", "okayama-city"]
     for _ in range(2):
@@ -85,8 +100,8 @@ async def test_failing_member_is_skipped_once_its_circuit_opens(okayama_sandbox:
 
 async def test_query_problems_do_not_open_the_circuit(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     consortium = _with(okayama_sandbox.consortium, "misaki-town", circuit_failures=1)
-    service = SearchService(consortium, http)
-    service.connectors["misaki-town"].indexes["title"] = "nosuchindex"  # diagnostic 16 every time
+    service = SearchService(MemberRegistry(consortium, http))
+    service.registry.connector("misaki-town", Capability.SEARCH).indexes["title"] = "nosuchindex"  # diagnostic 16 every time
     for _ in range(2):
         status = (await service.search(SearchQuery(title="猫"), ["misaki-town"])).statuses[0]
         assert (status.reason, status.circuit) == ("diagnostic", "closed")
@@ -109,7 +124,7 @@ async def test_member_in_maintenance_is_skipped_without_contact(
     # A hanging member would cost its whole timeout if it were contacted.
     okayama_sandbox.host.set_faults("okayama-pref", FaultConfig(hang=skipped))
     clock = lambda: datetime.fromisoformat(utc_time).replace(tzinfo=UTC)  # noqa: E731
-    service = SearchService(consortium, http, clock=clock)
+    service = SearchService(MemberRegistry(consortium, http, clock=clock))
     started = time.perf_counter()
     status = (await service.search(SearchQuery(author="夏目漱石"), ["okayama-pref"])).statuses[0]
     if skipped:
@@ -175,3 +190,25 @@ async def test_per_member_concurrency_cap(flaky_server: tuple[str, dict[str, int
         counts["peak"] = 0
         await asyncio.gather(*(capped.get(f"{url}/slow", member=f"m{i}", timeout_s=5) for i in range(6)))
         assert counts["peak"] == 6, "the cap is per member, not per host"
+
+
+async def test_an_abandoned_half_open_probe_leaves_the_circuit_probe_able(
+    okayama_sandbox: SandboxedConsortium, http: HttpClient
+) -> None:
+    """Regression (issue 7.1): a caller that stops listening while the probe runs must not wedge the circuit."""
+    consortium = _with(okayama_sandbox.consortium, "setouchi-city", circuit_failures=1, circuit_reset_s=0.3, timeout_s=0.3)
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig(hang=True))
+    service = SearchService(MemberRegistry(consortium, http))
+    query = SearchQuery(author="夏目漱石")
+    members = ["setouchi-city", "okayama-city"]
+    status = {s.member: s for s in (await service.search(query, members)).statuses}["setouchi-city"]
+    assert (status.state, status.circuit) == (TargetState.TIMEOUT, "open")
+    await asyncio.sleep(0.35)  # cool-off over: the next search sends setouchi-city the probe
+    stream = service.stream(query, members)
+    first = await anext(stream)
+    assert first.answer is not None and first.answer.status.member == "okayama-city", "the probe is still hanging"
+    await stream.aclose()  # the caller walks away with the probe in flight
+    # The member recovers; the abandoned probe gave no verdict, so the very next search probes again.
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig())
+    statuses = {s.member: s for s in (await service.search(query, members)).statuses}
+    assert (statuses["setouchi-city"].state, statuses["setouchi-city"].circuit) == (TargetState.OK, "closed")

@@ -7,15 +7,16 @@ import time
 import pytest
 
 from yokodan import Availability, SearchQuery, TargetState
+from broker.members import MemberRegistry
 from broker.search import SearchService, UnknownMembers
-from connectors import HttpClient
+from connectors import Capability, HttpClient
 from sandbox.spec import FaultConfig
 from tests.conftest import SandboxedConsortium
 
 
 async def test_search_merges_works_across_members(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     consortium = okayama_sandbox.consortium
-    outcome = await SearchService(consortium, http).search(SearchQuery(author="夏目漱石"))
+    outcome = await SearchService(MemberRegistry(consortium, http)).search(SearchQuery(author="夏目漱石"))
     assert {s.state for s in outcome.statuses} == {TargetState.OK}
     assert len(outcome.statuses) == len(consortium.members)
     assert outcome.works, "夏目漱石 is in the sandbox core catalogue"
@@ -37,7 +38,7 @@ async def test_search_merges_works_across_members(okayama_sandbox: SandboxedCons
 
 
 async def test_selected_members_only(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
-    service = SearchService(okayama_sandbox.consortium, http)
+    service = SearchService(MemberRegistry(okayama_sandbox.consortium, http))
     outcome = await service.search(SearchQuery(author="夏目漱石"), ["okayama-city", "okayama-pref"])
     assert sorted(s.member for s in outcome.statuses) == ["okayama-city", "okayama-pref"]
     assert {r.member for w in outcome.works for r in w.records} <= {"okayama-city", "okayama-pref"}
@@ -63,7 +64,7 @@ async def test_a_failing_member_costs_only_its_own_status(
 ) -> None:
     consortium = okayama_sandbox.consortium
     okayama_sandbox.host.set_faults("setouchi-city", faults)
-    service = SearchService(consortium, http)
+    service = SearchService(MemberRegistry(consortium, http))
     started = time.perf_counter()
     outcome = await service.search(SearchQuery(author="夏目漱石"))
     elapsed = time.perf_counter() - started
@@ -84,7 +85,7 @@ async def test_a_failing_member_costs_only_its_own_status(
 async def test_a_50_mb_body_is_cut_at_the_cap(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     """A 50 MB answer is refused at the default 8 MB cap while streaming, never buffered whole."""
     okayama_sandbox.host.set_faults("misaki-town", FaultConfig(huge_body_mb=50))
-    outcome = await SearchService(okayama_sandbox.consortium, http).search(SearchQuery(author="夏目漱石"))
+    outcome = await SearchService(MemberRegistry(okayama_sandbox.consortium, http)).search(SearchQuery(author="夏目漱石"))
     statuses = {s.member: s for s in outcome.statuses}
     assert (statuses["misaki-town"].state, statuses["misaki-town"].reason) == (TargetState.ERROR, "too_large")
     assert statuses["okayama-city"].state is TargetState.OK
@@ -92,13 +93,13 @@ async def test_a_50_mb_body_is_cut_at_the_cap(okayama_sandbox: SandboxedConsorti
 
 async def test_unreachable_member(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     consortium = okayama_sandbox.consortium.with_base_url("http://127.0.0.1:9")  # discard port: nothing listens
-    outcome = await SearchService(consortium, http).search(SearchQuery(author="夏目漱石"), ["wake-town"])
+    outcome = await SearchService(MemberRegistry(consortium, http)).search(SearchQuery(author="夏目漱石"), ["wake-town"])
     assert (outcome.statuses[0].state, outcome.statuses[0].reason) == (TargetState.ERROR, "unreachable")
 
 
 async def test_bad_cql_diagnostic_reaches_status(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
-    service = SearchService(okayama_sandbox.consortium, http)
-    connector = service.connectors["okayama-city"]
+    service = SearchService(MemberRegistry(okayama_sandbox.consortium, http))
+    connector = service.registry.connector("okayama-city", Capability.SEARCH)
     connector.indexes = {**connector.indexes, "title": "nosuchindex"}  # a mis-configured index map
     outcome = await service.search(SearchQuery(title="猫"), ["okayama-city", "misaki-town"])
     statuses = {s.member: s for s in outcome.statuses}
@@ -109,7 +110,7 @@ async def test_bad_cql_diagnostic_reaches_status(okayama_sandbox: SandboxedConso
 
 async def test_stream_yields_one_event_per_member_then_final(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     okayama_sandbox.host.set_faults("okayama-pref", FaultConfig(delay_ms=400))
-    service = SearchService(okayama_sandbox.consortium, http)
+    service = SearchService(MemberRegistry(okayama_sandbox.consortium, http))
     events = [e async for e in service.stream(SearchQuery(author="夏目漱石"))]
     assert len(events) == len(okayama_sandbox.consortium.members) + 1
     assert events[-1].final and not any(e.final for e in events[:-1])

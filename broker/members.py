@@ -1,0 +1,251 @@
+"""The member registry: the one owner of what the broker holds per member system.
+
+Search, holds and the hold poller share one `MemberRegistry` per app: each
+member's connectors (one per protocol it speaks: a member may search over SRU
+and take holds over NCIP), its circuit breaker, its maintenance windows, a cap
+on concurrent operations against it, and the app's unknown-status-word counter.
+Sharing matters: a member that times out on searches must be skipped by the
+poller too, and a poller must not starve patrons' searches of the member.
+
+`admit(member, capability)` is the one place that decides whether a member is
+asked now, and why not (`SkipReason`); `record(member, status)` is the one place
+that turns an outcome into circuit-breaker health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from broker.consortium import Consortium, MaintenanceWindow, Member
+from connectors import Capability, Connector, HttpClient, UnknownWords, connector_for
+from connectors.circuit import CircuitBreaker, CircuitState
+from connectors.settings import TargetSettings
+from yokodan.errors import BadRequest, YokodanError
+from yokodan import TargetState, TargetStatus
+
+# Operations (a search, a hold placement, a poll) in flight against one member at
+# once. The HTTP layer caps requests per member; this caps whole operations, so a
+# poller's sweep queues behind its own work, not in front of patrons' searches.
+DEFAULT_MEMBER_OPERATIONS = 8
+
+# A call that timed out waiting for one of the member's operation slots, never sent.
+BUSY_REASON = "busy"
+# Failures that say nothing about the member's health: the query did not fit it, or
+# the broker itself had no slot free for it.
+_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported", BUSY_REASON})
+
+
+class UnknownMembers(BadRequest):
+    """The caller named members the consortium does not have."""
+
+    def __init__(self, unknown: Sequence[str]) -> None:
+        super().__init__(f"unknown member ids: {', '.join(unknown)}")
+        self.unknown = list(unknown)
+
+
+class CapabilityMissing(YokodanError):
+    """None of the member's connectors declares the capability asked for."""
+
+    def __init__(self, member: str, capability: Capability) -> None:
+        super().__init__(f"member {member}: no connector offers {capability.value}")
+        self.member = member
+        self.capability = capability
+
+
+class SkipReason(StrEnum):
+    """Why a member is not contacted now (the `reason` of a skipped TargetStatus)."""
+
+    NOT_SUPPORTED = "not_supported"
+    MAINTENANCE = "maintenance"
+    CIRCUIT_OPEN = "circuit_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to "may I ask this member for this now?": a connector, or why not."""
+
+    member: str
+    connector: Connector | None
+    skip: SkipReason | None = None
+    message: str | None = None
+    probe: bool = False  # this caller carries the half-open probe: it must report an outcome
+
+    def skipped_status(self, circuit: CircuitState) -> TargetStatus:
+        assert self.skip is not None
+        return TargetStatus(
+            member=self.member, state=TargetState.SKIPPED, reason=self.skip.value, message=self.message,
+            circuit=circuit.value,
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    """Who is asked, and who is skipped without being contacted (with the reason)."""
+
+    ask: list[Connector] = field(default_factory=list)
+    skipped: list[TargetStatus] = field(default_factory=list)
+    probes: set[str] = field(default_factory=set)  # members whose half-open probe this plan carries
+
+
+def member_target_settings(consortium: Consortium, member_id: str) -> list[TargetSettings]:
+    """Every connector configuration of one member, in the order capabilities are looked up.
+
+    The member's `[members.holds]` table (e.g. holds over NCIP beside search over SRU) comes
+    first, so hold operations go to the connector the file names for them; search still goes
+    to the `connector` table because a holds connector that could also search is asked for
+    search only when the search connector cannot (see `MemberRegistry.connector`).
+    """
+    holds = consortium.holds_settings(member_id)
+    search = consortium.target_settings(member_id)
+    return [search] if holds is None else [holds, search]
+
+
+@dataclass(slots=True)
+class _MemberEntry:
+    member: Member
+    connectors: tuple[Connector, ...]
+    breaker: CircuitBreaker
+    operations: asyncio.Semaphore
+
+
+class MemberRegistry:
+    """Connectors, circuit breakers, maintenance windows and operation slots, per member; one per app."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        http: HttpClient,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        member_operations: int = DEFAULT_MEMBER_OPERATIONS,
+        unknown_words: UnknownWords | None = None,
+    ) -> None:
+        if member_operations < 1:
+            raise ValueError("member_operations must be >= 1")
+        self.consortium = consortium
+        self.http = http
+        self.member_operations = member_operations
+        self.clock = clock
+        self.timezone = ZoneInfo(consortium.timezone)
+        self.unknown_words = UnknownWords() if unknown_words is None else unknown_words
+        self._entries: dict[str, _MemberEntry] = {
+            member.id: _MemberEntry(
+                member=member,
+                connectors=tuple(
+                    connector_for(settings, http, unknown_words=self.unknown_words)
+                    for settings in member_target_settings(consortium, member.id)
+                ),
+                breaker=CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s),
+                operations=asyncio.Semaphore(member_operations),
+            )
+            for member in consortium.members
+        }
+
+    # --- lookups ---------------------------------------------------------------------
+
+    @property
+    def member_ids(self) -> list[str]:
+        return list(self._entries)
+
+    def _entry(self, member_id: str) -> _MemberEntry:
+        try:
+            return self._entries[member_id]
+        except KeyError:
+            raise UnknownMembers([member_id]) from None
+
+    def member(self, member_id: str) -> Member:
+        return self._entry(member_id).member
+
+    def connectors(self, member_id: str) -> tuple[Connector, ...]:
+        return self._entry(member_id).connectors
+
+    def connector(self, member_id: str, capability: Capability) -> Connector:
+        """The member's first connector that declares `capability`; CapabilityMissing when none does.
+
+        Search looks at the `connector` table (the last one) first: a dedicated holds face is
+        there for holds, not to answer searches.
+        """
+        connectors = self._entry(member_id).connectors
+        ordered = connectors[::-1] if capability is Capability.SEARCH else connectors
+        for connector in ordered:
+            if connector.supports(capability):
+                return connector
+        raise CapabilityMissing(member_id, capability)
+
+    def breaker(self, member_id: str) -> CircuitBreaker:
+        return self._entry(member_id).breaker
+
+    def slot(self, member_id: str) -> asyncio.Semaphore:
+        """Hold this while an operation against the member is in flight."""
+        return self._entry(member_id).operations
+
+    def maintenance_now(self, member_id: str) -> MaintenanceWindow | None:
+        """The maintenance window the member is in now (its consortium's local time), if any."""
+        return self._entry(member_id).member.maintenance_at(self.clock().astimezone(self.timezone))
+
+    def chosen(self, members: Sequence[str] | None) -> list[str]:
+        """The member ids a request names (all when none), without repeats; unknown names are an error."""
+        if not members:
+            return self.member_ids
+        unknown = [m for m in members if m not in self._entries]
+        if unknown:
+            raise UnknownMembers(unknown)
+        return list(dict.fromkeys(members))
+
+    # --- admission and health --------------------------------------------------------
+
+    def admit(self, member_id: str, capability: Capability) -> Admission:
+        """May `capability` be asked of the member now? Checked in the order that costs nothing first.
+
+        An admitted call on a circuit whose cool-off just ended carries the probe
+        (`Admission.probe`): the caller must then `record` its outcome, or
+        `record_no_verdict` when it gives up before an answer.
+        """
+        try:
+            connector = self.connector(member_id, capability)
+        except CapabilityMissing:
+            return Admission(member_id, None, SkipReason.NOT_SUPPORTED, f"this member's system offers no {capability.value}")
+        window = self.maintenance_now(member_id)
+        if window is not None:
+            return Admission(member_id, None, SkipReason.MAINTENANCE, f"scheduled maintenance {window.describe()}; not contacted")
+        breaker = self.breaker(member_id)
+        if not breaker.allow():
+            return Admission(
+                member_id, None, SkipReason.CIRCUIT_OPEN,
+                f"{breaker.consecutive_failures} failures in a row; next try in {breaker.retry_in_s():.0f} s",
+            )
+        return Admission(member_id, connector, probe=breaker.state is CircuitState.HALF_OPEN)
+
+    def plan(self, capability: Capability, members: Sequence[str] | None = None) -> Plan:
+        """Admit each chosen member for `capability`; the skipped ones carry their reason."""
+        plan = Plan()
+        for member_id in self.chosen(members):
+            admission = self.admit(member_id, capability)
+            if admission.connector is None:
+                plan.skipped.append(admission.skipped_status(self.breaker(member_id).state))
+                continue
+            plan.ask.append(admission.connector)
+            if admission.probe:
+                plan.probes.add(member_id)
+        return plan
+
+    def record(self, member_id: str, state: TargetState, reason: str | None = None) -> CircuitState:
+        """Feed one outcome (a TargetStatus's or a ConnectorError's state and reason) to the member's breaker.
+
+        Query problems and our own full queue are no health signal; returns the circuit's state after.
+        """
+        breaker = self.breaker(member_id)
+        if state in (TargetState.ERROR, TargetState.TIMEOUT) and reason not in _NOT_HEALTH_FAILURES:
+            breaker.record_failure()
+        elif state is TargetState.OK:
+            breaker.record_success()
+        return breaker.state
+
+    def record_no_verdict(self, member_id: str) -> None:
+        """The probe carried for this member was abandoned before an answer."""
+        self.breaker(member_id).record_no_verdict()
