@@ -13,8 +13,9 @@ percent-encoded form does, and every other check of the request line (method tok
 characters, version) stays as strict as before. Header and body bytes are left alone: the parser
 frames messages, so only request lines are touched, pipelined requests included.
 
-The cost is the pure-Python parser for request heads (the broker's own requests; member answers
-are parsed by the client side, which this does not touch). aiohttp builds its request parser from
+The cost is the pure-Python parser for request heads: about 20 µs per request head against 5 µs
+for llhttp (best of 5 × 20,000 feeds of a curl-like GET, 2 shared cores), next to a search that
+takes tens to hundreds of milliseconds; member answers are parsed by the client side, untouched. aiohttp builds its request parser from
 the module-global name `aiohttp.web_protocol.HttpRequestParser` once per connection, and offers no
 per-server setting, so the swap is process-wide: in `yokodan demo` the sandbox members, served in
 the same process, accept raw UTF-8 too. tests/test_http_server.py fails if aiohttp moves that name.

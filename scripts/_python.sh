@@ -38,6 +38,10 @@ use_project_python() {
   local extras="$1" venv
   if [ -n "${VIRTUAL_ENV:-}" ]; then
     venv="$VIRTUAL_ENV"
+    if [ ! -x "$venv/bin/python" ]; then
+      echo "yokodan: VIRTUAL_ENV=$venv has no bin/python; deactivate it or point it at a virtualenv" >&2
+      return 1
+    fi
   else
     venv="$PWD/.venv"
     [ -x "$venv/bin/python" ] || _yokodan_create_venv "$venv"
