@@ -180,7 +180,7 @@ def test_no_connector_reads_options_as_a_dict() -> None:
     dict_read = re.compile(r"\boptions(\.get\(|\[)")
     offenders = [
         f"{path.relative_to(ROOT)}:{n}"
-        for folder in ("connectors", "bench")
+        for folder in ("connectors", "broker", "bench")
         for path in sorted((ROOT / folder).rglob("*.py"))
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if dict_read.search(line)
