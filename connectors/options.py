@@ -30,6 +30,7 @@ __all__ = [
     "OpenSearchOptions",
     "PickupCodeOptions",
     "SruOptions",
+    "allowed_names",
     "parse_options",
 ]
 
