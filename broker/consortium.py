@@ -21,7 +21,8 @@ import tomllib
 import unicodedata
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,12 +32,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from yokodan import Availability
 from yokodan.errors import ConfigError
+from connectors.options import OPTIONS_BY_KIND, ConnectorOptions, allowed_names
 from connectors.settings import TargetSettings
 
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     "Branch",
     "Consortium",
     "ConsortiumFileError",
+    "CONNECTOR_TABLES",
+    "ConnectorBase",
     "ConnectorRole",
     "ConnectorSettings",
     "MaintenanceWindow",
@@ -195,15 +200,19 @@ class MemberPolicy(_Model):
     hold_shelf_days: int | None = Field(default=None, ge=1)
 
 
-class ConnectorSettings(_Model):
-    """How to reach the member's catalogue; becomes `connectors.settings.TargetSettings`."""
+class ConnectorBase(_Model):
+    """How to reach the member's catalogue; becomes `connectors.settings.TargetSettings`.
 
-    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # 'sru', 'opensearch', 'html_opac' …
+    The fields every connector table has. `ConnectorSettings` (below) is the table as the file
+    is read: one subclass of this per connector kind, whose `options` is that family's model.
+    """
+
+    kind: str  # narrowed to one literal per subclass: 'sru', 'opensearch', 'html_opac' …
     endpoint: NonEmpty  # absolute http(s) URL, or a path resolved against Consortium.base_url
     timeout_s: float = Field(default=8.0, gt=0, le=120)
     max_records: int = Field(default=20, ge=1, le=100)
     status_words: dict[str, Availability] = Field(default_factory=dict)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: ConnectorOptions  # narrowed per subclass to the family's model (connectors/options.py)
     # Circuit breaker: after this many consecutive failures the member is skipped
     # for `circuit_reset_s`, then probed once.
     circuit_failures: int = Field(default=5, ge=1, le=100)
@@ -220,6 +229,31 @@ class ConnectorSettings(_Model):
     @property
     def is_relative(self) -> bool:
         return self.endpoint.startswith("/")
+
+
+def _connector_table(kind: str, options: type[ConnectorOptions]) -> type[ConnectorBase]:
+    """The connector table of one kind: `kind` fixed to it, `options` its family's model."""
+    # A family whose options are not valid empty (calil needs systemid and appkey, html_opac a
+    # profile) has no default: leaving `options` out is then "required field is missing".
+    try:
+        options()
+        required = False
+    except ValidationError:
+        required = True
+    return create_model(
+        f"{options.__name__.removesuffix('Options')}ConnectorSettings",
+        __base__=ConnectorBase,
+        __module__=__name__,
+        kind=(Literal[kind], ...),
+        options=(options, ... if required else Field(default_factory=options)),
+    )
+
+
+# One table model per kind, generated from connectors.options so that a new family is added there
+# only. Pydantic picks the model by `kind`: an unknown kind fails at load naming the allowed kinds,
+# and an option the family does not have fails with its field path.
+CONNECTOR_TABLES: dict[str, type[ConnectorBase]] = {kind: _connector_table(kind, m) for kind, m in OPTIONS_BY_KIND.items()}
+ConnectorSettings = Annotated[Union[tuple(CONNECTOR_TABLES.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
 def _require_http_url(value: str) -> None:
@@ -430,7 +464,7 @@ class Consortium(_Model):
             branch_codes=m.branch_labels(),
             member_codes={b.id: b.codes[0] for b in m.branches if b.codes},
             status_words=dict(c.status_words),
-            options=dict(c.options),
+            options=c.options,
         )
 
     @staticmethod
@@ -482,20 +516,74 @@ def load_consortium(path: Path | str | None = None) -> Consortium:
 def _describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+        loc, owner = _as_written(tuple(err["loc"]))
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, _Problems):
             lines.extend(_line(loc + sub, msg, data) for sub, msg in cause.problems)
             continue
-        lines.append(_line(loc, _reason(err), data))
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # Pydantic reports a bad tag at the table; the person editing the file must fix the tag field.
+            loc += (str(err["ctx"]["discriminator"]).strip("'"),)
+        lines.append(_line(loc, _reason(err, owner), data))
     return lines
 
 
-def _reason(err: Any) -> str:
+def _as_written(loc: _Loc) -> tuple[_Loc, type[BaseModel] | None]:
+    """The path as the file spells it, and the model that owns its last key.
+
+    Pydantic puts the chosen tag of a discriminated union into the path
+    (`connector.sru.options`); the file has no such key, so it is dropped. The owning
+    model lets an unknown-field error list the names that are allowed there.
+    """
+    written: list[str | int] = []
+    node: Any = Consortium
+    owner: type[BaseModel] | None = None
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for "the key, not the value, is wrong"
+            continue
+        node = _without_optional(node)
+        if get_origin(node) in (Union, UnionType) and isinstance(part, str):
+            tagged = [m for m in get_args(node) if _has_tag(m, part)]
+            if tagged:
+                node = tagged[0]
+                continue
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            owner = node
+            field = node.model_fields.get(part) if isinstance(part, str) else None
+            node = field.annotation if field is not None else None
+        elif get_origin(node) in (list, dict):
+            node = get_args(node)[-1]
+        else:
+            node = None
+        written.append(part)
+    return tuple(written), owner
+
+
+def _without_optional(node: Any) -> Any:
+    while get_origin(node) is Annotated:
+        node = get_args(node)[0]
+    if get_origin(node) in (Union, UnionType):
+        present = [a for a in get_args(node) if a is not type(None)]
+        if len(present) == 1:
+            return _without_optional(present[0])
+    return node
+
+
+def _has_tag(model: Any, tag: str) -> bool:
+    """Is `model` the member of a discriminated union that `tag` selects (a field typed Literal[tag])?"""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    return any(get_origin(f.annotation) is Literal and get_args(f.annotation) == (tag,) for f in model.model_fields.values())
+
+
+def _reason(err: Any, owner: type[BaseModel] | None = None) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown field (misspelt? not allowed here)"
-    if kind == "missing":
+        return f"unknown field (misspelt? allowed here: {allowed_names(owner)})" if owner else "unknown field (misspelt? not allowed here)"
+    if kind == "union_tag_invalid":
+        allowed = ", ".join(sorted(tag.strip(" '") for tag in str(err["ctx"]["expected_tags"]).split(",")))
+        return f"unknown value {err['ctx']['tag']!r} (allowed: {allowed})"
+    if kind in ("missing", "union_tag_not_found"):
         return "required field is missing"
     msg = str(err["msg"]).removeprefix("Value error, ")
     if kind != "value_error" and "input" in err and not isinstance(err["input"], (dict, list)):

@@ -31,12 +31,12 @@ def _protocol(member: Member) -> tuple[str, dict[str, str], str | None]:
     connector = member.connector
     kind = connector.kind
     if kind == "html_opac":
-        style = str(connector.options.get("profile", "tos"))
-        overrides = connector.options.get("profile_overrides", {})
+        style = connector.options.profile or "tos"  # a site-local profile_file is shown in the tos style
+        overrides = connector.options.profile_overrides
         empty = overrides.get("status", {}).get("empty_status_means") == "available"
         return kind, {"style": style, **({"empty_available": "1"} if empty else {})}, "tos" if style == "tos" else None
     if kind == "calil":
-        return kind, {"systemid": str(connector.options.get("systemid", member.id))}, None
+        return kind, {"systemid": connector.options.systemid}, None
     return kind, {}, None
 
 

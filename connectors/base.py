@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from yokodan import Diagnostic, Hold, HoldRequest, Holding, PatronCredentials, PatronStatus, Record, SearchQuery
+from connectors.options import PickupCodeOptions
 from connectors.settings import TargetSettings
 from connectors.errors import NotSupported
 
@@ -43,12 +44,12 @@ class SearchResult:
 def pickup_codes(settings: TargetSettings) -> dict[str, str]:
     """Consortium branch id -> the library code the member expects in requests.
 
-    `options["pickup_codes"]` when the member's request codes differ from its catalogue
-    codes; otherwise each branch's first code (`TargetSettings.member_codes`).
+    The `pickup_codes` option (families with `PickupCodeOptions`) when the member's request codes
+    differ from its catalogue codes; otherwise each branch's first code (`TargetSettings.member_codes`).
     """
-    configured = settings.options.get("pickup_codes")
-    if configured:
-        return {str(branch): str(code) for branch, code in configured.items()}
+    options = settings.options
+    if isinstance(options, PickupCodeOptions) and options.pickup_codes:
+        return dict(options.pickup_codes)
     return dict(settings.member_codes)
 
 

@@ -5,10 +5,8 @@ Calil asks each library's OPAC on the caller's behalf, so an answer takes second
   -> {"session": …, "continue": 1, "books": {ISBN: {SYSTEMID: {"status": "Running", …}}}}
   GET {endpoint}/check?appkey=…&session=…&format=json&callback=no   (every ≥ 2 s, while continue = 1)
   -> … {"status": "OK" | "Cache", "reserveurl": …, "libkey": {branch: word}} …, "continue": 0
-Options (`TargetSettings.options`); one Calil endpoint serves many members, each its own system:
-  systemid         Calil's id of the member's system, e.g. "Okayama_Pref" (required)
-  appkey           the consortium's Calil application key (required)
-  poll_interval_s  wait between polls, default 2 (Calil's request to its clients)
+Options (`connectors.options.CalilOptions`): systemid and appkey (required), poll_interval_s;
+one Calil endpoint serves many members, each its own system.
 Calil knows ISBNs only: `search` takes `SearchQuery.isbn` (or an ISBN typed as the keyword),
 `holdings` an ISBN as record id. Branch keys (libkey) map to consortium branches through
 `branch_codes`; the per-branch word through the shared status vocabulary (蔵書なし = no copy).
@@ -34,6 +32,7 @@ import orjson
 
 from yokodan.isbn import to_isbn13
 from yokodan import Holding, Record, SearchQuery
+from connectors.options import CalilOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import (
@@ -45,7 +44,6 @@ from connectors.errors import (
 from connectors.http import HttpClient
 from connectors.status_words import StatusMapper
 
-DEFAULT_POLL_INTERVAL_S = 2.0
 # Calil's limits: 100 ISBN x system pairs per session; each pair counts against the app key's
 # hourly quota (polls do not), so a result page is checked in one session, not one per ISBN.
 MAX_ISBNS_PER_SESSION = 100
@@ -115,13 +113,10 @@ class CalilConnector(Connector):
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        options = settings.options
-        missing = [name for name in ("systemid", "appkey") if not options.get(name)]
-        if missing:
-            raise ValueError(f"member {settings.member}: the calil connector needs options {', '.join(missing)}")
-        self.systemid = str(options["systemid"])
-        self.appkey = str(options["appkey"])
-        self.poll_interval_s = float(options.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
+        options = settings.options_as(CalilOptions)
+        self.systemid = options.systemid
+        self.appkey = options.appkey.get_secret_value()
+        self.poll_interval_s = options.poll_interval_s
         self.check_url = settings.endpoint.rstrip("/") + "/check"
         self.status = StatusMapper(settings.member, settings.status_words)
 

@@ -1,9 +1,7 @@
 """HTML OPAC connector (kind "html_opac"): screen-reads a vendor OPAC through a product profile.
 
-Per-member settings (`TargetSettings.options`):
-  profile            name of a shipped profile (connectors/opac_profiles/<name>.toml): "tos", "wopc"
-  profile_file       or a path to a site-local profile file
-  profile_overrides  a nested table merged over the profile (e.g. this library's empty-cell rule)
+Per-member settings (`connectors.options.HtmlOpacOptions`): a shipped `profile` ("tos", "wopc")
+or a site-local `profile_file`, and `profile_overrides` merged over it (e.g. an empty-cell rule).
 `status_words` of the member are layered over the profile's words, which are layered
 over the shared vocabulary. The endpoint is the OPAC's root; profile URLs are relative to it.
 
@@ -17,22 +15,22 @@ Patron and hold operations live in `connectors.html_account`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urljoin
 
 from lxml import etree
 
 from yokodan.isbn import find_isbns
 from yokodan import Diagnostic, Hold, Holding, HoldRequest, MaterialType, PatronCredentials, PatronStatus, Record, SearchQuery, trusted
+from connectors.options import HtmlOpacOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
 from connectors.html_account import OpacAccount
 from connectors.html_client import OpacClient
 from connectors.html_page import Extractor, Page, compile_optional, parse_count, parse_date
-from connectors.html_profile import OpacProfile, OpacProfileError, load_profile, load_profile_file
+from connectors.html_profile import OpacProfile, load_profile, load_profile_file
 from connectors.http import HttpClient
 from connectors.status_words import StatusMapper
 
@@ -54,16 +52,13 @@ _SECTIONS: dict[Capability, tuple[str, ...]] = {
 
 def profile_for(settings: TargetSettings) -> OpacProfile:
     """The member's profile with its overrides; OpacProfileError names the file and field."""
-    options = settings.options
-    overrides: Any = options.get("profile_overrides", {})
+    options = settings.options_as(HtmlOpacOptions)
+    overrides = options.profile_overrides
     context = f"member {settings.member}" + (" with its profile_overrides" if overrides else "")
-    if not isinstance(overrides, Mapping):
-        raise OpacProfileError(str(options.get("profile", "?")), ["profile_overrides must be a table"], context)
-    if "profile_file" in options:
-        return load_profile_file(str(options["profile_file"]), overrides, context=context)
-    if "profile" not in options:
-        raise ValueError(f"member {settings.member}: html_opac needs options.profile (e.g. 'tos') or options.profile_file")
-    return load_profile(str(options["profile"]), overrides, context=context)
+    if options.profile_file is not None:
+        return load_profile_file(options.profile_file, overrides, context=context)
+    assert options.profile is not None  # HtmlOpacOptions requires exactly one of the two
+    return load_profile(options.profile, overrides, context=context)
 
 
 @dataclass(slots=True)

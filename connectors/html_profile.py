@@ -5,7 +5,7 @@ many times with its own status words and quirks (OPAC_BEHAVIOUR_NOTES.md §1).
 A profile (`connectors/opac_profiles/<name>.toml`) describes one product: URLs
 and form fields, the page charset, XPaths for every value, the status and hold
 vocabularies and the login/hold/cancel forms. A member picks one with
-`options["profile"]` and may override any value with `options["profile_overrides"]`
+`options.profile` and may override any value with `options.profile_overrides`
 (a nested table merged over the file), so adding a library is a settings entry.
 
 Everything is checked when the profile loads (XPaths compile, regexes compile,

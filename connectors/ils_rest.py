@@ -27,9 +27,8 @@ Where stock Koha falls short of what the broker needs, the member (and the sandb
 A copy's status: the member's own word, where it sends one in `public_notes` (952$z, as the
 MARC 952 mapper reads it) and the word is known; otherwise Koha's coded fields decide.
 
-Options (`settings.options`):
-  pickup_codes   {consortium branch id: member library_id} for pickup; by default each
-                 branch's first code in the consortium file (`TargetSettings.member_codes`)
+Options (`connectors.options.IlsRestOptions`): pickup_codes, {consortium branch id: member
+library_id} for pickup; by default each branch's first code (`TargetSettings.member_codes`).
 """
 
 from __future__ import annotations

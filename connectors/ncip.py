@@ -19,14 +19,10 @@ ProtocolDiagnostic carrying the type, detail, element and value.
 
 Statuses: a standard NCIP value (circulationstatus.scm, requeststatustype.scm) maps by the tables
 below; any other value is the member's own word (a local scheme, as Japanese ILSs use): copy words
-go through the shared vocabulary (`status_words`), hold words through `options["hold_words"]`.
+go through the shared vocabulary (`status_words`), hold words through the `hold_words` option.
 
-Options (`settings.options`):
-  agency_id         our AgencyId (FromAgencyId, and the agency of our RequestIds); default "yokodan"
-  member_agency_id  the member's AgencyId; default the member id
-  hold_words        {the member's RequestStatusType word: HoldState value}
-  problem_reasons   {a member-specific ProblemType: one of HOLD_REFUSAL_REASONS}
-  pickup_codes      {consortium branch id: PickupLocation code}; default `connectors.base.pickup_codes`
+Options (`connectors.options.NcipOptions`): agency_id, member_agency_id, hold_words,
+problem_reasons, pickup_codes.
 """
 
 from __future__ import annotations
@@ -37,10 +33,10 @@ from typing import ClassVar
 from lxml import etree
 
 from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, SearchQuery
+from connectors.options import NcipOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
-    HOLD_REFUSAL_REASONS,
     HoldRefused,
     MalformedResponse,
     ProtocolDiagnostic,
@@ -66,7 +62,6 @@ from connectors.ncip_messages import (
 from connectors.status_words import StatusMapper, normalize_word, shared_hold_words
 from connectors.xml import parse_xml
 
-DEFAULT_AGENCY_ID = "yokodan"
 _XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
 
 # ProblemType (any scheme, compared case-insensitively) -> the broker's named reason.
@@ -143,18 +138,16 @@ class NCIPConnector(Connector):
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        options = settings.options
-        self.agency_id = str(options.get("agency_id", DEFAULT_AGENCY_ID))
-        self.member_agency_id = str(options.get("member_agency_id", settings.member))
+        options = settings.options_as(NcipOptions)
+        self.agency_id = options.agency_id
+        self.member_agency_id = options.member_agency_id or settings.member
         self.status = StatusMapper(settings.member, settings.status_words)
         self.hold_words = {
             **shared_hold_words(),
-            **{normalize_word(w): HoldState(s) for w, s in options.get("hold_words", {}).items()},
+            **{normalize_word(w): s for w, s in options.hold_words.items()},
         }
-        self.problem_reasons = {**NCIP_PROBLEMS, **{k.casefold(): v for k, v in options.get("problem_reasons", {}).items()}}
-        unknown = set(self.problem_reasons.values()) - HOLD_REFUSAL_REASONS
-        if unknown:
-            raise ValueError(f"member {settings.member}: problem_reasons name unknown reasons {sorted(unknown)}")
+        # Configured reasons are RefusalReasons already (NcipOptions): nothing to check here.
+        self.problem_reasons: dict[str, str] = {**NCIP_PROBLEMS, **{k.casefold(): v for k, v in options.problem_reasons.items()}}
         self.pickup_codes = pickup_codes(settings)
 
     async def search(self, query: SearchQuery) -> SearchResult:

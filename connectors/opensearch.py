@@ -1,14 +1,7 @@
 """OpenSearch connector: NDL Search (RSS 2.0 + DC-NDL) and CiNii Books (RSS 1.0).
 
-One GET per search, URL parameters named per member in `TargetSettings.options`:
-  params        SearchQuery field -> URL parameter; NDL's names by default (DEFAULT_PARAMS).
-                A field mapped to None (or "") cannot be searched: UnsupportedQuery.
-  paging        "index" (default: `start` is the 1-based position, NDL's idx) or
-                "page" (`start` is a 1-based page number of `count` items, CiNii's p)
-  extra_params  sent with every request (NDL: dpid, mediatype; CiNii: format=rss, appid)
-CiNii Books, for example:
-  params = {text = "q", author = "author", year_from = "year_from", year_until = "year_to",
-            count = "count", start = "p"}, paging = "page", extra_params = {format = "rss"}
+One GET per search, URL parameters named per member (`connectors.options.OpenSearchOptions`:
+params, paging, extra_params; NDL's names by default, CiNii's given in its settings).
 The answer is RSS 2.0 (`<rss><channel><item>`) or RSS 1.0 (`<rdf:RDF>` with `<item>`s
 beside the channel); the total is `openSearch:totalResults` in either OpenSearch namespace.
 Items map onto `Record` without holdings: both services are union catalogues.
@@ -22,6 +15,7 @@ from lxml import etree
 
 from yokodan.isbn import find_isbns
 from yokodan import MaterialType, Record, SearchQuery, trusted
+from connectors.options import OpenSearchOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import (
@@ -39,16 +33,6 @@ from connectors.http import HttpClient
 from connectors.marc import clean_isbd
 from connectors.xml import parse_xml
 
-DEFAULT_PARAMS: dict[str, str | None] = {
-    "text": "any",
-    "title": "title",
-    "author": "creator",
-    "isbn": "isbn",
-    "year_from": "from",  # SearchQuery.year is sent as a one-year range
-    "year_until": "until",
-    "count": "cnt",
-    "start": "idx",
-}
 _OPENSEARCH_NAMESPACES = ("http://a9.com/-/spec/opensearchrss/1.0/", "http://a9.com/-/spec/opensearch/1.1/")
 _RSS1_NS = "http://purl.org/rss/1.0/"
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -88,12 +72,10 @@ class OpenSearchConnector(Connector):
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        options = settings.options
-        self.params: dict[str, str | None] = {**DEFAULT_PARAMS, **options.get("params", {})}
-        self.paging = str(options.get("paging", "index"))
-        if self.paging not in ("index", "page"):
-            raise ValueError(f"member {settings.member}: paging must be 'index' or 'page', not {self.paging!r}")
-        self.extra_params = {str(k): str(v) for k, v in options.get("extra_params", {}).items()}
+        options = settings.options_as(OpenSearchOptions)
+        self.params: dict[str, str | None] = dict(options.params)
+        self.paging = options.paging
+        self.extra_params = dict(options.extra_params)
 
     def build_params(self, query: SearchQuery, count: int) -> dict[str, str]:
         """URL parameters for `query`; fields the member has no parameter for raise UnsupportedQuery."""

@@ -1,10 +1,7 @@
 """SRU 1.1/1.2/2.0 connector (searchRetrieve over HTTP GET, CQL).
 
-Per-target behaviour is data in `TargetSettings.options` (pazpar2-style):
-  sru_version     "1.2" (default) | "1.1" | "2.0"
-  record_schema   "marcxml" (default) | "dc" | "dcndl"
-  cql_indexes     {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
-  extra_params    extra query parameters (Zebra refuses unknown ones without "x-")
+Per-target behaviour is data (pazpar2-style): `connectors.options.SruOptions` names the
+SRU version, record schema, CQL index names and extra parameters, with their defaults.
 Quirks handled for real servers (shared/catalogue-servers/README.md): maximumRecords
 is always sent (Zebra's default is 0), nextRecordPosition may be absent, a 1.2
 server answers in the zing namespace and a 2.0 server in the OASIS one.
@@ -18,6 +15,7 @@ from lxml import etree
 
 from yokodan.isbn import find_isbns
 from yokodan import Diagnostic, Record, SearchQuery
+from connectors.options import SruOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import dcndl_record
@@ -33,7 +31,6 @@ _DIAG_NAMESPACES = ("http://www.loc.gov/zing/srw/diagnostic/", "http://docs.oasi
 _DC_NS = "http://purl.org/dc/elements/1.1/"
 _MARC_RECORD = f"{{{MARC_NS}}}record"
 
-DEFAULT_INDEXES = {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
 # Diagnostics that say "this answer is empty because of the request" rather than "the
 # member failed": 61 = first record position out of range.
 _NON_FATAL_EMPTY = {"61"}
@@ -80,11 +77,11 @@ class SRUConnector(Connector):
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         super().__init__(settings, http)
-        options = settings.options
-        self.version = str(options.get("sru_version", "1.2"))
-        self.record_schema = str(options.get("record_schema", "marcxml"))
-        self.indexes = {**DEFAULT_INDEXES, **options.get("cql_indexes", {})}
-        self.extra_params = {str(k): str(v) for k, v in options.get("extra_params", {}).items()}
+        options = settings.options_as(SruOptions)
+        self.version = options.sru_version
+        self.record_schema = options.record_schema
+        self.indexes: dict[str, str] = dict(options.cql_indexes)
+        self.extra_params = dict(options.extra_params)
         self.mapper = MarcMapper(
             settings.member, settings.branch_codes, StatusMapper(settings.member, settings.status_words)
         )

@@ -345,9 +345,8 @@ async def test_sandbox_faults(
 
 
 def test_settings_name_what_is_missing() -> None:
-    settings = TargetSettings(member="m", kind="calil", endpoint="http://calil.invalid", options={"systemid": "X"})
-    with pytest.raises(ValueError, match="appkey"):
-        CalilConnector(settings, HttpClient())
+    with pytest.raises(ValueError, match="options.appkey: Field required"):
+        TargetSettings(member="m", kind="calil", endpoint="http://calil.invalid", options={"systemid": "X"})
 
 
 async def test_at_most_100_isbns_a_session() -> None:

@@ -14,6 +14,7 @@ from broker.consortium import (
     normalise_phone,
 )
 from yokodan import Availability, ConfigError
+from connectors.options import HtmlOpacOptions, SruOptions
 from connectors.settings import TargetSettings
 
 MEMBER_IDS = [
@@ -376,3 +377,107 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     message = _error(tmp_path, text)
     assert len(message.splitlines()) == 2
     assert "kind" in message and "members[0].branches[0].lat" in message
+
+
+# --- typed connector options (connectors/options.py) ----------------------------------------------
+
+ALPHA_CONNECTOR = 'connector = { kind = "sru", endpoint = "/alpha-city/sru" }'
+
+
+def _alpha_connector(text: str) -> str:
+    """MINIMAL with alpha-city's connector table replaced by `text`."""
+    assert ALPHA_CONNECTOR in MINIMAL
+    return MINIMAL.replace(ALPHA_CONNECTOR, text)
+
+
+def test_misspelt_connector_option_names_file_path_and_allowed_names(tmp_path: Path) -> None:
+    message = _error(tmp_path, _alpha_connector(
+        'connector = { kind = "sru", endpoint = "/alpha-city/sru", options = { sru_verison = "2.0" } }'
+    ))
+    path = tmp_path / "broken.toml"
+    assert message == (
+        f"{path}: members[0].connector.options.sru_verison (member alpha-city): "
+        "unknown field (misspelt? allowed here: cql_indexes, extra_params, record_schema, sru_version)"
+    )
+
+
+def test_wrong_option_type_names_the_path(tmp_path: Path) -> None:
+    message = _error(tmp_path, _alpha_connector(
+        'connector = { kind = "sru", endpoint = "/alpha-city/sru", options = { sru_version = 2.0 } }'
+    ))
+    assert "members[0].connector.options.sru_version (member alpha-city): Input should be '1.1', '1.2' or '2.0' (got 2.0)" in message
+    message = _error(tmp_path, _alpha_connector(
+        'connector = { kind = "sru", endpoint = "/alpha-city/sru", options = { cql_indexes = { titel = "ti" } } }'
+    ))
+    assert "members[0].connector.options.cql_indexes.titel (member alpha-city): Input should be 'text', 'title'" in message
+
+
+def test_each_kind_has_its_own_option_names(tmp_path: Path) -> None:
+    # `profile` is an html_opac option: an SRU member may not have it.
+    message = _error(tmp_path, _alpha_connector(
+        'connector = { kind = "sru", endpoint = "/alpha-city/sru", options = { profile = "tos" } }'
+    ))
+    assert "members[0].connector.options.profile (member alpha-city): unknown field" in message
+    good = _alpha_connector('connector = { kind = "html_opac", endpoint = "/alpha-city/opac/", options = { profile = "tos" } }')
+    assert load_consortium(_write(tmp_path, good)).target_settings("alpha-city").options == HtmlOpacOptions(profile="tos")
+
+
+def test_unknown_connector_kind_fails_at_load_naming_the_allowed_kinds(tmp_path: Path) -> None:
+    message = _error(tmp_path, _alpha_connector('connector = { kind = "z3950", endpoint = "/alpha-city/z" }'))
+    path = tmp_path / "broken.toml"
+    assert message == (
+        f"{path}: members[0].connector.kind (member alpha-city): "
+        "unknown value 'z3950' (allowed: calil, html_opac, ils_rest, ncip, opensearch, sru)"
+    )
+
+
+def test_missing_connector_kind(tmp_path: Path) -> None:
+    message = _error(tmp_path, _alpha_connector('connector = { endpoint = "/alpha-city/sru" }'))
+    assert message.endswith("members[0].connector.kind (member alpha-city): required field is missing")
+
+
+def test_a_family_with_required_options_needs_them(tmp_path: Path) -> None:
+    message = _error(tmp_path, _alpha_connector('connector = { kind = "calil", endpoint = "https://api.calil.jp" }'))
+    assert message.endswith("members[0].connector.options (member alpha-city): required field is missing")
+    message = _error(tmp_path, _alpha_connector(
+        'connector = { kind = "calil", endpoint = "https://api.calil.jp", options = { systemid = "Okayama_Pref" } }'
+    ))
+    assert message.endswith("members[0].connector.options.appkey (member alpha-city): required field is missing")
+
+
+def test_option_problems_are_reported_with_the_rest(tmp_path: Path) -> None:
+    text = _alpha_connector(
+        'connector = { kind = "sru", endpoint = "alpha-city/sru", options = { sru_verison = "2.0", record_schema = "" } }'
+    ).replace("lat = 34.6", "lat = 99.0")
+    lines = _error(tmp_path, text).splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "members[0].connector.endpoint (member alpha-city)",
+        "members[0].connector.options.record_schema (member alpha-city)",
+        "members[0].connector.options.sru_verison (member alpha-city)",
+        "members[0].branches[0].lat (branch alpha-city/main)",
+    ]
+
+
+def test_other_unknown_fields_list_the_allowed_names_too(tmp_path: Path) -> None:
+    message = _error(tmp_path, MINIMAL.replace("timeout_s = 5", "timeout = 5"))
+    assert "members[1].connector.timeout (member beta-town): unknown field (misspelt? allowed here: " in message
+    assert "timeout_s" in message and "circuit_failures" in message
+
+
+def test_options_load_typed_with_defaults(tmp_path: Path) -> None:
+    text = _alpha_connector(
+        'connector = { kind = "sru", endpoint = "/alpha-city/sru", options = { sru_version = "2.0", cql_indexes = { year = "date" } } }'
+    )
+    c = load_consortium(_write(tmp_path, text))
+    options = c.target_settings("alpha-city").options
+    assert options == SruOptions(sru_version="2.0", cql_indexes={"year": "date"})
+    assert options.cql_indexes == {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "date"}
+    assert c.target_settings("beta-town").options == SruOptions()  # no options table: the defaults
+    # A copy for another base URL keeps them.
+    assert c.with_base_url("http://sandbox.test:9000/").target_settings("alpha-city").options == options
+
+
+def test_shipped_html_opac_members_carry_their_overrides(okayama: Consortium) -> None:
+    tamano = okayama.target_settings("tamano-city").options
+    assert tamano == HtmlOpacOptions(profile="tos", profile_overrides={"status": {"empty_status_means": "available"}})
+    assert okayama.target_settings("kibichuo-town").options == HtmlOpacOptions(profile="wopc")

@@ -43,7 +43,7 @@ def test_holds_settings_carry_the_holds_endpoint_and_the_same_branch_codes(tmp_p
     search, holds = c.target_settings("alpha-city"), c.holds_settings("alpha-city")
     assert holds is not None and holds == c.target_settings("alpha-city", role="holds")
     assert (search.kind, search.endpoint) == ("sru", "https://alpha.example/sru")
-    assert (holds.kind, holds.endpoint, holds.timeout_s, holds.options) == ("ncip", "http://127.0.0.1:9/alpha-city/ncip", 4.0, {"agency_id": "ALPHA"})
+    assert (holds.kind, holds.endpoint, holds.timeout_s, holds.options.agency_id) == ("ncip", "http://127.0.0.1:9/alpha-city/ncip", 4.0, "ALPHA")
     assert holds.member_codes == search.member_codes == {"alpha-city/main": "MAIN"}
     assert c.endpoint_for("alpha-city", "holds") == holds.endpoint
     assert c.with_base_url("http://127.0.0.1:7").holds_settings("alpha-city").endpoint == "http://127.0.0.1:7/alpha-city/ncip"  # type: ignore[union-attr]

@@ -231,10 +231,10 @@ async def test_members_without_a_holds_connector_have_no_hold_face(okayama: Demo
 def test_a_holds_connector_the_sandbox_cannot_serve_is_refused_by_name() -> None:
     data = load_consortium().model_dump()
     city = next(m for m in data["members"] if m["id"] == "okayama-city")
-    city["holds"] = {**city["holds"], "kind": "html_opac"}
+    city["holds"] = {"kind": "html_opac", "endpoint": city["holds"]["endpoint"], "options": {"profile": "tos"}}
     with pytest.raises(ValueError, match="okayama-city: the sandbox serves holds over ils_rest, ncip, not 'html_opac'"):
         sandbox_member(Consortium.model_validate(data).member("okayama-city"))
-    city["holds"] = {**city["holds"], "kind": "ncip", "endpoint": "/okayama-city/holds"}
+    city["holds"] = {"kind": "ncip", "endpoint": "/okayama-city/holds"}
     with pytest.raises(ValueError, match="serves its ncip holds at /okayama-city/ncip, not /okayama-city/holds"):
         sandbox_member(Consortium.model_validate(data).member("okayama-city"))
 

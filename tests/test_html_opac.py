@@ -23,6 +23,7 @@ from connectors.errors import (
     UnsupportedQuery,
 )
 from connectors.html_opac import HtmlOpacConnector
+from connectors.options import HtmlOpacOptions
 from connectors.html_page import decode_page
 from connectors.html_profile import OpacProfileError, load_profile_file
 from connectors.http import HttpClient
@@ -66,7 +67,7 @@ class Opac:
                 "kind": "html_opac",
                 "endpoint": f"{self.host.base_url}/{member_id}/opac/",
                 "timeout_s": timeout_s,
-                "options": {"profile": profile, **options},
+                "options": HtmlOpacOptions(profile=profile, **options),  # model_copy does not validate a dict
             }
         )
 
@@ -254,7 +255,7 @@ async def test_bad_member_override_names_the_member(opac: Opac) -> None:
     with pytest.raises(OpacProfileError, match=r"tos\.toml \(member tamano-city with its profile_overrides\): status\.empty_status_means"):
         opac.connector("tamano-city", profile_overrides={"status": {"empty_status_means": "on_the_shelf"}})
     with pytest.raises(OpacProfileError, match="no profile named 'okalib'"):
-        HtmlOpacConnector(opac.settings("tsuyama-city").model_copy(update={"options": {"profile": "okalib"}}), opac.http)
+        HtmlOpacConnector(opac.settings("tsuyama-city").model_copy(update={"options": HtmlOpacOptions(profile="okalib")}), opac.http)
 
 
 # --- patrons and holds ------------------------------------------------------------------------------

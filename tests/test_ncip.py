@@ -444,7 +444,7 @@ async def test_a_members_own_problem_types_are_configuration(canned: Canned, htt
     with pytest.raises(HoldRefused) as refused:
         await connector.place_hold(PATRON, HoldRequest(member="delta", record_id="1", pickup_branch_id="delta/main", idempotency_key="key-limit-001"))
     assert refused.value.reason == "too_many_holds"
-    with pytest.raises(ValueError, match="unknown reasons"):
+    with pytest.raises(ValueError, match=r"options\.problem_reasons\.x: Input should be 'authentication_failed'"):
         NCIPConnector(settings_for(canned.base_url, "delta", problem_reasons={"x": "no_such_reason"}), http)
 
 
