@@ -212,10 +212,11 @@ OUTCOME_UNKNOWN_STATUSES = frozenset({500, 502, 504})
 def outcome_unknown_after_sending(member: str) -> Iterator[None]:
     """Inside: the member has received a request with effects; any failure to read what it did
     (an unreadable answer, a failed follow-up read) leaves the outcome open -> OutcomeUnknown.
-    The member's own verdicts (refusals, bad credentials) pass through unchanged."""
+    The member's own verdicts (refusals, bad credentials, a fatal protocol diagnostic) pass
+    through unchanged: each says the member did not act."""
     try:
         yield
-    except (HoldRefused, AuthenticationFailed, OutcomeUnknown):
+    except (HoldRefused, AuthenticationFailed, ProtocolDiagnostic, OutcomeUnknown):
         raise
     except ConnectorError as error:
         raise OutcomeUnknown(error, member=member) from error
