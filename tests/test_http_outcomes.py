@@ -115,6 +115,7 @@ async def test_a_refused_connection_is_not_sent_for_a_post(members: Members, ref
     with pytest.raises(ConnectError) as failed:
         await members.http.request("POST", f"http://127.0.0.1:{refused_port}/holds", member="m", timeout_s=2, json={})
     assert isinstance(failed.value, RequestNotSent) and not isinstance(failed.value, OutcomeUnknown)
+    assert (failed.value.reason, failed.value.state) == ("unreachable", TargetState.ERROR)  # as search reports it
     # A placement at a member that is down: certainly not placed, so `place` raises rather than say Unknown.
     settings = rest_settings(members.host, "rest-ok").model_copy(update={"endpoint": f"http://127.0.0.1:{refused_port}/api/v1"})
     connector = ILSRestConnector(settings, members.http)
@@ -129,6 +130,7 @@ async def test_a_connect_timeout_is_not_sent_even_for_a_post(http: HttpClient, u
     with pytest.raises(ConnectTimeout) as failed:
         await http.request("POST", f"http://127.0.0.1:{unanswered_port}/holds", member="m", timeout_s=0.4, json={})
     assert isinstance(failed.value, RequestNotSent) and isinstance(failed.value, TargetTimeout)
+    assert (failed.value.reason, failed.value.state) == ("timeout", TargetState.TIMEOUT)
 
 
 async def test_waiting_for_a_member_slot_is_not_sent(members: Members) -> None:
