@@ -2,22 +2,32 @@
 
 A connector talks to exactly one member system and knows nothing of the others.
 It declares what it can do as `capabilities`; the broker asks for a capability,
-never for a class. Search is the only capability every family has today; the
-hold operations are named here so that the holds issue fills them in without
-changing the contract's shape.
+never for a class. Every operation a family does not declare raises `NotSupported`,
+and `NotSupported` means only that: this family (or this member's profile) cannot.
+
+Errors every operation may raise (connectors.errors), by what the caller should do:
+  RequestNotSent (ConnectError, ConnectTimeout)  nothing reached the member: try again later
+  TargetTimeout / TargetUnreachable (ReadTimeout, AnswerLost) a read failed after sending
+  OutcomeUnknown   a request with effects may have reached the member: reconcile with find_hold
+  TargetHTTPError, MalformedResponse, UndecodableResponse, ResponseTooLarge, ProtocolDiagnostic
+                   the member answered, but not with anything usable
+  AuthenticationFailed (PatronNotFound)  bad credentials: ask the patron, not another member
+  HoldRefused      the member's named verdict (`reason`: a yokodan.RefusalReason)
+  NotSupported     this family cannot
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
-from yokodan import Diagnostic, Hold, HoldRequest, Holding, PatronCredentials, PatronStatus, Record, SearchQuery
+from yokodan import Availability, Diagnostic, Hold, HoldRequest, Holding, PatronCredentials, PatronStatus, Record, RefusalReason, SearchQuery
+from yokodan.holds import CancelOutcome, CancelResult, HoldCheck, HoldIntent, PickupOption, Placed, PlacementResult, Refused, Unknown
 from connectors.options import PickupCodeOptions
 from connectors.settings import TargetSettings
-from connectors.errors import NotSupported
+from connectors.errors import AuthenticationFailed, ConnectorError, HoldRefused, NotSupported, OutcomeUnknown
 
 from connectors.http import HttpClient
 
@@ -27,9 +37,14 @@ class Capability(StrEnum):
     HOLDINGS = "holdings"  # live holdings for a known record or ISBN
     LOOKUP_PATRON = "lookup_patron"
     PLACE_HOLD = "place_hold"
-    HOLD_STATUS = "hold_status"
-    CANCEL_HOLD = "cancel_hold"
+    HOLD_STATUS = "hold_status"  # hold_status and find_hold
+    LIST_HOLDS = "list_holds"  # every current hold of a patron (the poller)
+    CANCEL_HOLD = "cancel_hold"  # cancel_hold and cancel_holds
     PICKUP_LOCATIONS = "pickup_locations"
+
+
+# Copies no hold can be placed on (the member's own rule, read off its holdings).
+_NOT_HOLDABLE = frozenset({Availability.LIBRARY_USE_ONLY, Availability.NOT_FOR_LOAN})
 
 
 @dataclass(slots=True)
@@ -57,7 +72,8 @@ class Connector(ABC):
     """Base class for one member system's adapter."""
 
     kind: ClassVar[str]
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.SEARCH})
+    # Each family lists what it can do; nothing is assumed (NCIP, for one, cannot search).
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         self.settings = settings
@@ -70,39 +86,148 @@ class Connector(ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
-    @abstractmethod
-    async def search(self, query: SearchQuery) -> SearchResult:
-        """Search the member; raise a `connectors.errors.ConnectorError` on failure."""
-
-    # --- optional capabilities: a connector overrides those it declares -----------------
-
     def _unsupported(self, capability: Capability) -> NotSupported:
         return NotSupported(f"{self.kind} connector cannot {capability.value}", member=self.member)
 
+    # --- catalogue --------------------------------------------------------------------------
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """Search the member (Capability.SEARCH). UnsupportedQuery when the query does not fit it."""
+        raise self._unsupported(Capability.SEARCH)
+
     async def holdings(self, record_id: str) -> list[Holding]:
-        """Live holdings of one of the member's records (Capability.HOLDINGS)."""
+        """Live holdings of one of the member's records (Capability.HOLDINGS).
+        HoldRefused(record_not_found) for a record the member does not have."""
         raise self._unsupported(Capability.HOLDINGS)
 
+    # --- patrons ----------------------------------------------------------------------------
+
     async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
-        """Blocks, loans and hold counts (Capability.LOOKUP_PATRON); HoldRefused on bad credentials."""
+        """Blocks, loans and hold counts (Capability.LOOKUP_PATRON).
+        AuthenticationFailed on a wrong PIN, PatronNotFound (a subclass) for an unknown card."""
         raise self._unsupported(Capability.LOOKUP_PATRON)
 
-    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
-        """Place one hold (Capability.PLACE_HOLD). Never retried: after a timeout or a lost
-        answer the caller must `find_hold(idempotency_key)` before trying again."""
+    # --- before placing ---------------------------------------------------------------------
+
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
+        """Where this patron may collect this record (Capability.PICKUP_LOCATIONS): the allowed
+        branches first (at most one `is_default`), then the member's branches it excludes, each
+        with its `excluded_reason`. Branches the consortium does not know are left out.
+        HoldRefused(record_not_found), AuthenticationFailed."""
+        raise self._unsupported(Capability.PICKUP_LOCATIONS)
+
+    async def check_hold(self, patron: PatronCredentials, request: HoldRequest) -> HoldCheck:
+        """Would the member refuse this hold? (cf. VuFind's checkRequestIsValid). Places nothing.
+
+        Asks what the family can answer: the patron's blocks, holds and loans
+        (LOOKUP_PATRON), the pickup options (PICKUP_LOCATIONS) and the copies (HOLDINGS). A
+        family with none of them answers an empty check. Limits are the consortium's policy,
+        checked by the planner. AuthenticationFailed on bad credentials; transport errors as
+        the underlying reads raise them.
+        """
+        reasons: list[RefusalReason] = []
+        messages: list[str] = []
+        if self.supports(Capability.LOOKUP_PATRON):
+            status = await self.lookup_patron(patron)
+            if status.blocked:
+                reasons.append(RefusalReason.PATRON_BLOCKED)
+                messages.append(", ".join(status.block_reasons))
+            if request.record_id in status.hold_record_ids:
+                reasons.append(RefusalReason.ALREADY_HELD)
+            if request.record_id in status.loan_record_ids:
+                reasons.append(RefusalReason.ALREADY_ON_LOAN)
+        try:
+            if self.supports(Capability.PICKUP_LOCATIONS):
+                offered = {o.branch_id: o for o in await self.pickup_locations(patron, request.record_id)}
+                chosen = offered.get(request.pickup_branch_id)
+                if chosen is None:
+                    reasons.append(RefusalReason.INVALID_PICKUP)
+                elif chosen.excluded_reason is not None:
+                    reasons.append(chosen.excluded_reason)
+                    messages.extend(filter(None, [chosen.message]))
+            if self.supports(Capability.HOLDINGS):
+                copies = await self.holdings(request.record_id)
+                wanted = [c for c in copies if request.item_id is None or c.item_id == request.item_id]
+                if not wanted:
+                    reasons.append(RefusalReason.RECORD_NOT_FOUND)
+                elif all(c.availability in _NOT_HOLDABLE for c in wanted):
+                    reasons.append(RefusalReason.NOT_HOLDABLE)
+        except HoldRefused as refused:
+            reasons.append(RefusalReason(refused.reason))
+            messages.append(refused.message)
+        return HoldCheck(reasons=list(dict.fromkeys(reasons)), messages=messages)
+
+    # --- placing ----------------------------------------------------------------------------
+
+    async def prepare_hold(self, patron: PatronCredentials, request: HoldRequest) -> HoldIntent:
+        """The intent the caller records before placing, and later passes to `find_hold`.
+
+        Families whose protocol carries the idempotency key need nothing more than the
+        request; the HTML OPAC family notes the patron's current holds (see HoldIntent)."""
+        return HoldIntent(request=request)
+
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest, *, intent: HoldIntent | None = None) -> Hold:
+        """Place one hold (Capability.PLACE_HOLD); sent once, never retried.
+
+        HoldRefused(reason) or AuthenticationFailed: nothing placed. OutcomeUnknown: the member
+        may have placed it; `find_hold(patron, intent)` says, and nothing is sent again before.
+        RequestNotSent, or an error the member answered (4xx, 503): nothing placed."""
         raise self._unsupported(Capability.PLACE_HOLD)
 
-    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
-        """The hold placed with this idempotency key, if the member has it (Capability.HOLD_STATUS)."""
+    async def place(self, patron: PatronCredentials, intent: HoldIntent) -> PlacementResult:
+        """`place_hold` as a typed result: Placed | Refused(reason) | Unknown.
+
+        Still raises the errors that mean the member certainly did not act and did not decide
+        (RequestNotSent, an HTTP error answer, a malformed refusal) and NotSupported."""
+        try:
+            return Placed(hold=await self.place_hold(patron, intent.request, intent=intent))
+        except (HoldRefused, AuthenticationFailed) as refused:
+            return Refused(reason=RefusalReason(refused.reason), message=refused.message)
+        except OutcomeUnknown as unknown:
+            return Unknown(idempotency_key=intent.idempotency_key, message=unknown.message)
+
+    # --- following holds --------------------------------------------------------------------
+
+    async def find_hold(self, patron: PatronCredentials, intent: HoldIntent) -> Hold | None:
+        """The hold a placement with this intent made, if the member has it; None if it has not
+        (then the placement did not happen, and may be sent again). Capability.HOLD_STATUS."""
         raise self._unsupported(Capability.HOLD_STATUS)
 
     async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
+        """One hold of this patron by the member's id; HoldRefused(hold_not_found) for another's."""
         raise self._unsupported(Capability.HOLD_STATUS)
 
+    async def list_holds(self, patron: PatronCredentials) -> list[Hold]:
+        """Every current hold of this patron at the member, in the member's order
+        (Capability.LIST_HOLDS: the poller). Finished holds may or may not be listed."""
+        raise self._unsupported(Capability.LIST_HOLDS)
+
+    # --- cancelling -------------------------------------------------------------------------
+
     async def cancel_hold(self, patron: PatronCredentials, hold_id: str) -> Hold:
-        """Cancel one hold; HoldRefused('not_cancellable') once it is secured or later."""
+        """Cancel one hold (Capability.CANCEL_HOLD); HoldRefused('not_cancellable') once it is
+        secured or later, HoldRefused('hold_not_found'); OutcomeUnknown after a lost answer."""
         raise self._unsupported(Capability.CANCEL_HOLD)
 
-    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[str]:
-        """Consortium branch ids where this patron may collect this record (Capability.PICKUP_LOCATIONS)."""
-        raise self._unsupported(Capability.PICKUP_LOCATIONS)
+    async def cancel_holds(self, patron: PatronCredentials, hold_ids: list[str]) -> list[CancelResult]:
+        """Cancel several holds: one result per distinct id, in the order given (cf. VuFind's
+        cancelHolds). One at a time: members count a patron's requests, and an OPAC session is
+        one browser. Errors become per-item results; NotSupported and AuthenticationFailed,
+        which would fail every item alike, are raised."""
+        if not self.supports(Capability.CANCEL_HOLD):
+            raise self._unsupported(Capability.CANCEL_HOLD)
+        results: list[CancelResult] = []
+        for hold_id in dict.fromkeys(hold_ids):
+            try:
+                hold = await self.cancel_hold(patron, hold_id)
+            except HoldRefused as refused:
+                results.append(CancelResult(hold_id=hold_id, outcome=CancelOutcome.REFUSED, reason=RefusalReason(refused.reason), message=refused.message))
+            except OutcomeUnknown as unknown:
+                results.append(CancelResult(hold_id=hold_id, outcome=CancelOutcome.UNKNOWN, error=unknown.cause.reason, message=unknown.message))
+            except (NotSupported, AuthenticationFailed):
+                raise
+            except ConnectorError as failed:
+                results.append(CancelResult(hold_id=hold_id, outcome=CancelOutcome.FAILED, error=failed.reason, message=failed.message))
+            else:
+                results.append(CancelResult(hold_id=hold_id, outcome=CancelOutcome.CANCELLED, hold=hold))
+        return results

@@ -4,53 +4,46 @@ Sessions: one login per patron (card + PIN) is reused until the profile's
 `session_ttl_s`; when a page shows the OPAC ended it (redirect to the login
 page, or a marker text), the operation logs in again *once* and is re-run.
 
-Holds are never re-sent blindly. HTML OPACs carry no idempotency key, so the
-connector remembers, per key, the record, the pickup and the holds the patron
-already had before the request (in this process, for a day). When a placement's
-answer is lost (timeout, broken or expired-session page), it logs in again and
-looks for a hold on that record and pickup that was not there before:
+Holds are never re-sent blindly. HTML OPACs carry no idempotency key, so a placement
+starts with a `HoldIntent` (`prepare_hold`): the request plus the hold ids the patron
+already had. The caller (the ledger) keeps it, so `find_hold(patron, intent)` works in
+any process, after any restart: it is the newest hold on that record and pickup that
+was not there before. When a placement's answer is lost (timeout, broken or
+expired-session page), the connector looks with the intent at once:
   found              -> that is the hold (the OPAC placed it before the answer got lost);
   not found, and the OPAC said the session had ended -> it did not act on the form:
                         send it once more in a fresh session;
-  not found otherwise -> raise the original error; the caller reconciles later.
-Limits: a key placed by another process cannot be looked up by key (NotSupported;
-`find_hold_for` matches record and pickup instead). A slow OPAC may still place
-the hold after the lookup found nothing; its one-hold-per-title rule then turns
-a later retry into `already_held` rather than a second hold.
+  not found otherwise -> OutcomeUnknown: the caller reconciles later with the intent.
+Limit: a slow OPAC may still place the hold after the lookup found nothing; its
+one-hold-per-title rule then turns a later retry into `already_held`, not a second hold.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from lxml import etree
 
-from yokodan import Hold, HoldRequest, HoldState, PatronCredentials, PatronStatus
-from connectors.errors import ConnectorError, HoldRefused, MalformedResponse, NotSupported, SessionExpired
+from yokodan import Hold, HoldRequest, HoldState, PatronCredentials, PatronStatus, RefusalReason
+from yokodan.holds import HoldIntent, PickupOption
+from connectors.errors import (
+    AuthenticationFailed,
+    ConnectorError,
+    HoldRefused,
+    MalformedResponse,
+    OutcomeUnknown,
+    SessionExpired,
+)
 from connectors.html_client import OpacClient
 from connectors.html_page import Extractor, Page, clean, compile_optional, parse_count, parse_date
 from connectors.html_session import OpacSession, SessionCache
 from connectors.status_words import normalize_word, shared_hold_words
 
 T = TypeVar("T")
-_INTENT_TTL_S = 24 * 3600
-_MAX_INTENTS = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class _Intent:
-    """What a placement asked for, and which holds the patron had before it."""
-
-    card_number: str
-    record_id: str
-    pickup_branch_id: str
-    holds_before: frozenset[str]
-    expires_at: float
+_MEMBER_VERDICTS = (HoldRefused, AuthenticationFailed)
 
 
 class OpacAccount:
@@ -62,7 +55,6 @@ class OpacAccount:
         self.member = client.member
         self.login_spec = profile.login
         self.sessions = SessionCache()
-        self._intents: OrderedDict[str, _Intent] = OrderedDict()
         if profile.hold_list is not None:
             listing = profile.hold_list
             self._hold_rows = etree.XPath(listing.rows)
@@ -147,6 +139,9 @@ class OpacAccount:
             ready_until=parse_date(ready) if ready else None,
         )
 
+    async def list_holds(self, patron: PatronCredentials) -> list[Hold]:
+        return await self._with_session(patron, self._holds)
+
     async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
         holds = await self._with_session(patron, self._holds)
         found = next((h for h in holds if h.hold_id == hold_id), None)
@@ -199,85 +194,92 @@ class OpacAccount:
         for option in self._pickup_options(form.root):
             code = option.get("value") or ""
             if branch_id in (self.client.branch_id(code), self.client.branch_id(clean(option.text_content()))):
+                if option.get("disabled") is not None:  # shown, but the OPAC would not take it
+                    raise HoldRefused("branch_closed", f"{branch_id} is not taking holds now", member=self.member)
                 return code
         raise HoldRefused("invalid_pickup", f"{branch_id} is not offered as a pickup library", member=self.member)
 
-    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[str]:
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
+        """The hold form's pickup <select>: `selected` is the OPAC's default, `disabled` a
+        branch it shows but will not deliver to; the member's branches missing from it are
+        excluded as invalid pickups."""
         form = await self._with_session(patron, lambda session: self._hold_form(session, record_id, None))
-        found: list[str] = []
+        offered: dict[str, PickupOption] = {}
         for option in self._pickup_options(form.root):
-            branch = self.client.branch_id(option.get("value") or "") or self.client.branch_id(clean(option.text_content()))
-            if branch is not None and branch not in found:
-                found.append(branch)
-        return found
+            label = clean(option.text_content())
+            branch = self.client.branch_id(option.get("value") or "") or self.client.branch_id(label)
+            if branch is None or branch in offered:
+                continue
+            disabled = option.get("disabled") is not None
+            offered[branch] = PickupOption(
+                branch_id=branch,
+                label=label or option.get("value") or branch,
+                is_default=option.get("selected") is not None and not disabled,
+                excluded_reason=RefusalReason.BRANCH_CLOSED if disabled else None,
+            )
+        missing = [
+            PickupOption(branch_id=branch, label=self.client.branch_label(branch), excluded_reason=RefusalReason.INVALID_PICKUP)
+            for branch in self.client.settings.member_codes
+            if branch not in offered
+        ]
+        return sorted(offered.values(), key=lambda option: not option.allowed) + missing
 
-    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
-        async def prepare(session: OpacSession) -> tuple[frozenset[str], Page]:
-            before = frozenset(h.hold_id for h in await self._holds(session))
-            return before, await self._hold_form(session, request.record_id, request.item_id)
+    async def prepare_hold(self, patron: PatronCredentials, request: HoldRequest) -> HoldIntent:
+        """The intent to keep before placing: the patron's hold ids at the OPAC right now."""
+        if self.profile.hold_list is None:  # nothing to look in later: find_hold is not supported either
+            return HoldIntent(request=request)
+        holds = await self._with_session(patron, self._holds)
+        return HoldIntent(request=request, holds_before=frozenset(h.hold_id for h in holds))
 
-        before, form = await self._with_session(patron, prepare)
-        self._remember(request, patron, before)
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest, *, intent: HoldIntent | None = None) -> Hold:
+        if intent is None:
+            intent = await self.prepare_hold(patron, request)
+        form = await self._with_session(patron, lambda session: self._hold_form(session, request.record_id, request.item_id))
         code = self._pickup_code(form, request.pickup_branch_id)
-        return await self._submit(patron, request, form, code, resend_allowed=True)
+        return await self._submit(patron, intent, form, code, resend_allowed=True)
 
-    async def _submit(self, patron: PatronCredentials, request: HoldRequest, form: Page, code: str, *, resend_allowed: bool) -> Hold:
+    async def _submit(self, patron: PatronCredentials, intent: HoldIntent, form: Page, code: str, *, resend_allowed: bool) -> Hold:
+        request = intent.request
         spec = self.profile.hold
         assert spec is not None
         session = await self.sessions.get(patron, self._login)
         values = {"record_id": request.record_id, "pickup_code": code, "item_id": request.item_id or ""}
         fields = {**self.client.form_state(form, spec), **self.client.fields(spec, **values)}
         try:
-            page = await self.client.fetch(spec.method, self.client.url(spec.url, **values), fields, session=session, attempts=1)
+            page = await self.client.fetch(
+                spec.method, self.client.url(spec.url, **values), fields, session=session, attempts=1, idempotent=False
+            )
             if (refusal := self.client.refusal(page)) is not None:
                 raise refusal
             if spec.success_marker not in page.text:
                 raise MalformedResponse(f"hold answer lacks {spec.success_marker!r} and names no refusal", member=self.member)
-        except HoldRefused:
+        except _MEMBER_VERDICTS:
             raise
         except ConnectorError as lost:
             # The OPAC may have placed the hold before its answer got lost: look before deciding.
             self.sessions.drop(patron, session)
-            found = await self.find_hold(patron, request.idempotency_key)
+            try:
+                found = await self.find_hold(patron, intent)
+            except ConnectorError:
+                raise _unknown(lost) from None  # could not look: the caller reconciles with the intent
             if found is not None:
                 return found
-            if not (resend_allowed and isinstance(lost, SessionExpired)):
-                raise
-            # The OPAC refused the form because the login had ended, and the hold is not there.
-            fresh = await self._with_session(patron, lambda s: self._hold_form(s, request.record_id, request.item_id))
-            return await self._submit(patron, request, fresh, code, resend_allowed=False)
+            if resend_allowed and isinstance(lost, SessionExpired):
+                # The OPAC refused the form because the login had ended, and the hold is not there.
+                fresh = await self._with_session(patron, lambda s: self._hold_form(s, request.record_id, request.item_id))
+                return await self._submit(patron, intent, fresh, code, resend_allowed=False)
+            raise _unknown(lost) from None
         placed_id = self._placed_id.first(page.root) if self._placed_id is not None else ""
-        hold = await self.hold_status(patron, placed_id) if placed_id else await self.find_hold(patron, request.idempotency_key)
+        hold = await self.hold_status(patron, placed_id) if placed_id else await self.find_hold(patron, intent)
         if hold is None:
             raise MalformedResponse("the OPAC confirmed the hold but does not list it", member=self.member)
         return hold.model_copy(update={"idempotency_key": request.idempotency_key})
 
     # --- finding a placed hold without a key ------------------------------------------------------
 
-    def _remember(self, request: HoldRequest, patron: PatronCredentials, before: frozenset[str]) -> None:
-        now = time.monotonic()
-        while self._intents and (len(self._intents) >= _MAX_INTENTS or next(iter(self._intents.values())).expires_at < now):
-            self._intents.popitem(last=False)
-        self._intents[request.idempotency_key] = _Intent(
-            patron.card_number, request.record_id, request.pickup_branch_id, before, now + _INTENT_TTL_S
-        )
-        self._intents.move_to_end(request.idempotency_key)
-
-    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
-        intent = self._intents.get(idempotency_key)
-        if intent is None or intent.card_number != patron.card_number or intent.expires_at < time.monotonic():
-            raise NotSupported(
-                "HTML OPACs carry no idempotency key and this key was not placed by this process; "
-                "use find_hold_for(patron, request)",
-                member=self.member,
-            )
+    async def find_hold(self, patron: PatronCredentials, intent: HoldIntent) -> Hold | None:
         holds = await self._with_session(patron, self._holds)
-        return _newest_match(holds, intent, idempotency_key)
-
-    async def find_hold_for(self, patron: PatronCredentials, request: HoldRequest) -> Hold | None:
-        intent = _Intent(patron.card_number, request.record_id, request.pickup_branch_id, frozenset(), 0.0)
-        holds = await self._with_session(patron, self._holds)
-        return _newest_match(holds, intent, request.idempotency_key)
+        return _newest_match(holds, intent)
 
     # --- cancelling ------------------------------------------------------------------------------
 
@@ -298,7 +300,9 @@ class OpacAccount:
             if spec.form_url is not None:
                 state = self.client.form_state(await self.client.fetch("GET", self.client.url(spec.form_url), session=session), spec)
             fields = {**state, **self.client.fields(spec, hold_id=hold_id)}
-            page = await self.client.fetch(spec.method, self.client.url(spec.url, hold_id=hold_id), fields, session=session, attempts=1)
+            page = await self.client.fetch(
+                spec.method, self.client.url(spec.url, hold_id=hold_id), fields, session=session, attempts=1, idempotent=False
+            )
             if (refusal := self.client.refusal(page)) is not None:
                 raise refusal
             if spec.success_marker not in page.text:
@@ -310,12 +314,18 @@ class OpacAccount:
         return await self._with_session(patron, cancel)
 
 
-def _newest_match(holds: list[Hold], intent: _Intent, key: str) -> Hold | None:
+def _unknown(lost: ConnectorError) -> OutcomeUnknown:
+    return lost if isinstance(lost, OutcomeUnknown) else OutcomeUnknown(lost)
+
+
+def _newest_match(holds: list[Hold], intent: HoldIntent) -> Hold | None:
+    """The newest hold on the intent's record and pickup that was not there before it."""
+    request = intent.request
     candidates = [
         h
         for h in holds
-        if h.record_id == intent.record_id
+        if h.record_id == request.record_id
         and h.hold_id not in intent.holds_before
-        and h.pickup_branch_id in (None, intent.pickup_branch_id)
+        and h.pickup_branch_id in (None, request.pickup_branch_id)
     ]
-    return candidates[-1].model_copy(update={"idempotency_key": key}) if candidates else None
+    return candidates[-1].model_copy(update={"idempotency_key": request.idempotency_key}) if candidates else None

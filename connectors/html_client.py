@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode, urljoin
 from lxml import etree
 
 from connectors.settings import TargetSettings
-from connectors.errors import HoldRefused, MalformedResponse, SessionExpired, UnsupportedQuery
+from connectors.errors import AuthenticationFailed, HoldRefused, MalformedResponse, SessionExpired, UnsupportedQuery, member_refusal
 from connectors.html_page import Page, clean, input_value, parse_page
 from connectors.html_profile import FormAction, OpacProfile
 from connectors.html_session import OpacSession
@@ -68,6 +68,11 @@ class OpacClient:
     def branch_id(self, label: str) -> str | None:
         return self._branches.get(label) or self._branches.get(_label_key(label))
 
+    def branch_label(self, branch_id: str) -> str:
+        """A name for a consortium branch the OPAC did not show: its longest label (the name)."""
+        labels = [label for label, branch in self.settings.branch_codes.items() if branch == branch_id and label != branch_id]
+        return max(labels, key=len, default=branch_id)
+
     def _encode(self, fields: Mapping[str, str]) -> str:
         try:
             return urlencode(list(fields.items()), encoding=self.profile.form_codec)
@@ -86,8 +91,11 @@ class OpacClient:
         session: OpacSession | None = None,
         check_expiry: bool = True,
         attempts: int = DEFAULT_READ_ATTEMPTS,
+        idempotent: bool = True,
     ) -> Page:
-        """One page. Reads are retried on transient errors; pass attempts=1 for anything that acts.
+        """One page. Reads are retried on transient errors; pass attempts=1 for anything that is
+        not to be repeated (a login), and also idempotent=False for what acts (placing,
+        cancelling): a failure after sending is then OutcomeUnknown.
 
         With a `session`, its cookies go out, new ones are kept, and a page saying the
         login has ended raises SessionExpired (off while logging in: the login page
@@ -105,7 +113,7 @@ class OpacClient:
             headers["Content-Type"] = _FORM_CONTENT_TYPE
         response = await self.http.request(
             method, url, member=self.member, timeout_s=self.settings.timeout_s,
-            data=data, headers=headers or None, attempts=attempts,
+            data=data, headers=headers or None, attempts=attempts, idempotent=idempotent,
         )
         if session is not None:
             session.remember(response.cookies)
@@ -129,13 +137,13 @@ class OpacClient:
         items = found if isinstance(found, list) else [found]
         return " ".join(filter(None, (clean(i.text_content() if isinstance(i, etree._Element) else str(i)) for i in items)))
 
-    def refusal(self, page: Page) -> HoldRefused | None:
-        """The named refusal the page's message matches (profile `refusals`), if any."""
+    def refusal(self, page: Page) -> HoldRefused | AuthenticationFailed | None:
+        """The named verdict the page's message matches (profile `refusals`), if any."""
         text = self.messages(page)
         if text:
             for pattern, reason in self._refusals:
                 if pattern.search(text):
-                    return HoldRefused(reason, text, member=self.member)
+                    return member_refusal(reason, text, member=self.member)
         return None
 
 

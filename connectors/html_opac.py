@@ -24,6 +24,7 @@ from lxml import etree
 from yokodan.isbn import find_isbns
 from yokodan import Diagnostic, Hold, Holding, HoldRequest, MaterialType, PatronCredentials, PatronStatus, Record, SearchQuery, trusted
 from connectors.options import HtmlOpacOptions
+from yokodan.holds import HoldIntent, PickupOption
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
@@ -45,6 +46,7 @@ _SECTIONS: dict[Capability, tuple[str, ...]] = {
     Capability.LOOKUP_PATRON: ("patron",),
     Capability.PLACE_HOLD: ("hold",),
     Capability.HOLD_STATUS: ("hold_list",),
+    Capability.LIST_HOLDS: ("hold_list",),
     Capability.CANCEL_HOLD: ("cancel",),
     Capability.PICKUP_LOCATIONS: ("hold",),
 }
@@ -329,21 +331,23 @@ class HtmlOpacConnector(Connector):
     async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
         return await self._account(Capability.LOOKUP_PATRON).lookup_patron(patron)
 
-    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
-        return await self._account(Capability.PLACE_HOLD).place_hold(patron, request)
+    async def prepare_hold(self, patron: PatronCredentials, request: HoldRequest) -> HoldIntent:
+        return await self._account(Capability.PLACE_HOLD).prepare_hold(patron, request)
 
-    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
-        return await self._account(Capability.HOLD_STATUS).find_hold(patron, idempotency_key)
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest, *, intent: HoldIntent | None = None) -> Hold:
+        return await self._account(Capability.PLACE_HOLD).place_hold(patron, request, intent=intent)
 
-    async def find_hold_for(self, patron: PatronCredentials, request: HoldRequest) -> Hold | None:
-        """The patron's hold on this record and pickup, without the in-process memory find_hold needs."""
-        return await self._account(Capability.HOLD_STATUS).find_hold_for(patron, request)
+    async def find_hold(self, patron: PatronCredentials, intent: HoldIntent) -> Hold | None:
+        return await self._account(Capability.HOLD_STATUS).find_hold(patron, intent)
 
     async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
         return await self._account(Capability.HOLD_STATUS).hold_status(patron, hold_id)
 
+    async def list_holds(self, patron: PatronCredentials) -> list[Hold]:
+        return await self._account(Capability.LIST_HOLDS).list_holds(patron)
+
     async def cancel_hold(self, patron: PatronCredentials, hold_id: str) -> Hold:
         return await self._account(Capability.CANCEL_HOLD).cancel_hold(patron, hold_id)
 
-    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[str]:
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
         return await self._account(Capability.PICKUP_LOCATIONS).pickup_locations(patron, record_id)

@@ -6,12 +6,19 @@ connections stay warm. Everything a member sends is untrusted, so this layer
 enforces the two limits no parser can: a total deadline that includes reading
 the body (a slow-drip body cannot hold a search hostage) and a size cap (a
 50 MB answer is cut off at the cap, never buffered whole).
+
+Failures say whether the request left this machine, as httpx's transport errors do: a
+connection that was never made is `RequestNotSent` (ConnectError, ConnectTimeout); once a
+connection is made (the connector marks it), the member may have the request. For
+requests with effects (placing, cancelling a hold) such failures are `OutcomeUnknown`, the
+one error a hold ledger reconciles.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +32,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from yokodan.errors import YokodanError
 from connectors.errors import (
+    OUTCOME_UNKNOWN_STATUSES,
+    AnswerLost,
+    ConnectError,
+    ConnectTimeout,
+    OutcomeUnknown,
+    ReadTimeout,
     ResponseTooLarge,
     TargetHTTPError,
-    TargetTimeout,
     TargetUnreachable,
 )
 
@@ -42,10 +55,66 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_READ_ATTEMPTS = 3
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TargetUnreachable):
+# Methods that are idempotent by themselves (RFC 9110 §9.2.2 lists PUT and DELETE too, but
+# deleting a hold and creating one are effects the ledger must account for, so they are not
+# treated as safe to repeat). A POST that only reads (an NCIP lookup) says idempotent=True.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _is_safe_to_retry(exc: BaseException) -> bool:
+    """For idempotent requests only: errors that a second try may cure."""
+    if isinstance(exc, TargetUnreachable):  # not sent (ConnectError) or answer lost (AnswerLost)
         return True
     return isinstance(exc, TargetHTTPError) and exc.status in RETRYABLE_STATUSES
+
+
+class ClientNotStarted(YokodanError, RuntimeError):
+    """HttpClient used outside `async with` / before `start()`: a programming error, not a member's."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one attempt got: decides "sent or not" when it fails."""
+
+    connected: bool = False  # a connection to the member was made (or reused): the request may be out
+
+
+# The attempt running in this task. aiohttp asks its connector for a connection in the task that
+# sends the request, so a context variable links the two without aiohttp's request tracing
+# (which costs ~40 µs CPU per request, measured: more than the rest of the client).
+_ATTEMPT: ContextVar[_Progress | None] = ContextVar("yokodan_http_attempt", default=None)
+
+
+class _ProgressConnector(aiohttp.TCPConnector):
+    """A TCPConnector that marks the current attempt as connected once it has a connection."""
+
+    async def connect(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        progress = _ATTEMPT.get()
+        if progress is not None:
+            progress.connected = True
+        return connection
+
+
+class _SentOnce(aiohttp.ClientError):
+    """A non-idempotent request's broken connection, wrapped so aiohttp does not re-send it.
+
+    aiohttp re-sends a PUT or DELETE once by itself when the connection breaks (RFC 9112
+    §9.3.1 allows it for idempotent methods); cancelling a hold must go out exactly once.
+    """
+
+    def __init__(self, error: aiohttp.ClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _never_resend(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never connected: nothing to re-send, and aiohttp does not
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+        raise _SentOnce(error) from error
 
 
 @dataclass(slots=True)
@@ -95,7 +164,7 @@ class HttpClient:
 
     async def start(self) -> None:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            connector = _ProgressConnector(
                 limit=self._total_connections,
                 limit_per_host=0,
                 ttl_dns_cache=300,
@@ -153,28 +222,58 @@ class HttpClient:
         json: Any = None,
         max_body_bytes: int | None = None,
         attempts: int = 1,
+        idempotent: bool | None = None,
     ) -> HttpResponse:
         """One exchange; the whole of it (queueing, connect, retries, body) within `timeout_s`.
 
-        `attempts` > 1 only for idempotent requests: a hold placement is sent once and
-        never blindly again (ARCHITECTURE.md). Raises TargetTimeout, TargetUnreachable,
-        TargetHTTPError (status >= 400) or ResponseTooLarge.
+        `idempotent` defaults to True for GET/HEAD/OPTIONS and False otherwise; a POST that
+        only reads (an NCIP lookup, a PIN check) passes idempotent=True. `attempts` > 1 only
+        for idempotent requests, and only errors a second try may cure are retried: a hold
+        placement is sent once and never blindly again (ARCHITECTURE.md).
+
+        Raises, by how far the request got:
+          not sent    ConnectError, ConnectTimeout (both RequestNotSent: safe to try again);
+          sent        ReadTimeout, AnswerLost, TargetHTTPError (status >= 400), ResponseTooLarge;
+                      for a non-idempotent request every "sent" failure that leaves open what the
+                      member did (ReadTimeout, AnswerLost, ResponseTooLarge, HTTP 500/502/504)
+                      is OutcomeUnknown instead, with the error underneath as its `cause`.
+        ClientNotStarted when used before `start()` / outside `async with`.
         """
+        if self._session is None or self._session.closed:
+            raise ClientNotStarted("HttpClient used before start(): use `async with HttpClient() as http:`")
+        if idempotent is None:
+            idempotent = method.upper() in _READ_METHODS
+        if attempts > 1 and not idempotent:
+            raise ValueError(f"a non-idempotent {method} must not be retried (attempts={attempts})")
+        progress = _Progress()
         try:
-            async with asyncio.timeout(timeout_s):
-                if attempts <= 1:
-                    return await self._once(method, url, member, params, headers, data, json, max_body_bytes)
-                retrying = AsyncRetrying(
-                    stop=stop_after_attempt(attempts),
-                    wait=wait_random_exponential(multiplier=0.05, max=0.5),  # jittered: no thundering herd
-                    retry=retry_if_exception(_is_transient),
-                    reraise=True,
-                )
-                async for attempt in retrying:
-                    with attempt:
-                        return await self._once(method, url, member, params, headers, data, json, max_body_bytes)
-        except TimeoutError:
-            raise TargetTimeout(f"no complete answer within {timeout_s:g} s", member=member) from None
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if attempts <= 1:
+                        return await self._once(method, url, member, params, headers, data, json, max_body_bytes, progress, idempotent)
+                    retrying = AsyncRetrying(
+                        stop=stop_after_attempt(attempts),
+                        wait=wait_random_exponential(multiplier=0.05, max=0.5),  # jittered: no thundering herd
+                        retry=retry_if_exception(_is_safe_to_retry),
+                        reraise=True,
+                    )
+                    async for attempt in retrying:
+                        with attempt:
+                            progress = _Progress()  # each try is judged by how far it got
+                            return await self._once(method, url, member, params, headers, data, json, max_body_bytes, progress, idempotent)
+            except TimeoutError:
+                message = f"no complete answer within {timeout_s:g} s"
+                if progress.connected:
+                    raise ReadTimeout(message, member=member) from None
+                raise ConnectTimeout(f"{message}: no connection made", member=member) from None
+        except (ReadTimeout, AnswerLost, ResponseTooLarge) as error:
+            if idempotent:
+                raise
+            raise OutcomeUnknown(error, member=member) from error
+        except TargetHTTPError as error:
+            if idempotent or error.status not in OUTCOME_UNKNOWN_STATUSES:
+                raise
+            raise OutcomeUnknown(error, member=member) from error
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _once(
@@ -187,32 +286,45 @@ class HttpClient:
         data: Mapping[str, str] | bytes | None,
         json: Any,
         max_body_bytes: int | None,
+        progress: _Progress,
+        idempotent: bool,
     ) -> HttpResponse:
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
+        session = self._session
+        if session is None:  # closed while this request waited
+            raise ClientNotStarted("HttpClient closed")
         cap = max_body_bytes or self.max_body_bytes
         started = time.perf_counter()
+        attempt = _ATTEMPT.set(progress)  # this task's context only: concurrent requests each see their own
         try:
-            async with self._slot(member):
-                async with self._session.request(
-                    method, url, params=params, headers=headers, data=data, json=json
-                ) as response:
-                    body = await _read_capped(response, cap, member)
-                    status = response.status
-                    response_headers = response.headers
-                    final_url = str(response.url)
-                    cookies = {name: morsel.value for name, morsel in response.cookies.items()}
-        except aiohttp.ClientConnectorError as exc:
-            raise TargetUnreachable(f"cannot connect: {exc.os_error or exc}", member=member) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise TargetUnreachable(f"connection broken mid-answer: {exc}", member=member) from None
-        except aiohttp.ClientError as exc:
-            raise TargetUnreachable(f"HTTP client error: {exc}", member=member) from None
+            try:
+                async with self._slot(member):
+                    async with session.request(
+                        method, url, params=params, headers=headers, data=data, json=json,
+                        middlewares=() if idempotent else (_never_resend,),
+                    ) as response:
+                        body = await _read_capped(response, cap, member)
+                        status = response.status
+                        response_headers = response.headers
+                        final_url = str(response.url)
+                        cookies = {name: morsel.value for name, morsel in response.cookies.items()}
+            except aiohttp.ClientConnectorError as exc:
+                raise ConnectError(f"cannot connect: {exc.os_error or exc}", member=member) from None
+            except _SentOnce as wrapped:
+                raise _lost_or_not_sent(progress, f"connection broken mid-answer: {wrapped.error}", member) from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+                raise _lost_or_not_sent(progress, f"connection broken mid-answer: {exc}", member) from None
+            except aiohttp.ClientError as exc:
+                raise _lost_or_not_sent(progress, f"HTTP client error: {exc}", member) from None
+        finally:
+            _ATTEMPT.reset(attempt)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if status >= 400:
             raise TargetHTTPError(status, f"HTTP {status} from member", member=member, body=body)
         return HttpResponse(final_url, status, response_headers, body, elapsed_ms, cookies)
+
+
+def _lost_or_not_sent(progress: _Progress, message: str, member: str) -> TargetUnreachable:
+    return AnswerLost(message, member=member) if progress.connected else ConnectError(message, member=member)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int, member: str) -> bytes:

@@ -7,7 +7,8 @@ Paths are relative to `settings.endpoint` (e.g. http://host/{member}/api/v1) and
                                                    total comes in X-Total-Count; `x-koha-embed: items`
                                                    asks for the copies in the same answer
   GET    /biblios/{biblio_id}/items                copies with Koha's coded statuses
-  GET    /biblios/{biblio_id}/pickup_locations?patron_id=
+  GET    /biblios/{biblio_id}/pickup_locations?patron_id=   with `x-koha-override: any`: every
+                                                   library, `needs_override` on those the rules exclude
   POST   /auth/password/validation                {"identifier", "password"}: the PIN only ever
                                                    travels in a request body, never in a URL
   GET    /patrons?cardnumber=                      expiry_date, restricted
@@ -40,7 +41,8 @@ from typing import Any, ClassVar
 import orjson
 
 from yokodan.isbn import find_isbns, to_isbn10
-from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, Record, SearchQuery
+from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, Record, RefusalReason, SearchQuery
+from yokodan.holds import HoldIntent, PickupOption
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
@@ -48,9 +50,12 @@ from connectors.errors import (
     ConnectorError,
     HoldRefused,
     MalformedResponse,
+    PatronNotFound,
     TargetHTTPError,
     UndecodableResponse,
     UnsupportedQuery,
+    member_refusal,
+    outcome_unknown_after_sending,
 )
 from connectors.http import HttpClient, HttpResponse
 from connectors.status_words import StatusMapper
@@ -132,6 +137,7 @@ class ILSRestConnector(Connector):
             Capability.LOOKUP_PATRON,
             Capability.PLACE_HOLD,
             Capability.HOLD_STATUS,
+            Capability.LIST_HOLDS,
             Capability.CANCEL_HOLD,
             Capability.PICKUP_LOCATIONS,
         }
@@ -209,8 +215,7 @@ class ILSRestConnector(Connector):
     # --- patrons ----------------------------------------------------------------------------
 
     async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
-        await self._check_pin(patron)  # first: a wrong PIN says nothing about the card
-        record = await self._patron_record(patron.card_number)
+        record = await self._checked_patron_record(patron)
         patron_id = _patron_id_of(record, self.member)
         checkouts, holds = await asyncio.gather(
             self._get("/checkouts", params={"patron_id": str(patron_id), "_per_page": _LIST_PAGE_SIZE}, headers={"x-koha-embed": "item"}),
@@ -245,6 +250,11 @@ class ILSRestConnector(Connector):
             return validated
         return _patron_id_of(await self._patron_record(patron.card_number), self.member)
 
+    async def _checked_patron_record(self, patron: PatronCredentials) -> dict[str, Any]:
+        """The patron's record, after the PIN check when a PIN is given."""
+        await self._check_pin(patron)  # first: a wrong PIN says nothing about the card
+        return await self._patron_record(patron.card_number)
+
     async def _check_pin(self, patron: PatronCredentials) -> int | None:
         """The patron_id the member confirms for card + PIN; None when no PIN is given.
 
@@ -256,18 +266,19 @@ class ILSRestConnector(Connector):
             "POST",
             "/auth/password/validation",
             json={"identifier": patron.card_number, "password": patron.pin.get_secret_value()},
+            idempotent=True,  # a check: if its answer is lost, nothing was changed
         )
         return _patron_id_of(self._object(response), self.member)
 
     async def _patron_record(self, card_number: str) -> dict[str, Any]:
         found = self._list(await self._get("/patrons", params={"cardnumber": card_number}))
         if not found:
-            raise HoldRefused("patron_not_found", "the member has no patron with this card", member=self.member)
+            raise PatronNotFound("the member has no patron with this card", member=self.member)
         return found[0]
 
     # --- holds ------------------------------------------------------------------------------
 
-    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest, *, intent: HoldIntent | None = None) -> Hold:
         pickup = self.pickup_codes.get(request.pickup_branch_id)
         if pickup is None:
             raise HoldRefused("invalid_pickup", f"{request.pickup_branch_id} is not a pickup point of {self.member}", member=self.member)
@@ -278,16 +289,23 @@ class ILSRestConnector(Connector):
         }
         if request.item_id is not None:
             body["item_id"] = _koha_id(request.item_id, self.member)
-        # attempts=1: a placement is never re-sent; after a lost answer the caller asks find_hold.
+        # Sent once; after a lost answer (OutcomeUnknown) the caller asks find_hold.
         response = await self._send(
-            "POST", "/holds", json=body, headers={"Idempotency-Key": request.idempotency_key}, not_found="record_not_found"
+            "POST", "/holds", json=body, headers={"Idempotency-Key": request.idempotency_key},
+            not_found="record_not_found", idempotent=False,
         )
-        return self.hold(self._object(response), request.idempotency_key)
+        with outcome_unknown_after_sending(self.member):  # a 201 we cannot read still placed a hold
+            return self.hold(self._object(response), request.idempotency_key)
 
-    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
-        params = {"patron_id": str(await self._patron_id(patron)), "idempotency_key": idempotency_key}
-        found = [h for h in self._list(await self._get("/holds", params=params)) if h.get("idempotency_key") == idempotency_key]
-        return self.hold(found[0], idempotency_key) if found else None
+    async def find_hold(self, patron: PatronCredentials, intent: HoldIntent) -> Hold | None:
+        key = intent.idempotency_key
+        params = {"patron_id": str(await self._patron_id(patron)), "idempotency_key": key}
+        found = [h for h in self._list(await self._get("/holds", params=params)) if h.get("idempotency_key") == key]
+        return self.hold(found[0], key) if found else None
+
+    async def list_holds(self, patron: PatronCredentials) -> list[Hold]:
+        params = {"patron_id": str(await self._patron_id(patron)), "_per_page": _LIST_PAGE_SIZE}
+        return [self.hold(data) for data in self._list(await self._get("/holds", params=params))]
 
     async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
         return self.hold(await self._own_hold(await self._patron_id(patron), hold_id))
@@ -295,16 +313,34 @@ class ILSRestConnector(Connector):
     async def cancel_hold(self, patron: PatronCredentials, hold_id: str) -> Hold:
         # Fetched first: DELETE answers 204 with no body, and the hold must be this patron's.
         data = await self._own_hold(await self._patron_id(patron), hold_id)
-        await self._send("DELETE", f"/holds/{_koha_id(hold_id, self.member, 'hold_not_found')}", not_found="hold_not_found")
+        await self._send(
+            "DELETE", f"/holds/{_koha_id(hold_id, self.member, 'hold_not_found')}", not_found="hold_not_found", idempotent=False
+        )
         return self.hold(data).model_copy(update={"state": HoldState.CANCELLED, "status_text": "", "queue_position": None})
 
-    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[str]:
-        params = {"patron_id": str(await self._patron_id(patron))}
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
+        record = await self._checked_patron_record(patron)
+        params = {"patron_id": str(_patron_id_of(record, self.member))}
         path = f"/biblios/{_koha_id(record_id, self.member)}/pickup_locations"
-        libraries = self._list(await self._get(path, params=params, not_found="record_not_found"))
-        codes = self.settings.branch_codes
-        branch_ids = (codes.get(_text(library.get("library_id")) or "") for library in libraries)
-        return list(dict.fromkeys(b for b in branch_ids if b))
+        # Koha lists only the allowed libraries unless overriding; with the override it lists
+        # every library and flags those its rules exclude, which the planner wants to explain.
+        headers = {"x-koha-override": "any"}
+        libraries = self._list(await self._get(path, params=params, headers=headers, not_found="record_not_found"))
+        home = _text(record.get("library_id"))
+        offered: dict[str, PickupOption] = {}
+        for library in libraries:
+            code = _text(library.get("library_id")) or ""
+            branch_id = self.settings.branch_codes.get(code)
+            if branch_id is None or branch_id in offered:
+                continue  # a library the consortium does not list cannot be chosen
+            excluded = library.get("needs_override") is True or library.get("pickup_location") is False
+            offered[branch_id] = PickupOption(
+                branch_id=branch_id,
+                label=_text(library.get("name")) or code,
+                is_default=not excluded and code == home,
+                excluded_reason=RefusalReason.INVALID_PICKUP if excluded else None,
+            )
+        return sorted(offered.values(), key=lambda option: not option.allowed)
 
     async def _own_hold(self, patron_id: int, hold_id: str) -> dict[str, Any]:
         data = self._object(await self._get(f"/holds/{_koha_id(hold_id, self.member, 'hold_not_found')}", not_found="hold_not_found"))
@@ -368,8 +404,10 @@ class ILSRestConnector(Connector):
         json: Any = None,
         headers: dict[str, str] | None = None,
         not_found: str | None = None,
+        idempotent: bool,
     ) -> HttpResponse:
-        """A request with effects: sent exactly once (attempts=1), whatever happens."""
+        """Sent exactly once (attempts=1), whatever happens; `idempotent=False` for effects, so
+        that a failure after sending is OutcomeUnknown."""
         try:
             return await self.http.request(
                 method,
@@ -379,12 +417,14 @@ class ILSRestConnector(Connector):
                 json=json,
                 headers={**_JSON_HEADERS, **(headers or {})},
                 attempts=1,
+                idempotent=idempotent,
             )
         except TargetHTTPError as error:
             raise self._refusal(error, not_found) from None
 
     def _refusal(self, error: TargetHTTPError, not_found: str | None) -> ConnectorError:
-        """A 4xx with a Koha error body -> HoldRefused with the named reason; anything else unchanged."""
+        """A 4xx with a Koha error body -> the named verdict (HoldRefused, AuthenticationFailed);
+        anything else unchanged."""
         if not 400 <= error.status < 500 or error.status == 401:  # 401: the broker's own API credentials
             return error
         try:
@@ -401,7 +441,7 @@ class ILSRestConnector(Connector):
             reason = not_found
         if reason is None:
             return error
-        return HoldRefused(reason, message or code or f"HTTP {error.status}", member=self.member)
+        return member_refusal(reason, message or code or f"HTTP {error.status}", member=self.member)
 
     def _decode(self, response: HttpResponse) -> Any:
         try:

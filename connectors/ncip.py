@@ -1,12 +1,15 @@
 """NCIP 2.0 connector (kind "ncip"): copies, patrons and holds, XML over HTTP POST.
 
-NCIP has no bibliographic search, so this connector cannot SEARCH: a consortium pairs such a
-member with a search connector (SRU, OPAC) for its catalogue and uses this one for holds.
+NCIP has no bibliographic search, so this connector does not declare SEARCH: a consortium pairs
+such a member with a search connector (SRU, OPAC) for its catalogue and uses this one for holds.
+NCIP has no service listing pickup locations either: like VuFind's XCNCIP2 driver, the pickup
+options come from configuration (`pickup_codes`), with no default and no exclusions.
 
 Services used (namespace http://www.niso.org/2008/ncip, one endpoint, application/xml):
   LookupItemSet     holdings of a record (BibliographicId -> ItemInformation per copy)
   LookupItem        one copy: CirculationStatus, HoldQueueLength, ItemDescription, Location
-  LookupUser        BlockOrTrap, LoanedItem(s)Count, RequestedItem(s)Count
+  LookupUser        BlockOrTrap, LoanedItem(s)Count, RequestedItem(s)Count; RequestedItem per
+                    current hold (list_holds, for the poller)
   RequestItem       RequestType "Hold", RequestScopeType "Bibliographic Item" (or "Item" for a
                     copy), PickupLocation; our idempotency key is the RequestId under *our*
                     AgencyId, so LookupRequest finds the hold after a lost answer
@@ -14,8 +17,11 @@ Services used (namespace http://www.niso.org/2008/ncip, one endpoint, applicatio
   CancelRequestItem
 The patron is named by AuthenticationInput (card "Barcode Id" + "PIN") in the message body, or by
 UserId when no PIN is given; the PIN never appears in a URL. Refusals arrive as <Problem> inside
-HTTP 200 and become HoldRefused with a named reason; an unknown ProblemType becomes a
-ProtocolDiagnostic carrying the type, detail, element and value.
+HTTP 200 and become HoldRefused with a named reason (AuthenticationFailed / PatronNotFound for
+bad credentials); an unknown ProblemType becomes a ProtocolDiagnostic carrying the type, detail,
+element and value. RequestItem and CancelRequestItem are sent once: a lost or unreadable answer
+is OutcomeUnknown. A RequestItem the member confirmed whose LookupRequest then fails is reported
+as placed, in state `submitted`, for the poller to follow.
 
 Statuses: a standard NCIP value (circulationstatus.scm, requeststatustype.scm) maps by the tables
 below; any other value is the member's own word (a local scheme, as Japanese ILSs use): copy words
@@ -32,14 +38,21 @@ from typing import ClassVar
 
 from lxml import etree
 
-from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, SearchQuery
+from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus
+from yokodan.holds import HoldIntent, PickupOption
 from connectors.options import NcipOptions
 from connectors.settings import TargetSettings
-from connectors.base import Capability, Connector, SearchResult, pickup_codes
+from connectors.base import Capability, Connector, pickup_codes
 from connectors.errors import (
+    HOLD_REFUSAL_REASONS,
+    AuthenticationFailed,
+    ConnectorError,
     HoldRefused,
     MalformedResponse,
+    OutcomeUnknown,
     ProtocolDiagnostic,
+    member_refusal,
+    outcome_unknown_after_sending,
 )
 from connectors.http import DEFAULT_READ_ATTEMPTS, HttpClient
 from connectors.ncip_messages import (
@@ -62,6 +75,8 @@ from connectors.ncip_messages import (
 from connectors.status_words import StatusMapper, normalize_word, shared_hold_words
 from connectors.xml import parse_xml
 
+# What a <Problem> becomes; a ProtocolDiagnostic is the member's answer too (it did not act).
+_NamedProblem = HoldRefused | AuthenticationFailed | ProtocolDiagnostic
 _XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
 
 # ProblemType (any scheme, compared case-insensitively) -> the broker's named reason.
@@ -132,7 +147,9 @@ class NCIPConnector(Connector):
             Capability.LOOKUP_PATRON,
             Capability.PLACE_HOLD,
             Capability.HOLD_STATUS,
+            Capability.LIST_HOLDS,
             Capability.CANCEL_HOLD,
+            Capability.PICKUP_LOCATIONS,
         }
     )
 
@@ -149,9 +166,6 @@ class NCIPConnector(Connector):
         # Configured reasons are RefusalReasons already (NcipOptions): nothing to check here.
         self.problem_reasons: dict[str, str] = {**NCIP_PROBLEMS, **{k.casefold(): v for k, v in options.problem_reasons.items()}}
         self.pickup_codes = pickup_codes(settings)
-
-    async def search(self, query: SearchQuery) -> SearchResult:
-        raise self._unsupported(Capability.SEARCH)
 
     # --- copies -----------------------------------------------------------------------------
 
@@ -202,11 +216,14 @@ class NCIPConnector(Connector):
 
     # --- patrons ----------------------------------------------------------------------------
 
-    async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
-        answer = await self._exchange(
+    async def _lookup_user(self, patron: PatronCredentials) -> etree._Element:
+        return await self._exchange(
             "LookupUser",
             [*patron_elements(patron), E.UserElementType("Block Or Trap"), E.LoanedItemsDesired(), E.RequestedItemsDesired()],
         )
+
+    async def lookup_patron(self, patron: PatronCredentials) -> PatronStatus:
+        answer = await self._lookup_user(patron)
         loans = list(answer.iterfind(q("LoanedItem")))
         requests = list(answer.iterfind(q("RequestedItem")))
         today = date.today()
@@ -233,7 +250,11 @@ class NCIPConnector(Connector):
 
     # --- holds ------------------------------------------------------------------------------
 
-    async def place_hold(self, patron: PatronCredentials, request: HoldRequest) -> Hold:
+    async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
+        # From configuration: NCIP 2 has no pickup-location service to ask (see the module doc).
+        return [PickupOption(branch_id=branch_id, label=code) for branch_id, code in self.pickup_codes.items()]
+
+    async def place_hold(self, patron: PatronCredentials, request: HoldRequest, *, intent: HoldIntent | None = None) -> Hold:
         pickup = self.pickup_codes.get(request.pickup_branch_id)
         if pickup is None:
             raise HoldRefused("invalid_pickup", f"{request.pickup_branch_id} is not a pickup point of {self.member}", member=self.member)
@@ -254,14 +275,28 @@ class NCIPConnector(Connector):
             once=True,
         )
         member_request = text(answer, "RequestId", "RequestIdentifierValue")
-        if member_request is None:
-            raise MalformedResponse("RequestItemResponse has no RequestId", member=self.member)
+        if member_request is None:  # confirmed without saying which request: the ledger must look
+            raise OutcomeUnknown(MalformedResponse("RequestItemResponse has no RequestId", member=self.member))
         # RequestItemResponse carries no status or queue position; LookupRequest (a read) does.
-        return await self._lookup_request(patron, self.member_agency_id, member_request, request.idempotency_key)
-
-    async def find_hold(self, patron: PatronCredentials, idempotency_key: str) -> Hold | None:
         try:
-            return await self._lookup_request(patron, self.agency_id, idempotency_key, idempotency_key)
+            return await self._lookup_request(patron, self.member_agency_id, member_request, request.idempotency_key)
+        except ConnectorError:
+            # Placed (the member named the request), but its state could not be read: say so
+            # rather than guess; the poller reads the state later.
+            return Hold(
+                member=self.member,
+                hold_id=member_request,
+                record_id=request.record_id,
+                item_id=request.item_id,
+                pickup_branch_id=request.pickup_branch_id,
+                state=HoldState.SUBMITTED,
+                idempotency_key=request.idempotency_key,
+            )
+
+    async def find_hold(self, patron: PatronCredentials, intent: HoldIntent) -> Hold | None:
+        key = intent.idempotency_key
+        try:
+            return await self._lookup_request(patron, self.agency_id, key, key)
         except HoldRefused as refusal:
             if refusal.reason == "hold_not_found":
                 return None
@@ -269,6 +304,9 @@ class NCIPConnector(Connector):
 
     async def hold_status(self, patron: PatronCredentials, hold_id: str) -> Hold:
         return await self._lookup_request(patron, self.member_agency_id, hold_id, None)
+
+    async def list_holds(self, patron: PatronCredentials) -> list[Hold]:
+        return [self._requested_item(item) for item in (await self._lookup_user(patron)).iterfind(q("RequestedItem"))]
 
     async def cancel_hold(self, patron: PatronCredentials, hold_id: str) -> Hold:
         # Looked up first: CancelRequestItemResponse names the request but not the record.
@@ -282,12 +320,19 @@ class NCIPConnector(Connector):
 
     async def _lookup_request(self, patron: PatronCredentials, agency: str, value: str, key: str | None) -> Hold:
         answer = await self._exchange("LookupRequest", [*patron_elements(patron), request_id(agency, value)])
+        return self._request_hold(answer, key, "LookupRequestResponse")
+
+    def _requested_item(self, item: etree._Element) -> Hold:
+        """A LookupUser RequestedItem (the same fields as a LookupRequestResponse) as a Hold."""
+        return self._request_hold(item, None, "RequestedItem")
+
+    def _request_hold(self, answer: etree._Element, key: str | None, what: str) -> Hold:
         word = text(answer, "RequestStatusType") or ""
         state = self.request_state(word)
         hold_id = text(answer, "RequestId", "RequestIdentifierValue")
         record_id = descendant_text(answer, "BibliographicRecordIdentifier")
         if hold_id is None or record_id is None:
-            raise MalformedResponse("LookupRequestResponse lacks RequestId or the record id", member=self.member)
+            raise MalformedResponse(f"{what} lacks RequestId or the record id", member=self.member)
         position = text(answer, "HoldQueuePosition")
         pickup = text(answer, "PickupLocation")
         return Hold(
@@ -330,8 +375,16 @@ class NCIPConnector(Connector):
             data=message(request),
             headers=_XML_HEADERS,
             attempts=1 if once else DEFAULT_READ_ATTEMPTS,
+            idempotent=not once,  # every NCIP service is a POST; only the lookups are reads
         )
-        root = parse_xml(response.body, member=self.member)
+        if once:
+            # The member has the request: an answer we cannot read leaves open what it did.
+            with outcome_unknown_after_sending(self.member):
+                return self._answer(service, response.body)
+        return self._answer(service, response.body)
+
+    def _answer(self, service: str, body: bytes) -> etree._Element:
+        root = parse_xml(body, member=self.member)
         if root.tag != q("NCIPMessage"):
             raise MalformedResponse(f"not an NCIP 2 message: <{root.tag}>", member=self.member)
         answer = root.find(q(f"{service}Response"))
@@ -342,7 +395,7 @@ class NCIPConnector(Connector):
             raise MalformedResponse(f"NCIP answer has no {service}Response", member=self.member)
         return answer
 
-    def _problem(self, found: list[Problem]) -> HoldRefused | ProtocolDiagnostic:
+    def _problem(self, found: list[Problem]) -> _NamedProblem:
         first = found[0]
         kind = first.type.casefold()
         reason = self.problem_reasons.get(kind)
@@ -351,7 +404,7 @@ class NCIPConnector(Connector):
         if reason is None:
             return ProtocolDiagnostic([p.diagnostic() for p in found], member=self.member)
         message_text = first.type + (f": {first.detail}" if first.detail else "")
-        return HoldRefused(reason, message_text, member=self.member)
+        return member_refusal(reason, message_text, member=self.member)
 
 
 def _item_elements() -> list[etree._Element]:

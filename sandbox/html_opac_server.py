@@ -4,6 +4,7 @@
   style            "tos" (Shift_JIS ASP pages) or "wopc" (UTF-8 JSF pages); see sandbox.html_tos / html_wopc
   empty_available  "1": a tos library that leaves the status cell of an available copy empty
   session_ttl_s    seconds a login lasts (default 600)
+  closed_pickup    "CODE,…": pickup points shown greyed out (disabled) in the hold form, as closed
 Holds go through the member's `ledger`, so they follow the same rules as every
 other protocol. The member's FaultConfig applies to every page: latency, hang,
 forced status, random 500s, and on the body `malformed_xml` (a truncated page),
@@ -202,7 +203,10 @@ async def _hold(opac: _Request) -> web.StreamResponse | _Answer:
         held = state.works.get(opac.params.get(style.record_param, ""))
         if held is None:
             return _Answer(style.error(style.messages["record_not_found"]))
-        return _Answer(style.hold_form(held, branches, opac.view_state()))
+        # The form offers the pickup points only, with the temporarily closed ones greyed out.
+        pickup = [b for b in branches if b.code in opac.system.ledger.pickup_codes]
+        closed = frozenset(filter(None, opac.system.spec.protocol_options.get("closed_pickup", "").split(",")))
+        return _Answer(style.hold_form(held, pickup, opac.view_state(), closed))
     if not opac.view_state_ok():
         return _Answer(style.view_expired())
     record_id = opac.params.get(style.hold_record, "")

@@ -115,3 +115,13 @@ class OpacStyle(ABC):
 
 def slash_date(value: date | None) -> str:
     return value.strftime("%Y/%m/%d") if value else ""
+
+
+def pickup_options(branches: list[SandboxBranch], closed: frozenset[str]) -> str:
+    """A hold form's pickup <option>s: the first open branch preselected, closed ones disabled."""
+    default = next((b.code for b in branches if b.code not in closed), None)
+    return "".join(
+        f'<option value="{e(b.code)}"{" disabled" if b.code in closed else ""}{" selected" if b.code == default else ""}>'
+        f"{e(b.name)}</option>"
+        for b in branches
+    )

@@ -13,7 +13,7 @@ from typing import ClassVar
 from yokodan import Availability
 from sandbox.accounts import SandboxHold, SandboxPatron
 from sandbox.holdings import HeldWork
-from sandbox.html_style import OpacStyle, Operation, e, full_title, slash_date
+from sandbox.html_style import OpacStyle, Operation, e, full_title, pickup_options, slash_date
 from sandbox.spec import SandboxBranch
 
 
@@ -160,8 +160,10 @@ class TosStyle(OpacStyle):
         )
         return _page("利用状況", body)
 
-    def hold_form(self, held: HeldWork, branches: list[SandboxBranch], view_state: str | None) -> str:
-        options = "".join(f'<option value="{e(b.code)}">{e(b.name)}</option>' for b in branches)
+    def hold_form(
+        self, held: HeldWork, branches: list[SandboxBranch], view_state: str | None, closed: frozenset[str] = frozenset()
+    ) -> str:
+        options = pickup_options(branches, closed)
         body = (
             _LOGGED_IN
             + '<form method="post" action="tosyoyaku.asp">'

@@ -14,7 +14,7 @@ from typing import ClassVar
 from yokodan import Availability
 from sandbox.accounts import SandboxHold, SandboxPatron
 from sandbox.holdings import HeldWork
-from sandbox.html_style import OpacStyle, Operation, e, full_title
+from sandbox.html_style import OpacStyle, Operation, e, full_title, pickup_options
 from sandbox.spec import SandboxBranch
 
 VIEW_STATE = "javax.faces.ViewState"
@@ -184,8 +184,10 @@ class WopcStyle(OpacStyle):
         )
         return _page("マイライブラリ", body)
 
-    def hold_form(self, held: HeldWork, branches: list[SandboxBranch], view_state: str | None) -> str:
-        options = "".join(f'<option value="{e(b.code)}">{e(b.name)}</option>' for b in branches)
+    def hold_form(
+        self, held: HeldWork, branches: list[SandboxBranch], view_state: str | None, closed: frozenset[str] = frozenset()
+    ) -> str:
+        options = pickup_options(branches, closed)
         body = (
             _LOGGED_IN
             + '<form id="reserveForm" name="reserveForm" method="post" action="ReserveEntry.jsp">'

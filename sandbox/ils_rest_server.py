@@ -9,6 +9,7 @@ protocol_options:
   pickup_codes       "CHUO,KITA": only these branches are pickup points (default: every branch)
   lose_hold_answer   "hang" | "drop": place the hold, then never answer / cut the connection.
                      The broker must then find the hold by its key, never send it again.
+  lose_cancel_answer "hang" | "drop": the same for DELETE /holds/{id}, after cancelling
 
 Every request line (method, path and query) is kept in `app[ACCESS_LOG]`, so tests can check
 that no PIN ever appears in a URL.
@@ -147,8 +148,14 @@ async def _items(request: web.Request, system: MemberSystem) -> _Answer:
 async def _pickup_locations(request: web.Request, system: MemberSystem) -> _Answer:
     _work(request, system)
     _card(system, request.query.get("patron_id"))
-    pickup = [b for b in system.spec.branches if b.code in system.ledger.pickup_codes]
-    return _Answer(200, [{"library_id": b.code, "name": b.name, "pickup_location": True} for b in pickup])
+    # Koha: only the allowed libraries, or with `x-koha-override: any` every library, flagging
+    # those its rules exclude with `needs_override`.
+    override = request.headers.get("x-koha-override", "") == "any"
+    libraries = [
+        {"library_id": b.code, "name": b.name, "pickup_location": True, "needs_override": b.code not in system.ledger.pickup_codes}
+        for b in system.spec.branches
+    ]
+    return _Answer(200, libraries if override else [lib for lib in libraries if not lib["needs_override"]])
 
 
 def _work(request: web.Request, system: MemberSystem) -> HeldWork:
@@ -347,6 +354,7 @@ async def _get_hold(request: web.Request, system: MemberSystem) -> _Answer:
 async def _cancel_hold(request: web.Request, system: MemberSystem) -> _Answer:
     hold = _ledger_hold(request, system)
     system.ledger.cancel(hold.card_number, hold.hold_id)
+    await lose_answer(request, system.spec.protocol_options.get("lose_cancel_answer"))
     return _Answer(204)
 
 

@@ -26,7 +26,7 @@ from broker.members import MemberRegistry
 from broker.search import SearchService
 from connectors import HttpClient, connector_for
 from connectors.base import Capability, Connector
-from connectors.errors import HoldRefused
+from connectors.errors import AuthenticationFailed, HoldRefused
 from sandbox.host import SandboxHost
 from sandbox.member import MemberSystem
 from sandbox.patrons import TEST_PATRONS, TEST_PIN, NotEnoughTitles, TestPatron, enrol_cards, patron_named
@@ -187,7 +187,8 @@ async def test_a_hold_reaches_an_sru_searched_member_through_its_holds_connector
         member=member, record_id=on_shelf.local_id, pickup_branch_id="okayama-city/mitsu",
         idempotency_key="demo-hold-0001",
     )
-    hold = await holds.place_hold(credentials(patron, member), request)
+    intent = await holds.prepare_hold(credentials(patron, member), request)
+    hold = await holds.place_hold(credentials(patron, member), request, intent=intent)
     assert (hold.record_id, hold.pickup_branch_id, hold.state) == (on_shelf.local_id, "okayama-city/mitsu", HoldState.WAITING)
     # The same ledger as the search side: the member's own system now has that hold …
     ledger = okayama.system(member).ledger
@@ -197,7 +198,7 @@ async def test_a_hold_reaches_an_sru_searched_member_through_its_holds_connector
     # … and the patron's live view counts it beside the hold the test patron came with.
     status = await holds.lookup_patron(credentials(patron, member))
     assert status.holds_count == 2 and status.hold_record_ids[-1] == on_shelf.local_id
-    assert await holds.find_hold(credentials(patron, member), "demo-hold-0001") == hold
+    assert await holds.find_hold(credentials(patron, member), intent) == hold
 
 
 async def test_each_configured_holds_connector_places_a_hold_on_the_demo(okayama: Demo, http: HttpClient) -> None:
@@ -307,11 +308,11 @@ async def test_patron_cards_are_per_member_and_pins_are_checked(okayama: Demo) -
     patron = patron_named("okayama", "okayama-reader")
     assert "tsuyama-city" not in patron.cards  # the card-gap case: no 津山市 card
     tsuyama = okayama.patron_connector("tsuyama-city")
-    with pytest.raises(HoldRefused) as refused:
+    with pytest.raises(AuthenticationFailed) as refused:
         await tsuyama.lookup_patron(credentials(patron, "okayama-city"))  # another member's card
     assert refused.value.reason == "patron_not_found"
     for member in ("okayama-city", "okayama-pref"):
-        with pytest.raises(HoldRefused) as refused:
+        with pytest.raises(AuthenticationFailed) as refused:
             await okayama.patron_connector(member).lookup_patron(credentials(patron, member, pin="0000"))
         assert refused.value.reason == "authentication_failed"
 

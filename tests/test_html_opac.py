@@ -13,11 +13,16 @@ from pydantic import SecretStr
 
 from broker.consortium import load_consortium
 from broker.demo import sandbox_member
-from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, SearchQuery
+from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, RefusalReason, SearchQuery
+from yokodan.holds import CancelOutcome, HoldIntent, Placed
 from connectors.settings import TargetSettings
 from connectors.errors import (
+    AuthenticationFailed,
     HoldRefused,
     MalformedResponse,
+    OutcomeUnknown,
+    PatronNotFound,
+    ReadTimeout,
     SessionExpired,
     UndecodableResponse,
     UnsupportedQuery,
@@ -267,15 +272,19 @@ async def test_hold_lifecycle(opac: Opac, member_id: str) -> None:
     ledger = opac.system(member_id).ledger
     record = opac.holdable(member_id)
     request = opac.request(member_id, record)
-    assert request.pickup_branch_id in await connector.pickup_locations(PATRON, record.local_id)
+    options = await connector.pickup_locations(PATRON, record.local_id)
+    assert request.pickup_branch_id in {o.branch_id for o in options if o.allowed}
 
-    hold = await connector.place_hold(PATRON, request)
+    intent = await connector.prepare_hold(PATRON, request)
+    assert intent.holds_before == frozenset()
+    hold = await connector.place_hold(PATRON, request, intent=intent)
     assert (hold.record_id, hold.pickup_branch_id, hold.state, hold.status_text) == (
         record.local_id, request.pickup_branch_id, HoldState.WAITING, "予約中"
     )
     assert hold.queue_position == 1 and hold.idempotency_key == request.idempotency_key
     assert [h.hold_id for h in ledger.holds_of(PATRON.card_number)] == [hold.hold_id]
-    assert await connector.find_hold(PATRON, request.idempotency_key) == hold
+    assert await connector.find_hold(PATRON, intent) == hold
+    assert await connector.list_holds(PATRON) == [hold.model_copy(update={"idempotency_key": None})]
     assert (await connector.hold_status(PATRON, hold.hold_id)).state is HoldState.WAITING
     status = await connector.lookup_patron(PATRON)
     assert (status.blocked, status.holds_count, status.hold_record_ids) == (False, 1, [record.local_id])
@@ -303,8 +312,11 @@ async def test_refusals_are_named(opac: Opac, member_id: str) -> None:
     assert await reason_of(connector.place_hold(blocked, request)) == "patron_blocked"
     assert (await connector.lookup_patron(blocked)).block_reasons == ["overdue"]
     wrong_pin = PatronCredentials(card_number="10000002", pin=SecretStr("9999"))
-    assert await reason_of(connector.place_hold(wrong_pin, request)) == "authentication_failed"
-    assert await reason_of(connector.lookup_patron(PatronCredentials(card_number="99999999", pin=SecretStr("1234")))) == "patron_not_found"
+    with pytest.raises(AuthenticationFailed) as bad_pin:  # bad credentials: their own error, not a refusal
+        await connector.place_hold(wrong_pin, request)
+    assert type(bad_pin.value) is AuthenticationFailed and bad_pin.value.message
+    with pytest.raises(PatronNotFound):
+        await connector.lookup_patron(PatronCredentials(card_number="99999999", pin=SecretStr("1234")))
 
     elsewhere = request.model_copy(update={"pickup_branch_id": "okayama-city/chuo"})  # another member's library
     assert await reason_of(connector.place_hold(PATRON, elsewhere)) == "invalid_pickup"
@@ -390,6 +402,107 @@ async def test_placed_hold_with_lost_answer_is_not_sent_again(opac: Opac, member
     assert (hold.record_id, hold.idempotency_key) == (request.record_id, request.idempotency_key)
     assert state.hold_posts == 1, "found by the lookup: never re-sent"
     assert [h.hold_id for h in opac.system(member_id).ledger.holds_of(PATRON.card_number)] == [hold.hold_id]
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_find_hold_survives_a_restart_of_the_connector(opac: Opac, member_id: str) -> None:
+    before = await opac.connector(member_id).place_hold(PATRON, opac.request(member_id, opac.holdable(member_id, skip=2)))
+    request = opac.request(member_id, opac.holdable(member_id))
+    first = opac.connector(member_id)
+    intent = await first.prepare_hold(PATRON, request)
+    assert intent.holds_before == frozenset({before.hold_id})
+    stored = intent.model_dump_json()  # what the ledger keeps
+    hold = await first.place_hold(PATRON, request, intent=intent)
+    del first
+    restarted = opac.connector(member_id)  # a new process: no memory of the placement
+    found = await restarted.find_hold(PATRON, HoldIntent.model_validate_json(stored))
+    assert found == hold and found.hold_id != before.hold_id
+    ledger = opac.system(member_id).ledger
+    assert [h.record_id for h in ledger.holds_of(PATRON.card_number)] == [before.record_id, request.record_id]
+    never_placed = opac.request(member_id, opac.holdable(member_id, skip=3))
+    assert await restarted.find_hold(PATRON, HoldIntent(request=never_placed)) is None
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_pickup_options_name_the_default_and_the_exclusions(opac: Opac, member_id: str) -> None:
+    system = opac.system(member_id)
+    branches = CONSORTIUM.member(member_id).branches
+    system.ledger.pickup_codes.discard(branches[-1].codes[0])  # the member stops delivering to one branch
+    pickup = [b for b in branches if b.codes and b.codes[0] in system.ledger.pickup_codes]
+    assert 2 <= len(pickup) < len(branches)
+    system.spec.protocol_options["closed_pickup"] = pickup[1].codes[0]  # greyed out in the form
+    connector = opac.connector(member_id)
+    record = opac.holdable(member_id)
+    options = await connector.pickup_locations(PATRON, record.local_id)
+    expected = (
+        [(pickup[0].id, True, None)]
+        + [(b.id, False, None) for b in pickup[2:]]
+        + [(pickup[1].id, False, RefusalReason.BRANCH_CLOSED)]
+        + [(b.id, False, RefusalReason.INVALID_PICKUP) for b in branches if b not in pickup]
+    )
+    assert [(o.branch_id, o.is_default, o.excluded_reason) for o in options] == expected
+    assert all(o.label for o in options)
+    closed = HoldRequest(member=member_id, record_id=record.local_id, pickup_branch_id=pickup[1].id, idempotency_key="key-closed-001")
+    with pytest.raises(HoldRefused) as refused:
+        await connector.place_hold(PATRON, closed)
+    assert refused.value.reason == "branch_closed" and opac.state(member_id).hold_posts == 0
+    assert (await connector.check_hold(PATRON, closed)).reasons == [RefusalReason.BRANCH_CLOSED]
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_batch_cancel_answers_per_item(opac: Opac, member_id: str) -> None:
+    connector = opac.connector(member_id)
+    ledger = opac.system(member_id).ledger
+    waiting = await connector.place_hold(PATRON, opac.request(member_id, opac.holdable(member_id, skip=0)))
+    secured = await connector.place_hold(PATRON, opac.request(member_id, opac.holdable(member_id, skip=1)))
+    ledger.advance(secured.hold_id, HoldState.SECURED)
+    results = await connector.cancel_holds(PATRON, [waiting.hold_id, secured.hold_id, "nope"])
+    assert [(r.hold_id, r.outcome, r.reason) for r in results] == [
+        (waiting.hold_id, CancelOutcome.CANCELLED, None),
+        (secured.hold_id, CancelOutcome.REFUSED, RefusalReason.NOT_CANCELLABLE),
+        ("nope", CancelOutcome.REFUSED, RefusalReason.HOLD_NOT_FOUND),
+    ]
+    assert [ledger.holds[h].state for h in (waiting.hold_id, secured.hold_id)] == [HoldState.CANCELLED, HoldState.SECURED]
+
+
+async def test_a_placement_whose_answer_and_lookup_both_fail_is_outcome_unknown(opac: Opac) -> None:
+    connector = opac.connector("tsuyama-city", timeout_s=0.5)
+    request = opac.request("tsuyama-city", opac.holdable("tsuyama-city"))
+    intent = await connector.prepare_hold(PATRON, request)
+    opac.state("tsuyama-city").after_next_hold = "hang"
+    account = connector.account
+    assert account is not None
+    looked: list[HoldIntent] = []
+
+    async def member_gone(patron: PatronCredentials, intent: HoldIntent) -> None:
+        looked.append(intent)
+        opac.host.set_faults("tsuyama-city", FaultConfig(http_status=503))  # down by the time we look
+        return await type(account).find_hold(account, patron, intent)  # type: ignore[return-value]
+
+    account.find_hold = member_gone  # type: ignore[method-assign,assignment]
+    result = await connector.place(PATRON, intent)
+    assert result.outcome == "unknown" and looked == [intent]
+    with pytest.raises(OutcomeUnknown) as unknown:  # the same as an error, with what lies beneath
+        opac.host.set_faults("tsuyama-city", FaultConfig())
+        opac.state("tsuyama-city").after_next_hold = "hang"
+        other = opac.request("tsuyama-city", opac.holdable("tsuyama-city", skip=1))
+        await connector.place_hold(PATRON, other)
+    assert isinstance(unknown.value.cause, ReadTimeout)
+    opac.host.set_faults("tsuyama-city", FaultConfig())
+    restarted = opac.connector("tsuyama-city")
+    found = await restarted.find_hold(PATRON, intent)
+    assert found is not None and found.record_id == request.record_id  # the ledger reconciles: it was placed
+    assert len(opac.system("tsuyama-city").ledger.holds_of(PATRON.card_number)) == 2
+
+
+async def test_placement_as_a_typed_result(opac: Opac) -> None:
+    connector = opac.connector("misaki-town")
+    request = opac.request("misaki-town", opac.holdable("misaki-town"))
+    placed = await connector.place(PATRON, await connector.prepare_hold(PATRON, request))
+    assert isinstance(placed, Placed) and placed.hold.record_id == request.record_id
+    again = request.model_copy(update={"idempotency_key": "test-key-again1"})
+    refused = await connector.place(PATRON, await connector.prepare_hold(PATRON, again))
+    assert refused.outcome == "refused" and refused.reason is RefusalReason.ALREADY_HELD
 
 
 async def test_placement_timeout_is_resolved_by_lookup(opac: Opac) -> None:

@@ -11,17 +11,22 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, SearchQuery
+from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, RefusalReason, SearchQuery
+from yokodan.holds import CancelOutcome, HoldIntent, Placed, Refused, Unknown
 from connectors.settings import TargetSettings
 from connectors import HttpClient
 from connectors.base import Capability
 from connectors.errors import (
+    AnswerLost,
+    AuthenticationFailed,
     HoldRefused,
     MalformedResponse,
+    OutcomeUnknown,
+    PatronNotFound,
+    ReadTimeout,
     ResponseTooLarge,
     TargetHTTPError,
     TargetTimeout,
-    TargetUnreachable,
     UndecodableResponse,
 )
 from connectors.ils_rest import ILSRestConnector, build_query
@@ -89,6 +94,10 @@ class Rest:
 
     def record_id(self, index: int = 0) -> str:
         return holdable(self.system, index)
+
+
+def intent(request: HoldRequest) -> HoldIntent:
+    return HoldIntent(request=request)
 
 
 def holdable(system: MemberSystem, index: int = 0) -> str:
@@ -192,14 +201,16 @@ async def test_patron_lookup(rest: Rest) -> None:
 
 
 @pytest.mark.parametrize(
-    ("card", "pin", "reason"),
-    [("10000001", "9999", "authentication_failed"), ("99999999", PIN, "authentication_failed"), ("99999999", None, "patron_not_found")],
+    ("card", "pin", "error"),
+    [("10000001", "9999", AuthenticationFailed), ("99999999", PIN, AuthenticationFailed), ("99999999", None, PatronNotFound)],
     ids=["wrong-pin", "unknown-card-with-pin", "unknown-card"],
 )
-async def test_patron_lookup_refusals(rest: Rest, card: str, pin: str | None, reason: str) -> None:
-    with pytest.raises(HoldRefused) as refused:
+async def test_bad_credentials_are_their_own_error_not_a_hold_refusal(
+    rest: Rest, card: str, pin: str | None, error: type[AuthenticationFailed]
+) -> None:
+    with pytest.raises(AuthenticationFailed) as failed:
         await rest.connector.lookup_patron(PatronCredentials(card_number=card, pin=SecretStr(pin) if pin else None))
-    assert refused.value.reason == reason
+    assert type(failed.value) is error and not isinstance(failed.value, HoldRefused)
 
 
 async def test_holds_and_loans_show_in_the_patron(rest: Rest) -> None:
@@ -219,9 +230,9 @@ async def test_place_hold_then_find_it_by_key(rest: Rest) -> None:
     assert hold.pickup_branch_id == "alpha/kita" and hold.idempotency_key == "key-first-0001"
     second = await rest.connector.place_hold(OTHER_PATRON, rest.request(record_id, "key-second-001", pickup="alpha/chuo"))
     assert second.queue_position == 2
-    assert await rest.connector.find_hold(PATRON, "key-first-0001") == hold
-    assert await rest.connector.find_hold(PATRON, "key-never-sent") is None
-    assert await rest.connector.find_hold(OTHER_PATRON, "key-first-0001") is None, "keys are per patron"
+    assert await rest.connector.find_hold(PATRON, intent(rest.request(record_id, "key-first-0001"))) == hold
+    assert await rest.connector.find_hold(PATRON, intent(rest.request(record_id, "key-never-sent"))) is None
+    assert await rest.connector.find_hold(OTHER_PATRON, intent(rest.request(record_id, "key-first-0001"))) is None, "keys are per patron"
 
 
 async def test_item_level_hold(rest: Rest) -> None:
@@ -247,9 +258,8 @@ async def test_the_same_key_twice_places_one_hold(rest: Rest) -> None:
         (PatronCredentials(card_number="10000010", pin=SecretStr(PIN)), "alpha/kita", "patron_blocked"),
         (PATRON, "alpha/minami", "invalid_pickup"),  # a branch, but not a pickup point: the member refuses
         (PATRON, "beta/elsewhere", "invalid_pickup"),  # not this member's branch: refused before sending
-        (PatronCredentials(card_number="10000001", pin=SecretStr("0000")), "alpha/kita", "authentication_failed"),
     ],
-    ids=["already-held", "overdue", "expired-card", "not-a-pickup-point", "foreign-branch", "wrong-pin"],
+    ids=["already-held", "overdue", "expired-card", "not-a-pickup-point", "foreign-branch"],
 )
 async def test_refused_placements(rest: Rest, patron: PatronCredentials, pickup: str, reason: str) -> None:
     record_id = rest.record_id()
@@ -258,6 +268,15 @@ async def test_refused_placements(rest: Rest, patron: PatronCredentials, pickup:
         await rest.connector.place_hold(patron, rest.request(record_id, "key-refused-01", pickup=pickup))
     assert refused.value.reason == reason
     assert [h.hold_id for h in rest.system.ledger.holds.values()] == ["alpha-H00001"]
+
+
+async def test_a_wrong_pin_at_placement_is_an_authentication_failure(rest: Rest) -> None:
+    wrong_pin = PatronCredentials(card_number="10000001", pin=SecretStr("0000"))
+    request = rest.request(rest.record_id(), "key-wrongpin-1")
+    with pytest.raises(AuthenticationFailed):
+        await rest.connector.place_hold(wrong_pin, request)
+    assert await rest.connector.place(wrong_pin, intent(request)) == Refused(reason=RefusalReason.AUTHENTICATION_FAILED, message="Validation failed")
+    assert not rest.system.ledger.holds
 
 
 async def test_hold_on_reference_copies_only_is_refused(rest: Rest) -> None:
@@ -304,27 +323,109 @@ async def test_hold_status_follows_the_member(rest: Rest, state: HoldState) -> N
     assert (seen.queue_position is not None) == (seen.state is HoldState.WAITING)
 
 
-async def test_pickup_locations(rest: Rest) -> None:
-    assert await rest.connector.pickup_locations(PATRON, rest.record_id()) == ["alpha/chuo", "alpha/kita"]
+async def test_pickup_locations_with_default_and_exclusions(rest: Rest) -> None:
+    options = await rest.connector.pickup_locations(PATRON, rest.record_id())
+    assert [(o.branch_id, o.label, o.is_default, o.excluded_reason) for o in options] == [
+        ("alpha/chuo", "アルファ市立中央図書館", True, None),  # the patron's home library (Koha: library_id)
+        ("alpha/kita", "アルファ市立北図書館", False, None),
+        ("alpha/minami", "アルファ市立南分室", False, RefusalReason.INVALID_PICKUP),  # not a pickup point
+    ]
     assert rest.connector.supports(Capability.PICKUP_LOCATIONS) and rest.connector.supports(Capability.SEARCH)
+    with pytest.raises(HoldRefused) as refused:
+        await rest.connector.pickup_locations(PATRON, "999999")
+    assert refused.value.reason == "record_not_found"
+
+
+async def test_check_hold_names_what_stands_in_the_way_and_places_nothing(rest: Rest) -> None:
+    record_id = rest.record_id()
+    assert (await rest.connector.check_hold(PATRON, rest.request(record_id, "key-check-0001"))).valid
+    not_pickup = await rest.connector.check_hold(PATRON, rest.request(record_id, "key-check-0002", pickup="alpha/minami"))
+    assert not_pickup.reasons == [RefusalReason.INVALID_PICKUP]
+    blocked = PatronCredentials(card_number="10000009", pin=SecretStr(PIN))
+    on_loan = rest.system.held[0].local_id
+    check = await rest.connector.check_hold(blocked, rest.request(on_loan, "key-check-0003"))
+    assert check.reasons[:2] == [RefusalReason.PATRON_BLOCKED, RefusalReason.ALREADY_ON_LOAN]
+    await rest.connector.place_hold(PATRON, rest.request(record_id, "key-check-0004"))
+    assert (await rest.connector.check_hold(PATRON, rest.request(record_id, "key-check-0005"))).reasons == [RefusalReason.ALREADY_HELD]
+    reference = next(h for h in rest.system.held if all(c.availability is Availability.LIBRARY_USE_ONLY for c in h.copies))
+    assert (await rest.connector.check_hold(PATRON, rest.request(reference.local_id, "key-check-0006"))).reasons == [RefusalReason.NOT_HOLDABLE]
+    assert len(rest.system.ledger.holds) == 1, "checks place nothing"
+    with pytest.raises(AuthenticationFailed):
+        await rest.connector.check_hold(PatronCredentials(card_number="10000001", pin=SecretStr("0000")), rest.request(record_id, "key-check-0007"))
+
+
+async def test_list_holds_for_the_poller(rest: Rest) -> None:
+    assert await rest.connector.list_holds(PATRON) == []
+    first = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(0), "key-list-00001"))
+    second = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(1), "key-list-00002", pickup="alpha/chuo"))
+    await rest.connector.place_hold(OTHER_PATRON, rest.request(rest.record_id(2), "key-list-00003"))
+    rest.system.ledger.advance("alpha-H00002", HoldState.READY)
+    listed = await rest.connector.list_holds(PATRON)
+    assert [(h.hold_id, h.record_id, h.state) for h in listed] == [
+        (first.hold_id, first.record_id, HoldState.WAITING),
+        (second.hold_id, second.record_id, HoldState.READY),
+    ]
+    assert [h.idempotency_key for h in listed] == ["key-list-00001", "key-list-00002"]
+    await rest.connector.cancel_hold(PATRON, first.hold_id)
+    assert [h.hold_id for h in await rest.connector.list_holds(PATRON)] == [second.hold_id]
+
+
+async def test_batch_cancel_answers_per_item(rest: Rest) -> None:
+    waiting = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(0), "key-batch-0001"))
+    secured = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(1), "key-batch-0002"))
+    others = await rest.connector.place_hold(OTHER_PATRON, rest.request(rest.record_id(2), "key-batch-0003"))
+    rest.system.ledger.advance("alpha-H00002", HoldState.SECURED)
+    results = await rest.connector.cancel_holds(PATRON, [waiting.hold_id, secured.hold_id, others.hold_id, waiting.hold_id, "x"])
+    assert [(r.hold_id, r.outcome, r.reason) for r in results] == [
+        (waiting.hold_id, CancelOutcome.CANCELLED, None),
+        (secured.hold_id, CancelOutcome.REFUSED, RefusalReason.NOT_CANCELLABLE),
+        (others.hold_id, CancelOutcome.REFUSED, RefusalReason.HOLD_NOT_FOUND),  # another patron's
+        ("x", CancelOutcome.REFUSED, RefusalReason.HOLD_NOT_FOUND),
+    ]
+    assert results[0].hold is not None and results[0].hold.state is HoldState.CANCELLED
+    states = [h.state for h in rest.system.ledger.holds.values()]
+    assert states == [HoldState.CANCELLED, HoldState.SECURED, HoldState.WAITING]
+
+
+async def test_cancel_with_a_lost_answer_is_unknown_per_item(rest: Rest) -> None:
+    hold = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(), "key-batch-lost"))
+    rest.system.spec.protocol_options["lose_cancel_answer"] = "drop"  # cancels, then cuts the line
+    [result] = await rest.connector.cancel_holds(PATRON, [hold.hold_id])
+    assert (result.hold_id, result.outcome, result.error) == (hold.hold_id, CancelOutcome.UNKNOWN, "unreachable")
+    assert rest.system.ledger.holds["alpha-H00001"].state is HoldState.CANCELLED
+    assert sum(line.startswith("DELETE /alpha/api/v1/holds/") for line in rest.log()) == 1, "a DELETE is not re-sent"
 
 
 # --- lost answers and faults -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("member", "error"), [("hangs", TargetTimeout), ("drops", TargetUnreachable)])
-async def test_a_lost_placement_answer_is_not_retried_and_the_hold_is_found(
-    rest: Rest, http: HttpClient, member: str, error: type[Exception]
+@pytest.mark.parametrize(("member", "cause"), [("hangs", ReadTimeout), ("drops", AnswerLost)])
+async def test_a_lost_placement_answer_is_outcome_unknown_and_the_hold_is_found(
+    rest: Rest, http: HttpClient, member: str, cause: type[Exception]
 ) -> None:
     connector = ILSRestConnector(settings_for(rest.host, member, timeout_s=1.0), http)
     system = rest.host.app[MEMBERS][member]
     request = rest.request(holdable(system), "key-lost-00001", pickup=f"{member}/kita", member=member)
-    with pytest.raises(error):
+    with pytest.raises(OutcomeUnknown) as unknown:
         await connector.place_hold(PATRON, request)
+    assert type(unknown.value.cause) is cause
     assert len(system.ledger.holds) == 1, "the member placed it"
     assert sum(line.startswith(f"POST /{member}/api/v1/holds") for line in rest.log()) == 1, "sent once, never again"
-    found = await connector.find_hold(PATRON, "key-lost-00001")
+    found = await connector.find_hold(PATRON, intent(request))
     assert found is not None and found.state is HoldState.WAITING and found.record_id == request.record_id
+    assert [h.hold_id for h in await connector.list_holds(PATRON)] == [found.hold_id]
+
+
+async def test_placement_as_a_typed_result(rest: Rest, http: HttpClient) -> None:
+    request = rest.request(rest.record_id(), "key-typed-0001")
+    placed = await rest.connector.place(PATRON, intent(request))
+    assert isinstance(placed, Placed) and placed.hold.record_id == request.record_id
+    refused = await rest.connector.place(PATRON, intent(rest.request(request.record_id, "key-typed-0002")))
+    assert isinstance(refused, Refused) and refused.reason is RefusalReason.ALREADY_HELD
+    drops = ILSRestConnector(settings_for(rest.host, "drops", timeout_s=1.0), http)
+    lost = rest.request(holdable(rest.host.app[MEMBERS]["drops"]), "key-typed-0003", pickup="drops/kita", member="drops")
+    unknown = await drops.place(PATRON, intent(lost))
+    assert isinstance(unknown, Unknown) and unknown.idempotency_key == "key-typed-0003"
 
 
 async def test_reads_are_retried_but_a_pin_check_is_sent_once(rest: Rest) -> None:
@@ -372,11 +473,12 @@ async def test_huge_body_is_cut_at_the_cap(rest: Rest) -> None:
 async def test_the_pin_never_appears_in_a_url(rest: Rest) -> None:
     secret = "8642"
     patron = PatronCredentials(card_number="10000003", pin=SecretStr(secret))
-    with pytest.raises(HoldRefused):
+    with pytest.raises(AuthenticationFailed):
         await rest.connector.lookup_patron(patron)  # a wrong PIN goes over the wire too
     hold = await rest.connector.place_hold(PATRON, rest.request(rest.record_id(), "key-privacy-01"))
     await rest.connector.lookup_patron(PATRON)
-    await rest.connector.find_hold(PATRON, "key-privacy-01")
+    await rest.connector.find_hold(PATRON, intent(rest.request(hold.record_id, "key-privacy-01")))
+    await rest.connector.list_holds(PATRON)
     await rest.connector.hold_status(PATRON, hold.hold_id)
     await rest.connector.pickup_locations(PATRON, hold.record_id)
     await rest.connector.cancel_hold(PATRON, hold.hold_id)

@@ -11,19 +11,24 @@ from aiohttp import web
 from lxml import etree
 from pydantic import SecretStr
 
-from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, SearchQuery
+from yokodan import Availability, HoldRequest, HoldState, PatronCredentials, RefusalReason, SearchQuery
+from yokodan.holds import CancelOutcome, HoldIntent
 from connectors.settings import TargetSettings
 from connectors import HttpClient
 from connectors.base import Capability
 from connectors.errors import (
+    AnswerLost,
+    AuthenticationFailed,
     HoldRefused,
     HostileDocument,
     MalformedResponse,
     NotSupported,
+    OutcomeUnknown,
+    PatronNotFound,
     ProtocolDiagnostic,
+    ReadTimeout,
     TargetHTTPError,
     TargetTimeout,
-    TargetUnreachable,
     UndecodableResponse,
 )
 from connectors.ncip import NCIPConnector
@@ -75,6 +80,10 @@ def settings_for(base_url: str, member_id: str, timeout_s: float = 2.0, **option
         member_codes={f"{member_id}/{code.lower()}": code for code in CODES},
         options={"hold_words": HOLD_WORDS, **options},
     )
+
+
+def intent(request: HoldRequest) -> HoldIntent:
+    return HoldIntent(request=request)
 
 
 def holdable(system: MemberSystem, index: int = 0) -> str:
@@ -197,19 +206,21 @@ async def test_patron_lookup(ncip: Ncip) -> None:
 
 
 @pytest.mark.parametrize(
-    ("card", "pin", "reason"),
+    ("card", "pin", "error"),
     [
-        ("10000001", "9999", "authentication_failed"),
-        ("99999999", PIN, "patron_not_found"),
-        ("99999999", None, "patron_not_found"),
-        ("1<2&3]]>", PIN, "patron_not_found"),  # escaped into the XML, not injected into it
+        ("10000001", "9999", AuthenticationFailed),
+        ("99999999", PIN, PatronNotFound),
+        ("99999999", None, PatronNotFound),
+        ("1<2&3]]>", PIN, PatronNotFound),  # escaped into the XML, not injected into it
     ],
     ids=["wrong-pin", "unknown-card", "unknown-card-no-pin", "markup-in-card"],
 )
-async def test_patron_refusals_are_problems_in_http_200(ncip: Ncip, card: str, pin: str | None, reason: str) -> None:
-    with pytest.raises(HoldRefused) as refused:
+async def test_bad_credentials_are_their_own_error_from_problems_in_http_200(
+    ncip: Ncip, card: str, pin: str | None, error: type[AuthenticationFailed]
+) -> None:
+    with pytest.raises(AuthenticationFailed) as failed:
         await ncip.connector.lookup_patron(PatronCredentials(card_number=card, pin=SecretStr(pin) if pin else None))
-    assert refused.value.reason == reason
+    assert type(failed.value) is error and not isinstance(failed.value, HoldRefused)
 
 
 # --- holds -------------------------------------------------------------------------------------
@@ -222,9 +233,9 @@ async def test_place_hold_then_find_it_by_key(ncip: Ncip) -> None:
     assert (hold.record_id, hold.pickup_branch_id, hold.hold_id) == (record_id, "beta/east", "beta-H00001")
     second = await ncip.connector.place_hold(OTHER_PATRON, ncip.request(record_id, "key-second-001", pickup="beta/main"))
     assert second.queue_position == 2
-    assert await ncip.connector.find_hold(PATRON, "key-first-0001") == hold
-    assert await ncip.connector.find_hold(PATRON, "key-never-sent") is None
-    assert await ncip.connector.find_hold(OTHER_PATRON, "key-first-0001") is None, "keys are per patron"
+    assert await ncip.connector.find_hold(PATRON, intent(ncip.request(record_id, "key-first-0001"))) == hold
+    assert await ncip.connector.find_hold(PATRON, intent(ncip.request(record_id, "key-never-sent"))) is None
+    assert await ncip.connector.find_hold(OTHER_PATRON, intent(ncip.request(record_id, "key-first-0001"))) is None, "keys are per patron"
 
 
 async def test_item_level_hold(ncip: Ncip) -> None:
@@ -249,9 +260,8 @@ async def test_the_same_key_twice_places_one_hold(ncip: Ncip) -> None:
         (PatronCredentials(card_number="10000010", pin=SecretStr(PIN)), "beta/east", "patron_blocked"),
         (PATRON, "beta/west", "invalid_pickup"),  # Element Rule Violated on PickupLocation
         (PATRON, "alpha/chuo", "invalid_pickup"),  # not this member's branch: refused before sending
-        (PatronCredentials(card_number="10000001", pin=SecretStr("0000")), "beta/east", "authentication_failed"),
     ],
-    ids=["already-held", "overdue", "expired-card", "not-a-pickup-point", "foreign-branch", "wrong-pin"],
+    ids=["already-held", "overdue", "expired-card", "not-a-pickup-point", "foreign-branch"],
 )
 async def test_refused_placements(ncip: Ncip, patron: PatronCredentials, pickup: str, reason: str) -> None:
     record_id = holdable(ncip.system)
@@ -260,6 +270,49 @@ async def test_refused_placements(ncip: Ncip, patron: PatronCredentials, pickup:
         await ncip.connector.place_hold(patron, ncip.request(record_id, "key-refused-01", pickup=pickup))
     assert refused.value.reason == reason
     assert list(ncip.system.ledger.holds) == ["beta-H00001"]
+
+
+async def test_a_wrong_pin_at_placement_is_an_authentication_failure(ncip: Ncip) -> None:
+    with pytest.raises(AuthenticationFailed):
+        await ncip.connector.place_hold(PatronCredentials(card_number="10000001", pin=SecretStr("0000")), ncip.request(holdable(ncip.system), "key-wrongpin-1"))
+    assert not ncip.system.ledger.holds
+
+
+async def test_list_holds_from_lookup_user(ncip: Ncip) -> None:
+    assert await ncip.connector.list_holds(PATRON) == []
+    first = await ncip.connector.place_hold(PATRON, ncip.request(holdable(ncip.system, 0), "key-list-00001"))
+    second = await ncip.connector.place_hold(PATRON, ncip.request(holdable(ncip.system, 1), "key-list-00002", pickup="beta/main"))
+    await ncip.connector.place_hold(OTHER_PATRON, ncip.request(holdable(ncip.system, 2), "key-list-00003"))
+    ncip.system.ledger.advance(second.hold_id, HoldState.SECURED)
+    listed = await ncip.connector.list_holds(PATRON)
+    assert [(h.hold_id, h.record_id, h.state, h.pickup_branch_id) for h in listed] == [
+        (first.hold_id, first.record_id, HoldState.WAITING, "beta/east"),
+        (second.hold_id, second.record_id, HoldState.SECURED, "beta/main"),
+    ]
+    assert listed[0].queue_position == 1 and listed[1].queue_position is None
+
+
+async def test_batch_cancel_answers_per_item(ncip: Ncip) -> None:
+    waiting = await ncip.connector.place_hold(PATRON, ncip.request(holdable(ncip.system, 0), "key-batch-0001"))
+    secured = await ncip.connector.place_hold(PATRON, ncip.request(holdable(ncip.system, 1), "key-batch-0002"))
+    ncip.system.ledger.advance(secured.hold_id, HoldState.SECURED)
+    results = await ncip.connector.cancel_holds(PATRON, [secured.hold_id, waiting.hold_id, "beta-H99999"])
+    assert [(r.hold_id, r.outcome, r.reason) for r in results] == [
+        (secured.hold_id, CancelOutcome.REFUSED, RefusalReason.NOT_CANCELLABLE),
+        (waiting.hold_id, CancelOutcome.CANCELLED, None),
+        ("beta-H99999", CancelOutcome.REFUSED, RefusalReason.HOLD_NOT_FOUND),
+    ]
+    assert [h.state for h in ncip.system.ledger.holds.values()] == [HoldState.CANCELLED, HoldState.SECURED]
+
+
+async def test_pickup_options_come_from_configuration(ncip: Ncip) -> None:
+    configured = ncip.connector_for("beta", pickup_codes={"beta/east": "EAST", "beta/main": "MAIN"})
+    options = await configured.pickup_locations(PATRON, holdable(ncip.system))
+    assert [(o.branch_id, o.label, o.allowed) for o in options] == [("beta/east", "EAST", True), ("beta/main", "MAIN", True)]
+    check = await configured.check_hold(PATRON, ncip.request(holdable(ncip.system), "key-check-0001", pickup="beta/west"))
+    assert check.reasons == [RefusalReason.INVALID_PICKUP]
+    assert (await configured.check_hold(PATRON, ncip.request(holdable(ncip.system), "key-check-0002"))).valid
+    assert not ncip.system.ledger.holds
 
 
 async def test_already_on_loan_and_reference_only(ncip: Ncip) -> None:
@@ -335,16 +388,17 @@ async def test_an_unmapped_hold_word_is_an_error_not_a_guess(ncip: Ncip) -> None
 # --- lost answers and faults -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("member", "error"), [("hangs", TargetTimeout), ("drops", TargetUnreachable)])
-async def test_a_lost_placement_answer_is_not_retried_and_the_hold_is_found(ncip: Ncip, member: str, error: type[Exception]) -> None:
+@pytest.mark.parametrize(("member", "cause"), [("hangs", ReadTimeout), ("drops", AnswerLost)])
+async def test_a_lost_placement_answer_is_outcome_unknown_and_the_hold_is_found(ncip: Ncip, member: str, cause: type[Exception]) -> None:
     connector = ncip.connector_for(member, timeout_s=1.0)
     system = ncip.host.app[MEMBERS][member]
     request = ncip.request(holdable(system), "key-lost-00001", pickup=f"{member}/east", member=member)
-    with pytest.raises(error):
+    with pytest.raises(OutcomeUnknown) as unknown:
         await connector.place_hold(PATRON, request)
+    assert type(unknown.value.cause) is cause
     assert len(system.ledger.holds) == 1, "the member placed it"
     assert ncip.log().count(f"POST /{member}/ncip") == 1, "sent once, never again"
-    found = await connector.find_hold(PATRON, "key-lost-00001")
+    found = await connector.find_hold(PATRON, intent(request))
     assert found is not None and found.state is HoldState.WAITING and found.record_id == request.record_id
 
 
@@ -448,12 +502,37 @@ async def test_a_members_own_problem_types_are_configuration(canned: Canned, htt
         NCIPConnector(settings_for(canned.base_url, "delta", problem_reasons={"x": "no_such_reason"}), http)
 
 
+REQUEST_ITEM_CONFIRMED = (
+    NCIP_HEAD + "<RequestItemResponse><RequestId><AgencyId>delta</AgencyId><RequestIdentifierValue>R-77</RequestIdentifierValue>"
+    "</RequestId></RequestItemResponse></NCIPMessage>"
+)
+DELTA_REQUEST = HoldRequest(member="delta", record_id="42", pickup_branch_id="delta/main", idempotency_key="key-canned-001")
+
+
+async def test_a_confirmed_request_whose_state_cannot_be_read_is_placed_and_submitted(canned: Canned, http: HttpClient) -> None:
+    canned.body = REQUEST_ITEM_CONFIRMED.encode()  # LookupRequest then gets a RequestItemResponse: unreadable
+    hold = await NCIPConnector(settings_for(canned.base_url, "delta"), http).place_hold(PATRON, DELTA_REQUEST)
+    assert (hold.hold_id, hold.record_id, hold.state, hold.idempotency_key) == ("R-77", "42", HoldState.SUBMITTED, "key-canned-001")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>proxy error</html>", (NCIP_HEAD + "<RequestItemResponse/></NCIPMessage>").encode()],
+    ids=["not-ncip", "no-request-id"],
+)
+async def test_an_unreadable_placement_answer_is_outcome_unknown(canned: Canned, http: HttpClient, body: bytes) -> None:
+    canned.body = body
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await NCIPConnector(settings_for(canned.base_url, "delta"), http).place_hold(PATRON, DELTA_REQUEST)
+    assert isinstance(unknown.value.cause, MalformedResponse)
+
+
 # --- privacy -----------------------------------------------------------------------------------
 
 
 async def test_the_pin_travels_in_the_body_only(ncip: Ncip) -> None:
     secret = "8642"
-    with pytest.raises(HoldRefused):
+    with pytest.raises(AuthenticationFailed):
         await ncip.connector.lookup_patron(PatronCredentials(card_number="10000003", pin=SecretStr(secret)))
     hold = await ncip.connector.place_hold(PATRON, ncip.request(holdable(ncip.system), "key-privacy-01"))
     await ncip.connector.hold_status(PATRON, hold.hold_id)

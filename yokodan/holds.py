@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -106,3 +107,116 @@ class Hold(BaseModel):
     idempotency_key: str | None = None
 
 
+
+
+# --- what the hold operations answer (connectors -> planner, ledger, API) ------------------------
+
+
+class PickupOption(BaseModel):
+    """One branch as a pickup choice for one patron and record, as the member sees it.
+
+    `excluded_reason` set: the member names this branch but will not deliver there for this
+    request (not a pickup point, closed); the planner explains it instead of hiding it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    branch_id: str  # the consortium's branch id
+    label: str  # the member's name for it, as it would show it to the patron
+    is_default: bool = False  # the member's own preselection (the patron's home library)
+    excluded_reason: RefusalReason | None = None
+    message: str = ""  # the member's words for the exclusion, where it gave any
+
+    @property
+    def allowed(self) -> bool:
+        return self.excluded_reason is None
+
+
+class HoldCheck(BaseModel):
+    """A pre-check of one hold request (cf. VuFind's checkRequestIsValid): nothing is placed.
+
+    Empty `reasons`: nothing the member reports stands in the way (the member may still refuse).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    reasons: list[RefusalReason] = Field(default_factory=list)
+    messages: list[str] = Field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.reasons
+
+
+class HoldIntent(BaseModel):
+    """What the ledger records *before* a placement is sent, and passes back to look it up.
+
+    Protocols that carry the idempotency key (REST, NCIP) find the hold by `request`'s key; an
+    HTML OPAC carries none, so it recognises the new hold on the patron's "my holds" page by
+    record and pickup among holds that were not there before (`holds_before`). The caller owns
+    this value (it is plain data, JSON-serialisable), so lookup survives a restart.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    request: HoldRequest
+    holds_before: frozenset[str] = frozenset()  # the member's hold ids of this patron before sending
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.request.idempotency_key
+
+
+class Placed(BaseModel):
+    """The member placed the hold (or already had it under this idempotency key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal["placed"] = "placed"
+    hold: Hold
+
+
+class Refused(BaseModel):
+    """The member decided: no hold. Nothing was placed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal["refused"] = "refused"
+    reason: RefusalReason
+    message: str = ""
+
+
+class Unknown(BaseModel):
+    """The request may have reached the member and no answer says what it did.
+
+    The ledger keeps the intent and reconciles later with `find_hold(patron, intent)`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal["unknown"] = "unknown"
+    idempotency_key: str
+    message: str = ""
+
+
+PlacementResult = Annotated[Placed | Refused | Unknown, Field(discriminator="outcome")]
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"
+    REFUSED = "refused"  # the member said no (`reason`): e.g. not_cancellable once secured
+    UNKNOWN = "unknown"  # sent, answer lost: look the hold up before saying anything
+    FAILED = "failed"  # certainly not done (not sent, or the member answered an error): may be retried
+
+
+class CancelResult(BaseModel):
+    """The result for one hold id of a batch cancel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hold_id: str
+    outcome: CancelOutcome
+    hold: Hold | None = None  # the hold as cancelled (CANCELLED)
+    reason: RefusalReason | None = None  # REFUSED
+    error: str | None = None  # FAILED / UNKNOWN: the connector error's reason code
+    message: str = ""
