@@ -3,7 +3,8 @@
 Prints (not a timed test):
   accuracy   pairwise precision / recall / F1 of `index.dedup.WorkClusterer` against a
              labelled set, the number of cross-volume merges (must be 0), for three
-             arrival orders, at manifestation level and with group_editions=True
+             arrival orders, at manifestation level and with group_editions=True; the
+             settled works (`works()`) must be the same for every order: one count per level
   speed      clustering CPU µs per record: the whole labelled set, and a search page of
              60 members x 20 records with heavy overlap (cold and warm caches)
   helpers    µs per call of fold / key / normalize_author / parse_volume / parse_year
@@ -623,12 +624,13 @@ def evaluate(items: list[Labelled], order_seed: int, *, group_editions: bool, ba
     start = time.process_time()
     for i in range(0, len(records), batch):
         clusterer.add(records[i : i + batch])
+    works = clusterer.works()  # settled: the final answer, the same whatever the order
     elapsed = time.process_time() - start
     gc.unfreeze()
     label_of = {id(item.record): item for item in items}
     truth = (lambda it: it.work) if group_editions else (lambda it: it.manifestation)
     predicted_pairs = true_pairs = tp = cross_volume = 0
-    for work in clusterer.works():
+    for work in works:
         members = [label_of[id(r)] for r in work.records]
         predicted_pairs += _pairs(len(members))
         for count in Counter(truth(m) for m in members).values():
@@ -650,7 +652,7 @@ def evaluate(items: list[Labelled], order_seed: int, *, group_editions: bool, ba
         cross_volume,
         predicted_pairs - tp,
         true_pairs - tp,
-        len(clusterer),
+        len(works),
         elapsed / len(records) * 1e6,
     )
 
@@ -815,6 +817,9 @@ def main() -> int:
                 f"cross-volume merges={s.cross_volume} false pairs={s.false_pairs} missed pairs={s.missed_pairs} "
                 f"works={s.clusters} {s.us_per_record:.1f} µs/record"
             )
+        counts = sorted({s.clusters for s in scores})
+        print(f"{label} works over the three orders: {counts}" + ("" if len(counts) == 1 else "  ORDER-DEPENDENT"))
+        ok &= len(counts) == 1
         if not group_editions:
             worst_p = min(s.precision for s in scores)
             worst_r = min(s.recall for s in scores)
