@@ -6,6 +6,8 @@ One GET per search, URL parameters named per member in `TargetSettings.options`:
   paging        "index" (default: `start` is the 1-based position, NDL's idx) or
                 "page" (`start` is a 1-based page number of `count` items, CiNii's p)
   extra_params  sent with every request (NDL: dpid, mediatype; CiNii: format=rss, appid)
+  query_terms   how text is cut into terms (over connectors/query_terms.toml [opensearch]);
+                the terms of one field go out space-separated, punctuation left out
 CiNii Books, for example:
   params = {text = "q", author = "author", year_from = "year_from", year_until = "year_to",
             count = "count", start = "p"}, paging = "page", extra_params = {format = "rss"}
@@ -22,6 +24,7 @@ from lxml import etree
 
 from yokodan.isbn import find_isbns
 from yokodan import MaterialType, Record, SearchQuery, trusted
+from yokodan.terms import member_terms
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import (
@@ -37,6 +40,7 @@ from connectors.dcndl import (
 from connectors.errors import MalformedResponse, UnsupportedQuery
 from connectors.http import HttpClient
 from connectors.marc import clean_isbd
+from connectors.query_terms import term_rules
 from connectors.xml import parse_xml
 
 DEFAULT_PARAMS: dict[str, str | None] = {
@@ -94,6 +98,7 @@ class OpenSearchConnector(Connector):
         if self.paging not in ("index", "page"):
             raise ValueError(f"member {settings.member}: paging must be 'index' or 'page', not {self.paging!r}")
         self.extra_params = {str(k): str(v) for k, v in options.get("extra_params", {}).items()}
+        self.term_rules = term_rules(self.kind, options, member=settings.member)
 
     def build_params(self, query: SearchQuery, count: int) -> dict[str, str]:
         """URL parameters for `query`; fields the member has no parameter for raise UnsupportedQuery."""
@@ -107,9 +112,9 @@ class OpenSearchConnector(Connector):
                 raise UnsupportedQuery(f"member has no search parameter for {field}", member=self.member)
             terms[name] = value
 
-        put("text", query.text)
-        put("title", query.title)
-        put("author", query.author)
+        put("text", " ".join(member_terms(query.text, self.term_rules)))
+        put("title", " ".join(member_terms(query.title, self.term_rules)))
+        put("author", " ".join(member_terms(query.author, self.term_rules)))
         put("isbn", query.isbn)
         if query.year is not None:
             put("year_from", str(query.year))

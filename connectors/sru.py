@@ -5,6 +5,7 @@ Per-target behaviour is data in `TargetSettings.options` (pazpar2-style):
   record_schema   "marcxml" (default) | "dc" | "dcndl"
   cql_indexes     {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"}
   extra_params    extra query parameters (Zebra refuses unknown ones without "x-")
+  query_terms     how the member cuts text into terms, over connectors/query_terms.toml [sru]
 Quirks handled for real servers (shared/catalogue-servers/README.md): maximumRecords
 is always sent (Zebra's default is 0), nextRecordPosition may be absent, a 1.2
 server answers in the zing namespace and a 2.0 server in the OASIS one.
@@ -18,12 +19,14 @@ from lxml import etree
 
 from yokodan.isbn import find_isbns
 from yokodan import Diagnostic, Record, SearchQuery
+from yokodan.terms import DEFAULT_RULES, TermRules, member_terms
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import dcndl_record
 from connectors.errors import MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
 from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
+from connectors.query_terms import term_rules
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
 
@@ -50,24 +53,29 @@ def cql_term(value: str) -> str:
     return f'"{escaped}"'
 
 
-def build_cql(query: SearchQuery, indexes: dict[str, str]) -> str:
-    """Map a structured query onto CQL: each word of each field ANDed, like a catalogue's form."""
+def build_cql(query: SearchQuery, indexes: dict[str, str], rules: TermRules = DEFAULT_RULES) -> str:
+    """Map a structured query onto CQL: each term of each field ANDed, like a catalogue's form.
+
+    Text fields are cut into the terms the member can match (`yokodan.terms`): punctuation
+    never reaches the member as part of a term (Zebra finds nothing for `title="(スリー)"`
+    and something unrelated for `title="&"`). ISBNs and the year are identifiers, sent whole.
+    """
     clauses: list[str] = []
 
-    def words(field: str, text: str | None) -> None:
-        if not text:
+    def put(field: str, terms: list[str]) -> None:
+        if not terms:
             return
         index = indexes.get(field)
         if index is None:
             raise UnsupportedQuery(f"member has no index for {field}")
-        clauses.extend(f"{index}={cql_term(word)}" for word in text.split())
+        clauses.extend(f"{index}={cql_term(term)}" for term in terms)
 
-    words("text", query.text)
-    words("title", query.title)
-    words("author", query.author)
-    words("isbn", query.isbn)
+    put("text", member_terms(query.text, rules))
+    put("title", member_terms(query.title, rules))
+    put("author", member_terms(query.author, rules))
+    put("isbn", (query.isbn or "").split())
     if query.year is not None:
-        words("year", str(query.year))
+        put("year", [str(query.year)])
     if not clauses:
         raise UnsupportedQuery("empty query")
     return " and ".join(clauses)
@@ -84,13 +92,14 @@ class SRUConnector(Connector):
         self.record_schema = str(options.get("record_schema", "marcxml"))
         self.indexes = {**DEFAULT_INDEXES, **options.get("cql_indexes", {})}
         self.extra_params = {str(k): str(v) for k, v in options.get("extra_params", {}).items()}
+        self.term_rules = term_rules(self.kind, options, member=settings.member)
         self.mapper = MarcMapper(
             settings.member, settings.branch_codes, StatusMapper(settings.member, settings.status_words)
         )
 
     async def search(self, query: SearchQuery) -> SearchResult:
         maximum = min(query.page_size, self.settings.max_records)
-        return await self.search_cql(build_cql(query, self.indexes), start=query.start, maximum=maximum)
+        return await self.search_cql(build_cql(query, self.indexes, self.term_rules), start=query.start, maximum=maximum)
 
     async def search_cql(self, cql: str, *, start: int = 1, maximum: int = 20) -> SearchResult:
         params = {
