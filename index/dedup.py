@@ -89,14 +89,25 @@ class _Seen:
     work_id: str
     reason: str | None  # None for the founding record until a copy of it arrives
     features: RecordFeatures
+    quality: tuple[bool, bool, bool, bool, bool, int]
     records: list[Record] = field(default_factory=list)  # every record with this content
 
 
 def _arrival_free_order(item: tuple[_Signature, _Seen]) -> tuple[object, ...]:
-    """Fullest content first (it founds the clusters sparse records then join), ties by content."""
+    """Fullest content first (it founds the clusters sparse records then join), ties by content.
+
+    A total order on content alone: None and '' are told apart by the last element, so no
+    tie is left to the (arrival-ordered) dict the items come from.
+    """
     signature, seen = item
-    quality = _quality(seen.records[0])
-    return (tuple(not q for q in quality[:5]), -quality[5], repr(signature))
+    quality = seen.quality
+    return (
+        not quality[0], not quality[1], not quality[2], not quality[3], not quality[4], -quality[5],
+        *(("" if value is None else value) for value in signature[:5]),
+        -1 if signature[5] is None else signature[5],
+        *(("" if value is None else value) for value in signature[6:]),
+        tuple(value is None for value in signature),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -163,14 +174,15 @@ class WorkClusterer:
             return seen.work_id
         features = extract_features(record)
         best = self._best_match(features)
+        quality = _quality(record)
         if best is None:
-            cluster = self._found(record, features)
-            self._seen[signature] = _Seen(cluster.work_id, None, features, [record])
+            cluster = self._found(record, features, quality)
+            self._seen[signature] = _Seen(cluster.work_id, None, features, quality, [record])
             return cluster.work_id
         found, cluster = best
-        self._attach(cluster, record, features, found.reason)
+        self._attach(cluster, record, features, found.reason, quality=quality)
         self._index(cluster.work_id, features)
-        self._seen[signature] = _Seen(cluster.work_id, found.reason, features, [record])
+        self._seen[signature] = _Seen(cluster.work_id, found.reason, features, quality, [record])
         return cluster.work_id
 
     def _best_match(self, features: RecordFeatures) -> tuple[Match, _Cluster] | None:
@@ -192,14 +204,14 @@ class WorkClusterer:
             features = seen.features
             best = settled._best_match(features)
             if best is None:
-                cluster = settled._found(seen.records[0], features)
+                cluster = settled._found(seen.records[0], features, seen.quality)
                 copies_reason = None
                 if len(seen.records) > 1:  # copies of the founding record: say what they share
                     found = match(features, cluster.profile, group_editions=self.group_editions)
                     copies_reason = found.reason if found is not None else "identical"
             else:
                 found, cluster = best
-                settled._attach(cluster, seen.records[0], features, found.reason)
+                settled._attach(cluster, seen.records[0], features, found.reason, quality=seen.quality)
                 settled._index(cluster.work_id, features)
                 copies_reason = found.reason
             if copies_reason is not None:
@@ -224,10 +236,10 @@ class WorkClusterer:
                 ids[work_id] = None
         return [self._clusters[work_id] for work_id in ids]
 
-    def _found(self, record: Record, features: RecordFeatures) -> _Cluster:
+    def _found(self, record: Record, features: RecordFeatures, quality: tuple[bool, bool, bool, bool, bool, int]) -> _Cluster:
         cluster = _Cluster(work_id=self._new_id(features))
         self._clusters[cluster.work_id] = cluster
-        self._attach(cluster, record, features, None)
+        self._attach(cluster, record, features, None, quality=quality)
         self._index(cluster.work_id, features)
         return cluster
 
@@ -239,6 +251,7 @@ class WorkClusterer:
         reason: str | None,
         *,
         new_content: bool = True,
+        quality: tuple[bool, bool, bool, bool, bool, int] | None = None,
     ) -> None:
         cluster.records.append(record)
         cluster.features.append(features)
@@ -248,7 +261,8 @@ class WorkClusterer:
         if not new_content:  # a copy of content already in the cluster: same profile, same quality
             return
         cluster.profile.add(features)
-        quality = _quality(record)
+        if quality is None:
+            quality = _quality(record)
         if quality > cluster.best_quality:
             cluster.best, cluster.best_quality = len(cluster.records) - 1, quality
 
