@@ -16,7 +16,9 @@ from yokodan import MaterialType, SearchQuery
 from yokodan.terms import RUNS, TermRules, member_terms
 from connectors.errors import UnsupportedQuery
 from connectors.http import HttpClient
-from connectors.ils_rest import build_query
+from connectors.base import Connector
+from connectors.html_opac import HtmlOpacConnector
+from connectors.ils_rest import ILSRestConnector, build_query
 from connectors.query_terms import term_rules
 from connectors.settings import TargetSettings
 from connectors.sru import SRUConnector, build_cql
@@ -179,13 +181,36 @@ def _catalogue_work(row: dict[str, str]) -> CatalogueWork:
     )
 
 
-SANDBOX_MEMBERS = [
-    SandboxMember(
+def _sandbox_member(member: str, protocol: str = "sru", **options: str) -> SandboxMember:
+    return SandboxMember(
         id=member, name=f"{member}図書館", branches=[SandboxBranch(id=f"{member}/main", name="本館", code="MAIN")],
-        holdings_field=field, status_style="standard", isbn_style=isbn_style, catalogue_share=1.0,
+        status_style="tos" if options.get("style") == "tos" else "standard", catalogue_share=1.0,
+        protocol=protocol, protocol_options=options,  # type: ignore[arg-type]
     )  # fmt: skip
-    for member, field, isbn_style in (("alpha", "852", "13"), ("beta", "952", "hyphenated13"), ("gamma", "852", "10"))
+
+
+# One member per query-building family the sandbox speaks: SRU (852 and 952 holdings),
+# both HTML OPAC products (tos: Shift_JIS GET forms; wopc: UTF-8 JSF POST) and Koha-style REST.
+SANDBOX_MEMBERS = [
+    _sandbox_member("alpha"),
+    _sandbox_member("beta").model_copy(update={"holdings_field": "952", "isbn_style": "10"}),
+    _sandbox_member("tos-opac", "html_opac", style="tos"),
+    _sandbox_member("wopc-opac", "html_opac", style="wopc"),
+    _sandbox_member("rest", "ils_rest"),
 ]
+
+
+def _connector(member: SandboxMember, base_url: str, http: HttpClient) -> Connector:
+    if member.protocol == "sru":
+        return _sru(member.id, f"{base_url}/{member.id}/sru", http)
+    if member.protocol == "html_opac":
+        settings = TargetSettings(
+            member=member.id, kind="html_opac", endpoint=f"{base_url}/{member.id}/opac/", timeout_s=5, max_records=20,
+            options={"profile": member.protocol_options["style"]},
+        )  # fmt: skip
+        return HtmlOpacConnector(settings, http)
+    settings = TargetSettings(member=member.id, kind="ils_rest", endpoint=f"{base_url}/{member.id}/api/v1", timeout_s=5, max_records=20)
+    return ILSRestConnector(settings, http)
 
 
 async def test_every_sandbox_member_holding_a_punctuated_title_finds_it(http: HttpClient) -> None:
@@ -193,11 +218,18 @@ async def test_every_sandbox_member_holding_a_punctuated_title_finds_it(http: Ht
     works = tuple(_catalogue_work(rows[bib_id]) for bib_id in dict.fromkeys(b for b, _ in PUNCTUATED))
     async with SandboxHost(SANDBOX_MEMBERS, catalogue=Catalogue(seed=0, works=works)) as host:
         for member in SANDBOX_MEMBERS:
-            conn = _sru(member.id, host.endpoint(member.id), http)
+            conn = _connector(member, host.base_url, http)
             for bib_id, typed in PUNCTUATED:
                 result = await conn.search(SearchQuery(title=typed))
                 titles = [r.title for r in result.records]
-                assert rows[bib_id]["title"].split(" = ")[0].split(" : ")[0] in " ".join(titles), (member.id, typed, titles)
-            # the old query building (each word as typed) finds nothing here either
-            raw = await conn.search_cql('title="EPUB" and title="3" and title="(スリー)"', maximum=5)
-            assert raw.hits == 0
+                wanted = rows[bib_id]["title"].split(" = ")[0].split(" : ")[0]
+                assert any(t.startswith(wanted) for t in titles), (member.id, typed, titles)
+
+
+async def test_sandbox_sru_finds_nothing_for_terms_sent_as_typed(http: HttpClient) -> None:
+    rows = _ndl_rows()
+    works = (_catalogue_work(rows["023335588"]),)
+    async with SandboxHost(SANDBOX_MEMBERS[:1], catalogue=Catalogue(seed=0, works=works)) as host:
+        conn = _sru("alpha", host.endpoint("alpha"), http)
+        assert (await conn.search(SearchQuery(title="EPUB 3 (スリー)"))).hits == 1
+        assert (await conn.search_cql('title="EPUB" and title="3" and title="(スリー)"', maximum=5)).hits == 0
