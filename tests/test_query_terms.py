@@ -1,8 +1,9 @@
 """Query terms a member can match (yokodan.terms): punctuation separates, never reaches a member.
 
-Against real servers: Debian's Zebra serving the 233 real NDL records (`zebra_ndl`), and three
-sandbox SRU members (`sandbox.cql`, which copies Zebra's matching) serving the same punctuated
-NDL titles; every member holding a title finds it by the title as a patron types it.
+Against real servers: sandbox members of every query-building family (SRU, whose matching
+copies Zebra's, both HTML OPAC products and Koha-style REST) serving punctuated NDL titles;
+every member holding a title finds it by the title as a patron types it. The same against
+Debian's Zebra with the 233 real NDL records is in tests/test_zebra_sru.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from index.analysis import terms as index_terms
 from sandbox import SandboxBranch, SandboxHost, SandboxMember
 from sandbox.catalogue import Catalogue
 from sandbox.works import Author, CatalogueWork, Isbn
-from tests.zebra_server import NDL_CSV, ZebraServer
+from tests.zebra_server import NDL_CSV
 
 INDEXES = {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "date"}
 
@@ -134,22 +135,8 @@ def _sru(member: str, endpoint: str, http: HttpClient) -> SRUConnector:
     return SRUConnector(settings, http)
 
 
-@pytest.mark.zebra
-@pytest.mark.shared_data
-@pytest.mark.parametrize(("bib_id", "typed"), PUNCTUATED)
-async def test_zebra_finds_punctuated_titles(zebra_ndl: ZebraServer, http: HttpClient, bib_id: str, typed: str) -> None:  # noqa: F811
-    conn = _sru("ndl", zebra_ndl.sru_url, http)
-    result = await conn.search(SearchQuery(title=typed))
-    assert bib_id in [r.local_id for r in result.records], (typed, build_cql(SearchQuery(title=typed), INDEXES))
-
-
-@pytest.mark.zebra
-@pytest.mark.shared_data
-@pytest.mark.parametrize("raw", ['title="(スリー)"', 'title="「EPUB戦記」"', 'title="iPad" and title="&"'])
-async def test_zebra_finds_nothing_for_terms_sent_as_typed(zebra_ndl: ZebraServer, http: HttpClient, raw: str) -> None:  # noqa: F811
-    """Why the terms matter: the same words as typed (the old query building) find nothing."""
-    result = await _sru("ndl", zebra_ndl.sru_url, http).search_cql(raw, maximum=5)
-    assert result.hits == 0
+# The same titles against Debian's Zebra serving the real NDL records are in
+# tests/test_zebra_sru.py (test_zebra_finds_punctuated_titles ...), beside the other Zebra tests.
 
 
 # ------------------------------------------------------------------ against sandbox members
