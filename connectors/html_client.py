@@ -14,7 +14,10 @@ from urllib.parse import quote, urlencode, urljoin
 
 from lxml import etree
 
+from yokodan.terms import member_terms
 from connectors.settings import TargetSettings
+from connectors.options import HtmlOpacOptions
+from connectors.query_terms import term_rules
 from connectors.errors import AuthenticationFailed, HoldRefused, MalformedResponse, SessionExpired, UnsupportedQuery, member_refusal
 from connectors.html_page import Page, clean, input_value, parse_page
 from connectors.html_profile import FormAction, OpacProfile
@@ -22,6 +25,7 @@ from connectors.html_session import OpacSession
 from connectors.http import DEFAULT_READ_ATTEMPTS, HttpClient
 
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_TEXT_FIELDS = frozenset({"text", "title", "author"})
 
 
 class OpacClient:
@@ -41,6 +45,16 @@ class OpacClient:
         self._branches = dict(settings.branch_codes)
         for label, branch_id in settings.branch_codes.items():
             self._branches.setdefault(_label_key(label), branch_id)
+        self.term_rules = term_rules("html_opac", settings.options_as(HtmlOpacOptions).query_terms, member=settings.member)
+
+    def form_value(self, field: str, value: object) -> str | None:
+        """A query field as the search form gets it: text fields cut into the terms the OPAC's
+        index can match (`yokodan.terms`), space-separated, punctuation left out; others as given."""
+        if value is None:
+            return None
+        if field in _TEXT_FIELDS:
+            return " ".join(member_terms(str(value), self.term_rules))
+        return str(value)
 
     def url(self, template: str, **values: str) -> str:
         return urljoin(self.base, template.format(**{k: quote(v, safe="") for k, v in values.items()}))

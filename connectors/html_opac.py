@@ -148,7 +148,7 @@ class HtmlOpacConnector(Connector):
         mapping = self.profile.search.query_fields
         values: dict[str, str] = {}
         for name in _QUERY_FIELDS:
-            value = getattr(query, name)
+            value = self.client.form_value(name, getattr(query, name))
             if value is None or value == "":
                 continue
             field = mapping.get(name)  # type: ignore[call-overload]

@@ -43,6 +43,7 @@ import orjson
 from yokodan.isbn import find_isbns, to_isbn10
 from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronCredentials, PatronStatus, Record, RefusalReason, SearchQuery
 from yokodan.holds import HoldIntent, PickupOption
+from yokodan.terms import TermRules, member_terms
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult, pickup_codes
 from connectors.errors import (
@@ -58,6 +59,7 @@ from connectors.errors import (
     outcome_unknown_after_sending,
 )
 from connectors.http import HttpClient, HttpResponse
+from connectors.query_terms import term_rules
 from connectors.status_words import StatusMapper
 
 _JSON_HEADERS = {"Accept": "application/json"}
@@ -104,19 +106,26 @@ _EXPIRED_REASON = "EXPIRED"
 _ACTIVE_HOLD_STATES = frozenset({HoldState.SUBMITTED, HoldState.WAITING, HoldState.SECURED, HoldState.IN_TRANSIT, HoldState.READY})
 
 
+ILS_REST_RULES = term_rules("ils_rest")
+
+
 def like(word: str) -> dict[str, str]:
     """A `-like` condition matching `word` anywhere; LIKE's own wildcards in it are escaped."""
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return {"-like": f"%{escaped}%"}
 
 
-def build_query(query: SearchQuery) -> dict[str, Any]:
-    """A structured query as Koha's JSON `q`: every word of every field ANDed, like a catalogue form."""
+def build_query(query: SearchQuery, rules: TermRules = ILS_REST_RULES) -> dict[str, Any]:
+    """A structured query as Koha's JSON `q`: every term of every field ANDed, like a catalogue form.
+
+    Terms are cut by `yokodan.terms` with the family's rules (an apostrophe separates: each
+    term is a LIKE over the stored title), so punctuation is never part of a LIKE pattern.
+    """
     clauses: list[dict[str, Any]] = []
-    for word in (query.text or "").split():
+    for word in member_terms(query.text, rules):
         clauses.append({"-or": [{"title": like(word)}, {"author": like(word)}, {"publisher": like(word)}]})
-    clauses.extend({"title": like(word)} for word in (query.title or "").split())
-    clauses.extend({"author": like(word)} for word in (query.author or "").split())
+    clauses.extend({"title": like(word)} for word in member_terms(query.title, rules))
+    clauses.extend({"author": like(word)} for word in member_terms(query.author, rules))
     if query.isbn:
         # Members catalogue an ISBN as 10 or 13 digits; asking for both finds either.
         forms = [query.isbn] + ([isbn10] if (isbn10 := to_isbn10(query.isbn)) else [])
@@ -147,6 +156,7 @@ class ILSRestConnector(Connector):
         super().__init__(settings, http)
         self.base_url = settings.endpoint.rstrip("/")
         self.status = StatusMapper(settings.member, settings.status_words)
+        self.term_rules = term_rules(self.kind, settings.options_as(IlsRestOptions).query_terms, member=settings.member)
         self.pickup_codes = pickup_codes(settings)
 
     # --- search and copies ----------------------------------------------------------------

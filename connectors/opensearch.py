@@ -2,6 +2,8 @@
 
 One GET per search, URL parameters named per member (`connectors.options.OpenSearchOptions`:
 params, paging, extra_params; NDL's names by default, CiNii's given in its settings).
+`query_terms` says how text is cut into terms (over connectors/query_terms.toml [opensearch]);
+the terms of one field go out space-separated, punctuation left out.
 The answer is RSS 2.0 (`<rss><channel><item>`) or RSS 1.0 (`<rdf:RDF>` with `<item>`s
 beside the channel); the total is `openSearch:totalResults` in either OpenSearch namespace.
 Items map onto `Record` without holdings: both services are union catalogues.
@@ -16,6 +18,7 @@ from lxml import etree
 from yokodan.isbn import find_isbns
 from yokodan import MaterialType, Record, SearchQuery, trusted
 from connectors.options import OpenSearchOptions
+from yokodan.terms import member_terms
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import (
@@ -31,6 +34,7 @@ from connectors.dcndl import (
 from connectors.errors import MalformedResponse, UnsupportedQuery
 from connectors.http import HttpClient
 from connectors.marc import clean_isbd
+from connectors.query_terms import term_rules
 from connectors.xml import parse_xml
 
 _OPENSEARCH_NAMESPACES = ("http://a9.com/-/spec/opensearchrss/1.0/", "http://a9.com/-/spec/opensearch/1.1/")
@@ -76,6 +80,7 @@ class OpenSearchConnector(Connector):
         self.params: dict[str, str | None] = dict(options.params)
         self.paging = options.paging
         self.extra_params = dict(options.extra_params)
+        self.term_rules = term_rules(self.kind, options.query_terms, member=settings.member)
 
     def build_params(self, query: SearchQuery, count: int) -> dict[str, str]:
         """URL parameters for `query`; fields the member has no parameter for raise UnsupportedQuery."""
@@ -89,9 +94,9 @@ class OpenSearchConnector(Connector):
                 raise UnsupportedQuery(f"member has no search parameter for {field}", member=self.member)
             terms[name] = value
 
-        put("text", query.text)
-        put("title", query.title)
-        put("author", query.author)
+        put("text", " ".join(member_terms(query.text, self.term_rules)))
+        put("title", " ".join(member_terms(query.title, self.term_rules)))
+        put("author", " ".join(member_terms(query.author, self.term_rules)))
         put("isbn", query.isbn)
         if query.year is not None:
             put("year_from", str(query.year))

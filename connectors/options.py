@@ -17,6 +17,7 @@ from yokodan.errors import ConfigError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from yokodan import HoldState, RefusalReason
+from yokodan.terms import TermRules
 
 __all__ = [
     "DEFAULT_CQL_INDEXES",
@@ -59,6 +60,23 @@ class ConnectorOptions(BaseModel):
     kind: ClassVar[str]
 
 
+class QueryTermOptions(ConnectorOptions):
+    """For families that send the patron's words as terms: how this member cuts text.
+
+    Keys of `connectors/query_terms.toml` (fold_width, joiners, keep) over the family's
+    defaults; checked by `connectors.query_terms.term_rules` when the connector is built.
+    """
+
+    query_terms: dict[str, Any] | None = None
+
+    @field_validator("query_terms")
+    @classmethod
+    def _check_query_terms(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            TermRules.from_mapping(value, where="query_terms")  # a typo fails when the file loads
+        return value
+
+
 class PickupCodeOptions(ConnectorOptions):
     """For families that place holds with a pickup library code (`connectors.base.pickup_codes`)."""
 
@@ -79,7 +97,7 @@ DEFAULT_CQL_INDEXES: dict[CqlField, str] = {
 }
 
 
-class SruOptions(ConnectorOptions):
+class SruOptions(QueryTermOptions):
     kind: ClassVar[str] = "sru"
 
     sru_version: Literal["1.1", "1.2", "2.0"] = "1.2"
@@ -113,7 +131,7 @@ DEFAULT_OPENSEARCH_PARAMS: dict[OpenSearchField, str | None] = {
 }
 
 
-class OpenSearchOptions(ConnectorOptions):
+class OpenSearchOptions(QueryTermOptions):
     """CiNii Books, for example: params = {text = "q", author = "author", year_from = "year_from",
     year_until = "year_to", count = "count", start = "p"}, paging = "page", extra_params = {format = "rss"}.
     """
@@ -137,7 +155,7 @@ class OpenSearchOptions(ConnectorOptions):
 # --- html_opac ------------------------------------------------------------------------------------
 
 
-class HtmlOpacOptions(ConnectorOptions):
+class HtmlOpacOptions(QueryTermOptions):
     kind: ClassVar[str] = "html_opac"
 
     profile: NonEmpty | None = None  # a shipped profile, connectors/opac_profiles/<name>.toml: "tos", "wopc"
@@ -156,7 +174,7 @@ class HtmlOpacOptions(ConnectorOptions):
 # --- ils_rest -------------------------------------------------------------------------------------
 
 
-class IlsRestOptions(PickupCodeOptions):
+class IlsRestOptions(PickupCodeOptions, QueryTermOptions):
     kind: ClassVar[str] = "ils_rest"
 
 

@@ -1,7 +1,8 @@
 """SRU 1.1/1.2/2.0 connector (searchRetrieve over HTTP GET, CQL).
 
 Per-target behaviour is data (pazpar2-style): `connectors.options.SruOptions` names the
-SRU version, record schema, CQL index names and extra parameters, with their defaults.
+SRU version, record schema, CQL index names and extra parameters, with their defaults. `query_terms` says how the member
+cuts text into terms, over connectors/query_terms.toml [sru].
 Quirks handled for real servers (shared/catalogue-servers/README.md): maximumRecords
 is always sent (Zebra's default is 0), nextRecordPosition may be absent, a 1.2
 server answers in the zing namespace and a 2.0 server in the OASIS one.
@@ -16,6 +17,7 @@ from lxml import etree
 from yokodan.isbn import find_isbns
 from yokodan import Diagnostic, Record, SearchQuery
 from connectors.options import SruOptions
+from yokodan.terms import DEFAULT_RULES, TermRules, member_terms
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
 from connectors.dcndl import dcndl_record
@@ -23,6 +25,7 @@ from connectors.errors import MalformedResponse, ProtocolDiagnostic, Unsupported
 from connectors.http import HttpClient
 from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
 from connectors.offload import parse_off_loop
+from connectors.query_terms import term_rules
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
 
@@ -48,24 +51,29 @@ def cql_term(value: str) -> str:
     return f'"{escaped}"'
 
 
-def build_cql(query: SearchQuery, indexes: dict[str, str]) -> str:
-    """Map a structured query onto CQL: each word of each field ANDed, like a catalogue's form."""
+def build_cql(query: SearchQuery, indexes: dict[str, str], rules: TermRules = DEFAULT_RULES) -> str:
+    """Map a structured query onto CQL: each term of each field ANDed, like a catalogue's form.
+
+    Text fields are cut into the terms the member can match (`yokodan.terms`): punctuation
+    never reaches the member as part of a term (Zebra finds nothing for `title="(スリー)"`
+    and something unrelated for `title="&"`). ISBNs and the year are identifiers, sent whole.
+    """
     clauses: list[str] = []
 
-    def words(field: str, text: str | None) -> None:
-        if not text:
+    def put(field: str, terms: list[str]) -> None:
+        if not terms:
             return
         index = indexes.get(field)
         if index is None:
             raise UnsupportedQuery(f"member has no index for {field}")
-        clauses.extend(f"{index}={cql_term(word)}" for word in text.split())
+        clauses.extend(f"{index}={cql_term(term)}" for term in terms)
 
-    words("text", query.text)
-    words("title", query.title)
-    words("author", query.author)
-    words("isbn", query.isbn)
+    put("text", member_terms(query.text, rules))
+    put("title", member_terms(query.title, rules))
+    put("author", member_terms(query.author, rules))
+    put("isbn", (query.isbn or "").split())
     if query.year is not None:
-        words("year", str(query.year))
+        put("year", [str(query.year)])
     if not clauses:
         raise UnsupportedQuery("empty query")
     return " and ".join(clauses)
@@ -82,13 +90,14 @@ class SRUConnector(Connector):
         self.record_schema = options.record_schema
         self.indexes: dict[str, str] = dict(options.cql_indexes)
         self.extra_params = dict(options.extra_params)
+        self.term_rules = term_rules(self.kind, options.query_terms, member=settings.member)
         self.mapper = MarcMapper(
             settings.member, settings.branch_codes, StatusMapper(settings.member, settings.status_words)
         )
 
     async def search(self, query: SearchQuery) -> SearchResult:
         maximum = min(query.page_size, self.settings.max_records)
-        return await self.search_cql(build_cql(query, self.indexes), start=query.start, maximum=maximum)
+        return await self.search_cql(build_cql(query, self.indexes, self.term_rules), start=query.start, maximum=maximum)
 
     async def search_cql(self, cql: str, *, start: int = 1, maximum: int = 20) -> SearchResult:
         params = {

@@ -1,5 +1,8 @@
 """Member status words -> `Availability`, as data (`status_words.toml`).
 
+A word is classified by rules, in order: the member's own words (exact), the shared
+[words] (exact), then the shared ordered [[rules]] (normalised prefix / contains:
+貸出可* and 利用可* -> available, 貸出中* -> on_loan, 禁帯* -> library use only ...).
 An unknown word maps to `unknown`: the raw word stays on the holding and is
 counted (`connectors.unknown_words`: per registry, bounded), so operators can
 see which words a member uses that we lack.
@@ -10,8 +13,10 @@ from __future__ import annotations
 import tomllib
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from yokodan import Availability, HoldState
 from connectors.unknown_words import UnknownWords, bound_counter
@@ -24,8 +29,41 @@ def normalize_word(word: str) -> str:
     return "".join(unicodedata.normalize("NFKC", word).casefold().split())
 
 
+def rule_form(word: str) -> str:
+    """`normalize_word` without punctuation: the form [[rules]] patterns are matched in.
+
+    Symbols stay (○ × △ are S*, not P*): a mark must never look like an empty word.
+    """
+    return "".join(ch for ch in normalize_word(word) if not unicodedata.category(ch).startswith("P"))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRule:
+    """One ordered pattern of `status_words.toml` [[rules]]."""
+
+    pattern: str  # in rule_form
+    state: Availability
+    kind: str  # "prefix" | "contains"
+
+    def matches(self, form: str) -> bool:
+        return form.startswith(self.pattern) if self.kind == "prefix" else self.pattern in form
+
+
+def _rules_from(entries: list[dict[str, str]]) -> tuple[StatusRule, ...]:
+    rules: list[StatusRule] = []
+    for n, entry in enumerate(entries):
+        kinds = [k for k in ("prefix", "contains") if k in entry]
+        if len(kinds) != 1 or "state" not in entry:
+            raise ValueError(f"{_VOCABULARY_FILE.name}: rules[{n}] needs exactly one of prefix/contains, and a state")
+        pattern = rule_form(entry[kinds[0]])
+        if not pattern:
+            raise ValueError(f"{_VOCABULARY_FILE.name}: rules[{n}].{kinds[0]} is empty after normalising")
+        rules.append(StatusRule(pattern, Availability(entry["state"]), kinds[0]))
+    return tuple(rules)
+
+
 @lru_cache(maxsize=1)
-def _vocabulary_file() -> dict[str, dict[str, str]]:
+def _vocabulary_file() -> dict[str, Any]:
     with _VOCABULARY_FILE.open("rb") as handle:
         return tomllib.load(handle)
 
@@ -34,6 +72,12 @@ def _vocabulary_file() -> dict[str, dict[str, str]]:
 def shared_vocabulary() -> Mapping[str, Availability]:
     """Copy words -> Availability."""
     return {normalize_word(word): Availability(state) for word, state in _vocabulary_file()["words"].items()}
+
+
+@lru_cache(maxsize=1)
+def shared_rules() -> tuple[StatusRule, ...]:
+    """The ordered [[rules]] for copy words the exact tables lack."""
+    return _rules_from(_vocabulary_file().get("rules", []))
 
 
 @lru_cache(maxsize=1)
@@ -49,15 +93,27 @@ class StatusMapper:
         self.member = member
         self._words = dict(shared_vocabulary())
         for word, state in (overrides or {}).items():
-            self._words[normalize_word(word)] = Availability(state)
+            self._words[normalize_word(word)] = Availability(state)  # a member's word beats the shared one
+        self._rules = shared_rules()
         self._cache: dict[str, Availability] = {}
         self.unknown_words: UnknownWords = bound_counter()
+
+    def classify(self, word: str) -> Availability:
+        """The state for `word` by the ordered rules (no counting, no cache)."""
+        state = self._words.get(normalize_word(word))
+        if state is not None:
+            return state
+        form = rule_form(word)
+        for rule in self._rules:
+            if rule.matches(form):
+                return rule.state
+        return Availability.UNKNOWN
 
     def __call__(self, word: str) -> Availability:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        state = self._words.get(normalize_word(word), Availability.UNKNOWN)
+        state = self.classify(word)
         if state is Availability.UNKNOWN and word.strip():
             self.unknown_words.record(self.member, word.strip())
         else:

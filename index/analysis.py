@@ -11,8 +11,9 @@ Pipeline, identical at index and query time (whoosh passes mode="index" / "query
    full-width ＡＢＣ -> abc), casefold, hiragana -> katakana, small kana -> large,
    word-final ー dropped, old kanji -> new. The project's one definition of "the same
    text"; dedup keys use it too, so the index and the clusterer agree.
-2. Split into runs: CJK runs (kanji and kana) and word runs (Latin letters, digits, other
-   scripts). A CJK run continues across spaces and punctuation (・, comma, colon), so
+2. Split into runs (`yokodan.terms.RUNS`, the definition member queries use too): CJK runs
+   (kanji and kana) and word runs (Latin letters, digits, other scripts); punctuation and
+   symbols are never part of a term. A CJK run continues across spaces and punctuation (・, comma, colon), so
    'ナツメ, ソウセキ' indexes the bigram 'メソ' and a query typed without the space
    ('夏目漱石', 'ねこである') still finds it; a word run or a line break ends it.
 3. CJK runs become bigrams. With `unigrams=True` (titles, authors) every *kanji* is also
@@ -46,14 +47,11 @@ from collections.abc import Iterator
 from whoosh.analysis import Token, Tokenizer
 
 from index.text import fold
+from yokodan.terms import RUNS
 
-# Kana (hiragana is folded to katakana, listed anyway for unfolded input), the long-vowel
-# mark and iteration marks, CJK ideographs (ext. A, URO, compatibility, ext. B-F), 〆 and 〇.
-# U+30FB (・, katakana middle dot) is *not* in the class: it separates words.
-_CJK = "\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-# One regex pass per line: a CJK run, a word run (letters/digits that are not CJK), or
-# anything else (skipped; it bridges CJK runs).
-_RUNS = re.compile(rf"([{_CJK}]+)|((?:(?![{_CJK}])[^\W_])+)")
+# Runs of term characters: the project's one definition (yokodan.terms), shared with the
+# member queries the connectors build, so the index and the members cut a query alike.
+_RUNS = RUNS
 _KANA = re.compile(r"[\u3041-\u30ff\u31f0-\u31ff]")
 
 

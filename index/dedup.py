@@ -15,11 +15,17 @@ How a batch is added without re-scoring everything:
   clusters found there are scored (`index.matching.match`), against their aggregate
   profile, and the record joins the best one or founds a new cluster.
 
-Clusters are never merged after the fact: a work id, once handed out, keeps meaning
-the same work for the rest of the search (the broker streams diff events by id).
+While records arrive, clusters are never merged after the fact: a work id handed out
+by `add` keeps meaning the same work for the progressive answer (the broker streams
+diff events by id). Greedy clustering depends on arrival order, though (a sparse record
+may join whichever candidate came first), so `works()` — the final answer, and what the
+union index stores — is *settled*: the distinct record contents are clustered again in
+an order that does not depend on arrival (fullest records first, then by content), from
+the features already extracted, so the same records give the same works, ids and record
+order whichever member answered first. A settled work may merge works the progressive
+diffs showed apart. `work(id)` answers for the progressive ids.
 Ids are derived from the founding record (its smallest ISBN-13, else its JP number,
-else its title/author/year/volume key), so the same input gives the same ids, and
-different arrival orders usually do too.
+else its title/author/year/volume key), so the same input gives the same ids.
 
 Manifestation level by default; `group_editions=True` also groups other editions
 and formats (hardback and 文庫) of the same title and author. Volumes never merge.
@@ -83,6 +89,25 @@ class _Seen:
     work_id: str
     reason: str | None  # None for the founding record until a copy of it arrives
     features: RecordFeatures
+    quality: tuple[bool, bool, bool, bool, bool, int]
+    records: list[Record] = field(default_factory=list)  # every record with this content
+
+
+def _arrival_free_order(item: tuple[_Signature, _Seen]) -> tuple[object, ...]:
+    """Fullest content first (it founds the clusters sparse records then join), ties by content.
+
+    A total order on content alone: None and '' are told apart by the last element, so no
+    tie is left to the (arrival-ordered) dict the items come from.
+    """
+    signature, seen = item
+    quality = seen.quality
+    return (
+        not quality[0], not quality[1], not quality[2], not quality[3], not quality[4], -quality[5],
+        *(("" if value is None else value) for value in signature[:5]),
+        -1 if signature[5] is None else signature[5],
+        *(("" if value is None else value) for value in signature[6:]),
+        tuple(value is None for value in signature),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -104,8 +129,9 @@ class WorkClusterer:
         self.group_editions = group_editions
         self._clusters: dict[str, _Cluster] = {}
         self._blocks: dict[str, list[str]] = {}
-        # signature -> where that content went, why, and its features
+        # signature -> where that content went, why, its features and records
         self._seen: dict[_Signature, _Seen] = {}
+        self._settled: list[Work] | None = None  # works() until the next add()
 
     # --- public API -------------------------------------------------------------------
     def add(self, records: Iterable[Record]) -> list[str]:
@@ -113,14 +139,22 @@ class WorkClusterer:
         changed: dict[str, None] = {}
         for record in records:
             changed[self._add_one(record)] = None
+        if changed:
+            self._settled = None
         return list(changed)
 
     def works(self) -> list[Work]:
-        """All works, in the order they were founded."""
+        """All works, settled: the same works (ids, records, order) whatever the arrival order."""
+        if self._settled is None:
+            self._settled = self._settle()
+        return list(self._settled)
+
+    def progressive_works(self) -> list[Work]:
+        """The works as clustered on arrival (the ids `add` returned), in the order they were founded."""
         return [self._build(cluster) for cluster in self._clusters.values()]
 
     def work(self, work_id: str) -> Work:
-        """One work by id (KeyError when unknown)."""
+        """One progressive work by id, as `add` named it (KeyError when unknown)."""
         return self._build(self._clusters[work_id])
 
     def __len__(self) -> int:
@@ -131,6 +165,7 @@ class WorkClusterer:
         signature = _signature(record)
         seen = self._seen.get(signature)
         if seen is not None:
+            seen.records.append(record)
             cluster = self._clusters[seen.work_id]
             if seen.reason is None:  # a copy of the founding record: say what the copies share
                 found = match(seen.features, cluster.profile, group_editions=self.group_editions)
@@ -138,20 +173,58 @@ class WorkClusterer:
             self._attach(cluster, record, seen.features, seen.reason, new_content=False)
             return seen.work_id
         features = extract_features(record)
+        best = self._best_match(features)
+        quality = _quality(record)
+        if best is None:
+            cluster = self._found(record, features, quality)
+            self._seen[signature] = _Seen(cluster.work_id, None, features, quality, [record])
+            return cluster.work_id
+        found, cluster = best
+        self._attach(cluster, record, features, found.reason, quality=quality)
+        self._index(cluster.work_id, features)
+        self._seen[signature] = _Seen(cluster.work_id, found.reason, features, quality, [record])
+        return cluster.work_id
+
+    def _best_match(self, features: RecordFeatures) -> tuple[Match, _Cluster] | None:
         best: tuple[Match, _Cluster] | None = None
         for cluster in self._candidates(features):
             found = match(features, cluster.profile, group_editions=self.group_editions)
             if found is not None and (best is None or found.rank > best[0].rank):
                 best = (found, cluster)
-        if best is None:
-            cluster = self._found(record, features)
-            self._seen[signature] = _Seen(cluster.work_id, None, features)
-            return cluster.work_id
-        found, cluster = best
-        self._attach(cluster, record, features, found.reason)
-        self._index(cluster.work_id, features)
-        self._seen[signature] = _Seen(cluster.work_id, found.reason, features)
-        return cluster.work_id
+        return best
+
+    def _settle(self) -> list[Work]:
+        """Cluster every distinct content again in an arrival-free order, from the kept features.
+
+        Costs one cascade per distinct content (no feature extraction): copies of one
+        record, the bulk of a consortium's answer, are attached without matching.
+        """
+        settled = WorkClusterer(group_editions=self.group_editions)
+        for _, seen in sorted(self._seen.items(), key=_arrival_free_order):
+            features = seen.features
+            best = settled._best_match(features)
+            if best is None:
+                cluster = settled._found(seen.records[0], features, seen.quality)
+                copies_reason = None
+                if len(seen.records) > 1:  # copies of the founding record: say what they share
+                    found = match(features, cluster.profile, group_editions=self.group_editions)
+                    copies_reason = found.reason if found is not None else "identical"
+            else:
+                found, cluster = best
+                settled._attach(cluster, seen.records[0], features, found.reason, quality=seen.quality)
+                settled._index(cluster.work_id, features)
+                copies_reason = found.reason
+            if copies_reason is not None:
+                # Copies change neither the profile nor the best record: appended in bulk.
+                copies = seen.records[1:]
+                cluster.records.extend(copies)
+                cluster.features.extend([features] * len(copies))
+                if copies_reason not in cluster.reasons:
+                    cluster.reasons.append(copies_reason)
+        works = settled.progressive_works()
+        for work in works:  # shown member by member, not in the order the pass placed them
+            work.records.sort(key=lambda r: (r.member, r.local_id))
+        return works
 
     def _candidates(self, features: RecordFeatures) -> list[_Cluster]:
         ids: dict[str, None] = {}
@@ -163,10 +236,10 @@ class WorkClusterer:
                 ids[work_id] = None
         return [self._clusters[work_id] for work_id in ids]
 
-    def _found(self, record: Record, features: RecordFeatures) -> _Cluster:
+    def _found(self, record: Record, features: RecordFeatures, quality: tuple[bool, bool, bool, bool, bool, int]) -> _Cluster:
         cluster = _Cluster(work_id=self._new_id(features))
         self._clusters[cluster.work_id] = cluster
-        self._attach(cluster, record, features, None)
+        self._attach(cluster, record, features, None, quality=quality)
         self._index(cluster.work_id, features)
         return cluster
 
@@ -178,6 +251,7 @@ class WorkClusterer:
         reason: str | None,
         *,
         new_content: bool = True,
+        quality: tuple[bool, bool, bool, bool, bool, int] | None = None,
     ) -> None:
         cluster.records.append(record)
         cluster.features.append(features)
@@ -187,7 +261,8 @@ class WorkClusterer:
         if not new_content:  # a copy of content already in the cluster: same profile, same quality
             return
         cluster.profile.add(features)
-        quality = _quality(record)
+        if quality is None:
+            quality = _quality(record)
         if quality > cluster.best_quality:
             cluster.best, cluster.best_quality = len(cluster.records) - 1, quality
 

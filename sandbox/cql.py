@@ -12,6 +12,8 @@ Behaviour copied from Zebra (shared/catalogue-servers/README.md):
 * an index and relation carry over to juxtaposed terms and parenthesised
   sub-queries, as in YAZ: `title=cat hat` = `title=cat and title=hat`;
 * `foo*` / `*foo` truncate, `*` inside a term is diagnostic 28 (`\\*` is a literal star);
+* a term that starts with punctuation or a symbol (`(スリー)`, `「EPUB」`, `"猫"`) matches
+  nothing, and one of punctuation only matches nothing either: clients must send terms;
 * ISBN search ignores hyphens and matches ISBN-10 and ISBN-13 forms alike.
 """
 
@@ -380,10 +382,19 @@ def _needle(word: str) -> str:
     left, right = word.startswith("*"), word.endswith("*") and not word.endswith("\\*")
     if re.search(r"(?<!\\)\*", word[left : len(word) - right]):
         raise CQLError(28, "Masking character not supported", word)
-    core = normalise(word.strip("*").replace("\\", "")).strip()
+    literal = word.strip("*").replace("\\", "")
+    if literal[:1] and not _is_term_char(literal[0]):
+        # Zebra 2.2.7: a term that *starts* with punctuation or a symbol matches nothing
+        # (`title="(スリー)"`, `title="「EPUB」"` find 0 records; `title="スリー)"` finds them).
+        return ""
+    core = normalise(literal).strip()
     if not core:
         return ""
     return ("" if left else " ") + core + ("" if right else " ")
+
+
+def _is_term_char(char: str) -> bool:
+    return unicodedata.category(unicodedata.normalize("NFKC", char)[:1] or " ")[0] in "LNM"
 
 
 def _text_predicate(node: SearchClause) -> Predicate:

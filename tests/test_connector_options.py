@@ -56,6 +56,7 @@ def test_defaults_are_what_the_connectors_used() -> None:
         "record_schema": "marcxml",
         "cql_indexes": {"text": "any", "title": "title", "author": "author", "isbn": "isbn", "year": "year"},
         "extra_params": {},
+        "query_terms": None,
     }
     assert OpenSearchOptions().model_dump() == {
         "params": {
@@ -64,13 +65,14 @@ def test_defaults_are_what_the_connectors_used() -> None:
         },
         "paging": "index",
         "extra_params": {},
+        "query_terms": None,
     }
     assert NcipOptions().model_dump() == {
         "pickup_codes": {}, "agency_id": "yokodan", "member_agency_id": None, "hold_words": {}, "problem_reasons": {},
     }
-    assert IlsRestOptions().model_dump() == {"pickup_codes": {}}
+    assert IlsRestOptions().model_dump() == {"pickup_codes": {}, "query_terms": None}
     assert CalilOptions(systemid="X", appkey="k").poll_interval_s == 2.0
-    assert HtmlOpacOptions(profile="tos").model_dump() == {"profile": "tos", "profile_file": None, "profile_overrides": {}}
+    assert HtmlOpacOptions(profile="tos").model_dump() == {"query_terms": None, "profile": "tos", "profile_file": None, "profile_overrides": {}}
 
 
 def test_connectors_apply_defaults_and_given_options() -> None:

@@ -397,7 +397,7 @@ def test_misspelt_connector_option_names_file_path_and_allowed_names(tmp_path: P
     path = tmp_path / "broken.toml"
     assert message == (
         f"{path}: members[0].connector.options.sru_verison (member alpha-city): "
-        "unknown field (misspelt? allowed here: cql_indexes, extra_params, record_schema, sru_version)"
+        "unknown field (misspelt? allowed here: cql_indexes, extra_params, query_terms, record_schema, sru_version)"
     )
 
 

@@ -410,3 +410,62 @@ def test_real_edo_volumes_stay_apart() -> None:
     works = clusterer.works()
     assert expected_distinct > 100
     assert len(works) == expected_distinct  # not one volume merged into another
+
+
+# --- arrival order --------------------------------------------------------------------------
+def _member_answers() -> list[list[Record]]:
+    """Four members' answers over the real NDL CSV: the NDL records, a re-keyed copy (no
+    reading, ISBN-10 or none, 全角, era years), and two sparse re-keyings (title, author and
+    year only) that can join more than one candidate, the case where greedy clustering
+    depends on who answered first."""
+    with (DATA / "ndl_jpmarc21_enju_233.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ndl = [_ndl_record(row) for row in rows]
+    okayama = [_second_member_copy(row, n) for n, row in enumerate(rows)]
+    sparse_a = [r.model_copy(update={"member": "kurashiki", "isbns": [], "publisher": None}) for r in okayama]
+    sparse_b = [
+        r.model_copy(update={"member": "tamano", "isbns": [], "year": None, "title": r.title.split(" : ")[0]})
+        for r in okayama
+    ]
+    return [ndl, okayama, sparse_a, sparse_b]
+
+
+def _answer(works: list[Any]) -> list[tuple[str, list[tuple[str, str]], list[str]]]:
+    return [(w.work_id, [(r.member, r.local_id) for r in w.records], w.match_reasons) for w in works]
+
+
+@needs_data
+def test_final_works_identical_over_20_arrival_orders() -> None:
+    """Members answer in any order, in pages of 20: the settled works are the same list
+    (ids, records in order, reasons), while the progressive clustering did differ."""
+    import random
+
+    pages = [answer[i : i + 20] for answer in _member_answers() for i in range(0, len(answer), 20)]
+    finals, progressive = [], set()
+    for seed in range(20):
+        order = list(pages)
+        random.Random(seed).shuffle(order)
+        clusterer = WorkClusterer()
+        for page in order:
+            clusterer.add(page)
+        finals.append(_answer(clusterer.works()))
+        progressive.add(frozenset(frozenset((r.member, r.local_id) for r in w.records) for w in clusterer.progressive_works()))
+    assert all(final == finals[0] for final in finals[1:])
+    assert len(progressive) > 1, "the arrival orders never changed the progressive works: the test proves nothing"
+    works = finals[0]
+    # no two NDL manifestations (volumes, editions, annual parts) over-merged into one work
+    assert all(sum(m == "ndl" for m, _ in records) == 1 for _, records, _ in works if any(m == "ndl" for m, _ in records))
+    # the NDL record and its re-keyed copy always end in one work
+    for local_id in {lid for _, records, _ in works for m, lid in records if m == "ndl"}:
+        homes = [wid for wid, records, _ in works if ("ndl", local_id) in records or ("okayama", local_id) in records]
+        assert len(homes) == 1, local_id
+
+
+def test_settled_works_follow_later_answers() -> None:
+    """works() is recomputed after each add, and work(id) still answers for progressive ids."""
+    clusterer = WorkClusterer()
+    [first] = clusterer.add([rec(**ANGOU)])
+    assert [w.work_id for w in clusterer.works()] == [first]
+    clusterer.add([rec(**TENCHI_2009)])
+    assert len(clusterer.works()) == 2
+    assert clusterer.work(first).title == ANGOU["title"]

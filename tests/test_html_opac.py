@@ -166,7 +166,7 @@ async def test_shift_jis_pages_and_forms(opac: Opac) -> None:
     records = (await opac.connector("tsuyama-city").search(SearchQuery(title="吾輩は猫である"))).records
     assert records and records[0].title == "吾輩は猫である" and records[0].title_reading == "ワガハイ ワ ネコ デ アル"
     with pytest.raises(UnsupportedQuery, match="cp932"):  # a character Shift_JIS cannot carry is refused, not mangled
-        await opac.connector("tsuyama-city").search(SearchQuery(title="猫 🐈"))
+        await opac.connector("tsuyama-city").search(SearchQuery(title="猫 한"))
 
 
 @pytest.mark.parametrize("member_id", STYLES)

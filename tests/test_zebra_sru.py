@@ -6,6 +6,8 @@ Two servers (session fixtures from tests/zebra_server.py):
 * `zebra_ndl` - the 233 real NDL MARC21 records of ../shared/data, checked against
                 the flattened CSV of the same records.
 Both skip locally without `zebrasrv` / ../shared/data and fail on CI (CI=true).
+The last tests search `zebra_ndl` by punctuated titles as patrons type them (issue 11:
+brackets, &, :, ・, quotes, full-width punctuation), through yokodan.terms.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from yokodan import Availability, Holding, Record, SearchQuery
 from connectors.settings import TargetSettings
 from connectors.errors import ProtocolDiagnostic
 from connectors.http import HttpClient
-from connectors.sru import SRUConnector
+from connectors.sru import SRUConnector, build_cql
+from tests.test_query_terms import PUNCTUATED
 from tests.zebra_server import NDL_CSV, ZebraServer
 
 pytestmark = pytest.mark.zebra
@@ -501,3 +504,29 @@ async def test_ndl_every_record_matches_the_csv(ndl: SRUConnector, ndl_csv: dict
             if not reading or not row["title_kana"].startswith(reading):
                 problems.append(f"{bib_id} title_reading {reading!r}; CSV title_kana {row['title_kana']!r}")
     assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ punctuated titles (issue 11)
+def _sru(server: ZebraServer, http: HttpClient) -> SRUConnector:
+    settings = TargetSettings(
+        member="ndl", kind="sru", endpoint=server.sru_url, timeout_s=5, max_records=20, options={"cql_indexes": INDEXES}
+    )
+    return SRUConnector(settings, http)
+
+
+@pytest.mark.zebra
+@pytest.mark.shared_data
+@pytest.mark.parametrize(("bib_id", "typed"), PUNCTUATED)
+async def test_zebra_finds_punctuated_titles(zebra_ndl: ZebraServer, http: HttpClient, bib_id: str, typed: str) -> None:  # noqa: F811
+    conn = _sru(zebra_ndl, http)
+    result = await conn.search(SearchQuery(title=typed))
+    assert bib_id in [r.local_id for r in result.records], (typed, build_cql(SearchQuery(title=typed), INDEXES))
+
+
+@pytest.mark.zebra
+@pytest.mark.shared_data
+@pytest.mark.parametrize("raw", ['title="(スリー)"', 'title="「EPUB戦記」"', 'title="iPad" and title="&"'])
+async def test_zebra_finds_nothing_for_terms_sent_as_typed(zebra_ndl: ZebraServer, http: HttpClient, raw: str) -> None:  # noqa: F811
+    """Why the terms matter: the same words as typed (the old query building) find nothing."""
+    result = await _sru(zebra_ndl, http).search_cql(raw, maximum=5)
+    assert result.hits == 0
