@@ -59,6 +59,7 @@ from connectors.errors import (
     outcome_unknown_after_sending,
 )
 from connectors.http import HttpClient, HttpResponse
+from connectors.options import IlsRestOptions
 from connectors.query_terms import term_rules
 from connectors.status_words import StatusMapper
 
