@@ -7,6 +7,7 @@ directory is absent, and fail instead when CI=="true".
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import csv
 import os
@@ -151,6 +152,30 @@ def ndl_index(tmp_path_factory: pytest.TempPathFactory, ndl_works: list[Work]) -
     """The real records and 吾輩は猫である, indexed once for the read-only tests."""
     with UnionIndex.open(tmp_path_factory.mktemp("ndl") / "ix", batch_delay_s=0.01) as ix:
         yield indexed(ix, [*ndl_works, WAGAHAI])
+
+
+# --- the package's shape -------------------------------------------------------------------
+
+# whoosh names that are internals (snapshots, TOC files, crash recovery): one adapter only.
+_WHOOSH_INTERNALS = frozenset({"TOC", "clean_files", "MultiReader", "EmptyReader", "FileIndex", "FileStorage"})
+
+
+def _whoosh_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "whoosh":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.split(".")[0] == "whoosh")
+    return names
+
+
+def test_whoosh_stays_behind_the_adapter() -> None:
+    modules = sorted((ROOT / "index" / "store").glob("*.py"))
+    engine_free = [p.name for p in modules if not p.name.startswith("whoosh_") and _whoosh_imports(p)]
+    internals = {p.name: _whoosh_imports(p) & _WHOOSH_INTERNALS for p in modules}
+    assert engine_free == []
+    assert {name for name, used in internals.items() if used} == {"whoosh_backend.py"}
 
 
 # --- the analyzers ---------------------------------------------------------------------------

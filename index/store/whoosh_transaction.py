@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from whoosh import query as wq
-from whoosh.index import FileIndex
+from whoosh.index import Index
 from whoosh.reading import SegmentReader
 
 from index.store.documents import IndexDocument
@@ -69,7 +69,7 @@ class WhooshTransaction:
 
 
 @contextlib.contextmanager
-def commit_or_cancel(ix: FileIndex, lock_timeout_s: float) -> Iterator[WhooshTransaction]:
+def commit_or_cancel(ix: Index, lock_timeout_s: float) -> Iterator[WhooshTransaction]:
     """The one commit-or-cancel: commit what changed, cancel when nothing did or on error."""
     writer = ix.writer(timeout=lock_timeout_s)
     try:
