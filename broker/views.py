@@ -12,7 +12,8 @@ from typing import Any
 
 from broker.consortium import Consortium
 from yokodan import Availability, Holding, TargetStatus, Work
-from index.store import CachedResult, Facets
+from index.facets import Facets, facets_of
+from index.store import CachedResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,37 +89,15 @@ def status_view(status: TargetStatus, names: DisplayNames) -> dict[str, Any]:
 
 
 def facets_view(works: list[Work], municipalities: dict[str, str]) -> dict[str, Any]:
-    """Counts for narrowing a live answer: holding member, municipality, decade, NDC class, on the shelf."""
-    members: Counter[str] = Counter()
-    towns: Counter[str] = Counter()
-    decades: Counter[int] = Counter()
-    ndc: Counter[str] = Counter()
-    available = 0
-    for work in works:
-        held_by = work.members
-        members.update(held_by)
-        towns.update({municipalities.get(m, m) for m in held_by})
-        if work.year:
-            decades[work.year // 10 * 10] += 1
-        classes = {r.ndc[0] for r in work.records if r.ndc and r.ndc[0].isdigit()}
-        ndc.update(classes)
-        available += any(h.availability is Availability.AVAILABLE for h in work.holdings)
-    return {
-        "members": dict(members.most_common()),
-        "municipalities": dict(towns.most_common()),
-        "decades": {str(decade): n for decade, n in sorted(decades.items())},  # JSON keys are strings
-        "ndc_classes": dict(sorted(ndc.items())),
-        "available_now": available,
-    }
+    """Counts for narrowing a live answer: the same definition the union index counts (index.facets)."""
+    return facets_json(facets_of(works, municipalities))
 
 
-def _index_facets(facets: Facets | None) -> dict[str, Any] | None:
-    if facets is None:
-        return None
+def facets_json(facets: Facets) -> dict[str, Any]:
     return {
         "members": facets.members,
         "municipalities": facets.municipalities,
-        "decades": {str(decade): n for decade, n in sorted(facets.decades.items())},
+        "decades": {str(decade): n for decade, n in facets.decades.items()},  # JSON keys are strings
         "ndc_classes": facets.ndc_classes,
         "available_now": facets.available_now,
     }
@@ -129,5 +108,5 @@ def cached_view(cached: CachedResult) -> dict[str, Any]:
     return {
         "total": cached.total,
         "works": [{**c.work, "work_id": c.work_id, "cached": True, "age_s": round(c.age_seconds)} for c in cached.works],
-        "facets": _index_facets(cached.facets),
+        "facets": facets_json(cached.facets) if cached.facets is not None else None,
     }

@@ -54,7 +54,7 @@ def test_every_public_project_error_is_a_yokodan_error_and_not_a_value_error() -
     classes = _project_error_classes()
     # The walk really sees the rooms' errors (a walk that found nothing would pass vacuously).
     assert {"broker.consortium.ConsortiumFileError", "connectors.errors.ConnectorError",
-            "index.store.UnionIndexError", "broker.members.UnknownMembers", "broker.api.InvalidRequest"} <= set(classes)
+            "index.store.results.UnionIndexError", "broker.members.UnknownMembers", "broker.api.InvalidRequest"} <= set(classes)
     outside = sorted(name for name, cls in classes.items() if not issubclass(cls, YokodanError))
     assert outside == []
     # pydantic turns a ValueError raised in a validator into a ValidationError, and a bare

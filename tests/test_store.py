@@ -7,6 +7,8 @@ directory is absent, and fail instead when CI=="true".
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import csv
 import os
 import random
@@ -26,7 +28,13 @@ from yokodan import isbn as isbn_tools
 from yokodan import Availability, Holding, Record, SearchQuery, Work
 from index.analysis import terms
 from index.dedup import WorkClusterer
-from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError
+from broker.members import MemberRegistry
+from broker.search import SearchService
+from broker.views import cached_view, facets_view
+from connectors import HttpClient
+from index.facets import Facets, facets_of, work_ndc, work_year
+from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError, UnionIndexInUse
+from tests.conftest import SandboxedConsortium
 from index.years import parse_year
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +155,30 @@ def ndl_index(tmp_path_factory: pytest.TempPathFactory, ndl_works: list[Work]) -
         yield indexed(ix, [*ndl_works, WAGAHAI])
 
 
+# --- the package's shape -------------------------------------------------------------------
+
+# whoosh names that are internals (snapshots, TOC files, crash recovery): one adapter only.
+_WHOOSH_INTERNALS = frozenset({"TOC", "clean_files", "MultiReader", "EmptyReader", "FileIndex", "FileStorage"})
+
+
+def _whoosh_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "whoosh":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.split(".")[0] == "whoosh")
+    return names
+
+
+def test_whoosh_stays_behind_the_adapter() -> None:
+    modules = sorted((ROOT / "index" / "store").glob("*.py"))
+    engine_free = [p.name for p in modules if not p.name.startswith("whoosh_") and _whoosh_imports(p)]
+    internals = {p.name: _whoosh_imports(p) & _WHOOSH_INTERNALS for p in modules}
+    assert engine_free == []
+    assert {name for name, used in internals.items() if used} == {"whoosh_backend.py"}
+
+
 # --- the analyzers ---------------------------------------------------------------------------
 
 
@@ -198,9 +230,9 @@ class TestJapaneseSearch:
         ix = indexed(open_index(), [*ndl_works, make_work("pc", "はじめてのコンピューター", year=2020)])
         assert "pc" in ids(ix, text="コンピュータ")
         # Real NDL titles write コンピュータ; the query with the final ー finds them too.
-        real = {w.work_id for w in ndl_works if "コンピュータ" in w.title}
+        real = [w.work_id for w in ndl_works if "コンピュータ" in w.title]
         assert len(real) == 2
-        assert real | {"pc"} == set(ids(ix, text="コンピューター"))
+        assert sorted(ids(ix, text="コンピューター")) == sorted([*real, "pc"])
 
     def test_half_width_katakana_matches_full_width(self, open_index: Callable[..., UnionIndex]) -> None:
         ix = indexed(open_index(), [make_work("sw", "ソフトウェア工学の基礎"), make_work("hw", "ハードウェア入門")])
@@ -213,18 +245,19 @@ class TestJapaneseSearch:
         assert ids(ndl_index, text="漱石 猫") == [WAGAHAI.work_id]
 
     def test_words_are_anded(self, ndl_index: UnionIndex, ndl_works: list[Work]) -> None:
-        both = set(ids(ndl_index, text="電子書籍 図書館"))
-        assert both
-        assert both <= set(ids(ndl_index, text="電子書籍")) & set(ids(ndl_index, text="図書館"))
-        assert len(both) < len(ids(ndl_index, text="図書館"))
+        both = ids(ndl_index, text="電子書籍 図書館")
+        library = ids(ndl_index, text="図書館")
+        assert both and len(both) < len(library)
+        # Exactly the works both words find, each once.
+        assert sorted(both) == sorted(w for w in ids(ndl_index, text="電子書籍") if w in set(library))
         assert ids(ndl_index, text="電子書籍 猫") == []
 
     def test_year_filter(self, ndl_index: UnionIndex, ndl_works: list[Work]) -> None:
-        expected = {w.work_id for w in ndl_works if w.year == 2013 and "電子書籍" in w.title}
+        expected = [w.work_id for w in ndl_works if w.year == 2013 and "電子書籍" in w.title]
         assert expected
         found = ndl_index.search(SearchQuery(text="電子書籍", year=2013), limit=100).works
-        assert expected <= {w.work_id for w in found}
-        assert {w.work["year"] for w in found} == {2013}
+        assert sorted(w.work_id for w in found if w.work_id in expected) == sorted(expected)
+        assert [w.work["year"] for w in found] == [2013] * len(found)
 
     def test_unsearchable_query_gives_nothing(self, ndl_index: UnionIndex) -> None:
         result = ndl_index.search(SearchQuery(text="・・・ ："))
@@ -296,7 +329,7 @@ class TestFacets:
         assert facets.ndc_classes == {"0": 1, "9": 1}
         assert facets.available_now == 1
         held = ix.search(SearchQuery(text="図書館"), members=["tamano", "okayama-city"])
-        assert {w.work_id for w in held.works} == {"a", "c"} and held.total == 2
+        assert sorted(w.work_id for w in held.works) == ["a", "c"] and held.total == 2
         assert ix.search(SearchQuery(text="図書館"), facets=False).facets is None
 
     def test_blob_renders_a_result_line(self, ndl_index: UnionIndex) -> None:
@@ -315,6 +348,79 @@ class TestFacets:
         classes = result.facets.ndc_classes
         assert max(classes, key=classes.__getitem__) == "0"  # 情報科学・図書館 (NDC 0xx)
         assert set(classes) <= {row["ndc"][:1] for row in ndl_rows if row["ndc"]}
+
+
+def _facet_works() -> list[Work]:
+    """Works that tell the facet rules apart: copies vs works, 禁帯出, picture books (E), a
+    member with no municipality, a year only on a record, records disagreeing on the NDC."""
+    a = Work(
+        work_id="a",
+        title="図書館の歴史",
+        year=2003,
+        records=[
+            Record(member="okayama-city", local_id="a1", title="図書館の歴史", ndc="010.2", year=2003,
+                   holdings=[_holding("okayama-city", "chuo", Availability.AVAILABLE, "貸出可"),
+                             _holding("okayama-city", "kita", Availability.AVAILABLE, "貸出可")]),
+            Record(member="kurashiki", local_id="a2", title="図書館の歴史", ndc="010.2", year=2003,
+                   holdings=[_holding("kurashiki", "chuo", Availability.ON_LOAN, "貸出中")]),
+        ],
+    )
+    b = Work(
+        work_id="b",
+        title="としょかんの えほん",
+        records=[Record(member="kurashiki", local_id="b1", title="としょかんの えほん 図書館", ndc="E", year=1995,
+                        holdings=[_holding("kurashiki", "chuo", Availability.LIBRARY_USE_ONLY, "禁帯出")])],
+    )
+    c = make_work("c", "図書館のひみつ", member="outside", available=False, year=2011, ndc="913.6")
+    d = Work(
+        work_id="d",
+        title="学校図書館",
+        year=1988,
+        records=[
+            Record(member=m, local_id=f"d{n}", title="学校図書館", ndc=ndc, holdings=[_holding(m, "chuo", Availability.ON_LOAN, "貸出中")])
+            for n, (m, ndc) in enumerate([("tamano", "913"), ("okayama-city", "017"), ("kurashiki", "017")])
+        ],
+    )
+    return [a, b, c, d]
+
+
+class TestOneFacetDefinition:
+    def test_live_and_cached_facets_of_the_same_works_are_equal(self, open_index: Callable[..., UnionIndex]) -> None:
+        works = _facet_works()
+        ix = indexed(open_index(), [*works, make_work("x", "関係のない本")])
+        cached = ix.search(SearchQuery(text="図書館"), limit=1)
+        assert cached.total == 4
+        live = facets_of(works, MEMBERS)
+        assert cached.facets == live
+        assert cached_view(cached)["facets"] == facets_view(works, MEMBERS)
+        # The values, so that the equality is not two equal mistakes: works, not copies.
+        assert live == Facets(
+            members={"kurashiki": 3, "okayama-city": 2, "outside": 1, "tamano": 1},
+            municipalities={"倉敷市": 3, "岡山市": 2, "玉野市": 1},  # 'outside' has none: not counted as a town
+            decades={1980: 1, 1990: 1, 2000: 1, 2010: 1},
+            ndc_classes={"0": 2, "9": 1, "E": 1},
+            available_now=2,  # a (on the shelf) and b (禁帯出: readable in the library today)
+        )
+
+    def test_work_rules_do_not_depend_on_record_order(self) -> None:
+        d = _facet_works()[3]
+        reversed_d = d.model_copy(update={"records": d.records[::-1]})
+        assert work_ndc(d) == work_ndc(reversed_d) == "017"  # two records of three, whichever came first
+        b = _facet_works()[1]
+        assert work_year(b) == 1995
+
+    async def test_live_search_and_its_cached_answer_have_equal_facets(
+        self, okayama_sandbox: SandboxedConsortium, http: HttpClient, tmp_path: Path
+    ) -> None:
+        consortium = okayama_sandbox.consortium
+        municipalities = {m.id: m.municipality for m in consortium.members}
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.0) as index:
+            live = await SearchService(MemberRegistry(consortium, http), index=index).search(SearchQuery(author="夏目漱石"))
+            assert len(live.works) > 1
+            assert index.flush(10)
+            cached = index.search(SearchQuery(author="夏目漱石"), limit=100)
+            assert sorted(c.work_id for c in cached.works) == sorted(w.work_id for w in live.works)
+            assert cached_view(cached)["facets"] == facets_view(live.works, municipalities)
 
 
 class TestWriteBehind:
@@ -362,7 +468,7 @@ class TestWriteBehind:
         assert stats.dropped_batches == 2 and stats.queue_depth == 2
         release.set()
         assert ix.flush(10)
-        assert {w for n in range(5) for w in ids(ix, text=f"本その{n}")} == {"w3", "w4"}
+        assert [w for n in range(5) for w in ids(ix, text=f"本その{n}")] == ["w3", "w4"]
 
     def test_batches_are_merged_into_one_commit(self, open_index: Callable[..., UnionIndex]) -> None:
         ix = open_index(batch_delay_s=0.3, batch_size=1000)
@@ -384,8 +490,49 @@ class TestWriteBehind:
         ix = indexed(open_index(), [make_work("w", "銀河鉄道の夜", member="okayama-city")])
         indexed(ix, [make_work("w", "銀河鉄道の夜", member="kurashiki", available=False)])
         [hit] = ix.search(SearchQuery(text="銀河鉄道")).works
-        assert set(hit.work["members"]) == {"okayama-city", "kurashiki"}
+        assert hit.work["members"] == ["kurashiki", "okayama-city"]  # this answer's first, then what was kept
         assert ix.stats().doc_count == 1
+
+
+    @pytest.mark.parametrize("others", [0, 9], ids=["alone", "among-9-others"])
+    def test_resubmitted_work_is_listed_once(self, open_index: Callable[..., UnionIndex], others: int) -> None:
+        """Issue 11 item 6: submit, search, resubmit, search listed the work twice (doc_count 1).
+
+        Alone, the resubmit leaves its old segment wholly deleted and merged away; among 9
+        others it stays with one deletion: a reader kept across the commit must see both."""
+        ix = indexed(open_index(), [make_work(f"o{n}", f"別の本{n}") for n in range(others)] + [make_work("w", "銀河鉄道の夜")])
+        assert ids(ix, text="銀河鉄道") == ["w"]
+        held_by = {"okayama-city"}
+        for member in ["okayama-city", "kurashiki", "tamano"]:
+            indexed(ix, [make_work("w", "銀河鉄道の夜", member=member)])
+            held_by.add(member)
+            result = ix.search(SearchQuery(text="銀河鉄道"))
+            assert [w.work_id for w in result.works] == ["w"] and result.total == 1, member
+            assert ix.stats().doc_count == others + 1
+            assert result.facets is not None and result.facets.members == {m: 1 for m in held_by}
+        if others:
+            assert sorted(ids(ix, text="別の本")) == [f"o{n}" for n in range(others)]
+
+    def test_every_thread_sees_a_resubmitted_work_once(self, open_index: Callable[..., UnionIndex]) -> None:
+        ix = indexed(open_index(), [make_work(f"o{n}", f"別の本{n}") for n in range(9)] + [make_work("w", "銀河鉄道の夜")])
+        seen: list[list[str]] = []
+        ready, go = threading.Barrier(3), threading.Event()
+
+        def reader() -> None:
+            ids(ix, text="銀河鉄道")  # this thread's snapshot, from before the resubmit
+            ready.wait(5)
+            go.wait(5)
+            seen.append(ids(ix, text="銀河鉄道"))
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        ready.wait(5)
+        indexed(ix, [make_work("w", "銀河鉄道の夜", member="kurashiki")])
+        go.set()
+        for thread in threads:
+            thread.join(5)
+        assert seen == [["w"], ["w"]]
 
 
 class TestBounds:
@@ -397,9 +544,10 @@ class TestBounds:
             now[0] += 60
         stats = ix.stats()
         assert stats.doc_count <= 10 and stats.evicted >= 5
-        kept = set(ids(ix, text="共通"))
-        assert {f"w{n:02d}" for n in range(10, 15)} <= kept
-        assert not kept & {f"w{n:02d}" for n in range(5)}
+        kept = sorted(ids(ix, text="共通"))
+        assert len(kept) == stats.doc_count and len(set(kept)) == len(kept)
+        assert kept[-5:] == [f"w{n:02d}" for n in range(10, 15)]
+        assert not set(kept) & {f"w{n:02d}" for n in range(5)}
 
     def test_age_bound(self, open_index: Callable[..., UnionIndex]) -> None:
         now = [1_800_000_000.0]
@@ -432,10 +580,73 @@ class TestPersistence:
             indexed(ix, [make_work("added", "再開後の本")])
             assert ids(ix, text="再開後") == ["added"]
 
-    def test_second_owner_is_refused(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
+    def test_second_owner_is_refused_at_once(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
         open_index()
-        with pytest.raises(UnionIndexError, match="in use"):
-            UnionIndex.open(tmp_path / "ix", lock_timeout_s=0.1)
+        started = time.perf_counter()
+        with pytest.raises(UnionIndexInUse, match="in use by a live process"):
+            UnionIndex.open(tmp_path / "ix")
+        assert time.perf_counter() - started < 1.0, "open waited for the owner (it must leave waiting to open_async)"
+
+    def test_open_never_sleeps(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Opening an index a killed writer left (stale lock file, temp TOC) never calls time.sleep."""
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+            indexed(ix, [WAGAHAI])
+        (tmp_path / "ix" / "MAIN_WRITELOCK").write_text("")  # nobody holds it: a SIGKILLed writer's
+        (tmp_path / "ix" / "_MAIN_9.toc.tmp1").write_bytes(b"half")
+
+        def no_sleep(seconds: float) -> None:
+            raise AssertionError(f"time.sleep({seconds}) while opening the union index")
+
+        monkeypatch.setattr(time, "sleep", no_sleep)
+        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+            assert ids(ix, text="猫") == [WAGAHAI.work_id]
+            assert not (tmp_path / "ix" / "_MAIN_9.toc.tmp1").exists()
+
+    async def test_open_async_waits_for_the_owner_without_blocking_the_loop(self, tmp_path: Path) -> None:
+        first = UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01)
+        indexed(first, [WAGAHAI])
+        loop = asyncio.get_running_loop()
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = loop.time()
+            while True:
+                await asyncio.sleep(0.01)
+                gaps.append(loop.time() - last)
+                last = loop.time()
+
+        ticking = asyncio.create_task(ticker())
+        releaser = threading.Timer(0.3, first.close)  # the previous owner shuts down meanwhile
+        releaser.start()
+        started = loop.time()
+        try:
+            second = await UnionIndex.open_async(tmp_path / "ix", wait_s=5, batch_delay_s=0.01)
+        finally:
+            ticking.cancel()
+            releaser.join(5)
+        try:
+            assert 0.25 <= loop.time() - started < 3
+            assert len(gaps) > 10 and max(gaps) < 0.25, f"the loop stalled {max(gaps) * 1000:.0f} ms"
+            assert ids(second, text="猫") == [WAGAHAI.work_id]
+        finally:
+            second.close()
+
+    async def test_cancelled_open_async_releases_the_directory(self, tmp_path: Path) -> None:
+        """cleanup_ctx cancelled mid-open (a shutdown during startup): the thread's index is closed."""
+        opening = asyncio.create_task(UnionIndex.open_async(tmp_path / "ix"))
+        await asyncio.sleep(0)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        reopened = await UnionIndex.open_async(tmp_path / "ix", wait_s=5)
+        reopened.close()
+
+    async def test_open_async_gives_up_after_wait_s(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
+        open_index()
+        started = time.monotonic()
+        with pytest.raises(UnionIndexInUse):
+            await UnionIndex.open_async(tmp_path / "ix", wait_s=0.3)
+        assert 0.25 <= time.monotonic() - started < 3
 
 
 _KILLED_WRITER = textwrap.dedent(
