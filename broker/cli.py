@@ -14,6 +14,7 @@ from aiohttp import web
 
 from broker.api import build_app
 from broker.consortium import Consortium, ConsortiumFileError, load_consortium
+from broker.holds.cli import add_holds_parser, run_holds
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService, UnknownMembers
 from broker.views import DisplayNames
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     _index_options(serve)
+    add_holds_parser(commands)
     return parser
 
 
@@ -188,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("yokodan search: give a query, --title, --author or --isbn", file=sys.stderr)
                 return 2
             return asyncio.run(_search(args))
+        if args.command == "holds":
+            return run_holds(args)
         if args.command == "demo":
             return asyncio.run(_run_forever(args, with_sandbox=True))
         return asyncio.run(_run_forever(args, with_sandbox=False))

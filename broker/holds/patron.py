@@ -7,7 +7,7 @@ interests are not part of the patron: a plan is computed and forgotten (DOMAIN.m
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from yokodan import PatronCredentials
 
@@ -37,6 +37,13 @@ class Patron(BaseModel):
     studies_in: list[str] = Field(default_factory=list, max_length=5)
     location: tuple[float, float] | None = None  # (lat, lon) of home, for distance to a pickup branch
     preferred_pickups: list[str] = Field(default_factory=list, max_length=20)  # branch ids, best first
+
+    @field_validator("location")
+    @classmethod
+    def _check_location(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180):
+            raise ValueError("location is (lat, lon) in degrees")
+        return value
 
     def card_for(self, member: str) -> Card | None:
         return next((c for c in self.cards if c.member == member), None)

@@ -258,6 +258,9 @@ def card_eligibility(rule: CardRule, patron: Patron) -> str | None:
     return None
 
 
+_CARD_VERDICTS = frozenset({RefusalReason.AUTHENTICATION_FAILED.value, RefusalReason.PATRON_NOT_FOUND.value})
+
+
 class _Refusals:
     """Refusals grouped so a page lists one line per member and reason, not one per copy."""
 
@@ -518,8 +521,10 @@ def plan_hold(
             continue
         status = statuses.get(card.member)
         if status is None or isinstance(status, MemberUnreachable):
-            refusals.add(Refusal(RefusalReason.MEMBER_UNREACHABLE, member.id, member.name, rules.phone,
-                                 params={"reason": status.reason if status else "not_asked"}))
+            # The member's own verdict on the card (wrong PIN, unknown card) is passed on as such.
+            reason = status.reason if status else "not_asked"
+            code = RefusalReason(reason) if reason in _CARD_VERDICTS else RefusalReason.MEMBER_UNREACHABLE
+            refusals.add(Refusal(code, member.id, member.name, rules.phone, params={"reason": reason}))
             continue
         blocked = _patron_refusal(rules, status, today)
         if blocked is not None:

@@ -302,8 +302,10 @@ class HoldPolicy(_Rule):
 
     def merged_over(self, defaults: HoldPolicy) -> HoldPolicy:
         """This policy with every section it does not set taken from `defaults` (sections replace whole)."""
+        # "Not set" is None (or an empty per_pickup), not pydantic's fields_set: a dumped and re-validated
+        # consortium (with_base_url) sets every field explicitly.
         values = {name: getattr(defaults, name) for name in type(self).model_fields}
-        values.update({name: getattr(self, name) for name in self.model_fields_set})
+        values.update({name: value for name in type(self).model_fields if (value := getattr(self, name)) not in (None, {})})
         return type(self).model_validate(values)
 
 
