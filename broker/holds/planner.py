@@ -353,6 +353,15 @@ def _copy_refusal(rules: _MemberRules, record: Record, holding: Holding, book: R
     return None
 
 
+def _with_phone_holds(rules: _MemberRules, status: PatronStatus, refusal: Refusal) -> Refusal:
+    """A phone-only item: say how many phone holds the card has left (Takarazuka: 2 by phone)."""
+    cap = rules.limits.max_phone_holds
+    left = None if cap is None else max(0, cap - status.phone_holds_count)
+    params = {**refusal.params, "max_phone_holds": cap, "phone_holds_left": left, "by_phone": left != 0}
+    return Refusal(refusal.reason, refusal.member, refusal.member_name, refusal.phone, refusal.branch,
+                   refusal.branch_name, refusal.record_id, refusal.item_ids, params)
+
+
 def _available_from(holding: Holding, today: date, loan_days: int | None) -> tuple[date | None, str | None]:
     """The day this copy is free for the patron's hold, or None with the reason it cannot be said."""
     availability = holding.availability
@@ -407,6 +416,8 @@ def _options_for(
                 continue
         for holding in record.holdings:
             refusal = _copy_refusal(rules, record, holding, book)
+            if refusal is not None and refusal.reason is RefusalReason.NOT_RESERVABLE_ONLINE and status is not None:
+                refusal = _with_phone_holds(rules, status, refusal)
             if refusal is not None:
                 if status is not None:
                     refusals.add(refusal)
