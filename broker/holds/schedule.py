@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from broker.holds.calendar import BranchCalendar
+from broker.holds.calendar import BranchCalendar, CalendarError
 from broker.holds.policy import (
     WEEKDAYS,
     Courier,
@@ -22,6 +22,9 @@ from broker.holds.policy import (
     Weekday,
     WeeklyBatch,
 )
+
+# A weekly run that the owner's calendar cancels for a year is a contradiction in the data, not a wait.
+_MAX_SKIPPED_RUNS = 53
 
 __all__ = ["Estimate", "estimate", "first_weekday_after", "first_weekday_on_or_after"]
 
@@ -56,8 +59,17 @@ def estimate(route: Route, available: date, owner: BranchCalendar, pickup: Branc
     """Ready date and pickup deadline for a copy that is free for this hold from `available` on.
 
     Processing never happens on `available` itself: a hold on a copy on the shelf is not ready the
-    day it is placed (seed 001), and a returned copy is secured before the next run.
+    day it is placed (seed 001), and a returned copy is secured before the next run. Calendars that
+    never open (a run on the owner's weekly closed day, a closure without end) give an unknown
+    estimate that says so, not an exception.
     """
+    try:
+        return _estimate(route, available, owner, pickup)
+    except (CalendarError, OverflowError):
+        return Estimate(None, None, None, None, route.schedule.kind, assumptions=("calendar_never_open",))
+
+
+def _estimate(route: Route, available: date, owner: BranchCalendar, pickup: BranchCalendar) -> Estimate:
     schedule = route.schedule
     assumptions: list[str] = []
     if not owner.complete:
@@ -70,8 +82,12 @@ def estimate(route: Route, available: date, owner: BranchCalendar, pickup: Branc
         ready_from = notice
     elif isinstance(schedule, WeeklyBatch):
         processed = first_weekday_after(available, schedule.process_weekday)
-        while not owner.is_open(processed):  # no run while the owner is closed: the next week's run
-            processed += timedelta(days=7)
+        for _ in range(_MAX_SKIPPED_RUNS):
+            if owner.is_open(processed):
+                break
+            processed += timedelta(days=7)  # no run while the owner is closed: the next week's run
+        else:
+            raise CalendarError(f"no {schedule.process_weekday} run within {_MAX_SKIPPED_RUNS} weeks of {available}")
         notice = first_weekday_on_or_after(processed, schedule.notice_weekday)
         ready_from = first_weekday_on_or_after(notice, schedule.ready_weekday)
     elif isinstance(schedule, (Postal, Courier)):
