@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from broker.consortium import Consortium
 from broker.holds.patron import Patron
 from broker.holds.planner import MemberUnreachable, Plan, plan_hold
-from index.volume import parse_volume
+from index.volume import Volume, parse_volume
 from yokodan import PatronStatus, Record
 
 __all__ = ["SeriesPlan", "VolumeStep", "order_volumes", "plan_series"]
@@ -44,12 +44,24 @@ class SeriesPlan:
         return readies == sorted(readies)
 
 
+# Reading order of named parts: 上 < 中 < 下, 前 < 後, 乾 < 坤 (index.volume keeps them as names).
+_PART_ORDER = {"upper": 1, "middle": 2, "lower": 3, "first": 1, "latter": 2, "heaven": 1, "earth": 2}
+
+
+def _reading_order(volume: Volume) -> tuple[object, ...]:
+    def rank(kind: str, value: int | str) -> tuple[int, int | str]:
+        if isinstance(value, int):
+            return (0, value)
+        return (1, _PART_ORDER[value]) if value in _PART_ORDER else (2, value)  # numbers, then named parts
+
+    return (*(rank(level.kind, level.value) for level in volume.outer), rank(volume.kind, volume.value))
+
+
 def order_volumes(volumes: Sequence[tuple[str | None, Sequence[Record]]]) -> list[tuple[str | None, Sequence[Record]]]:
-    """By volume designation (上 < 中 < 下, 1 < 2 …); volumes without one keep their given place at the end."""
-    indexed = list(enumerate(volumes))
-    parsed = [(i, parse_volume(label) if label else None) for i, (label, _) in indexed]
-    known = sorted((p for p in parsed if p[1] is not None), key=lambda p: (p[1], p[0]))  # type: ignore[arg-type, return-value]
-    unknown = [p for p in parsed if p[1] is None]
+    """By reading order (上 < 中 < 下, 1 < 2 …); volumes without a designation keep their place at the end."""
+    keyed = [(i, parse_volume(label) if label else None) for i, (label, _) in enumerate(volumes)]
+    known = sorted(((i, v) for i, v in keyed if v is not None), key=lambda iv: (_reading_order(iv[1]), iv[0]))
+    unknown = [(i, v) for i, v in keyed if v is None]
     return [volumes[i] for i, _ in [*known, *unknown]]
 
 
