@@ -165,6 +165,7 @@ class RuleBook:
     def __init__(self, consortium: Consortium) -> None:
         self.consortium = consortium
         self._calendars: dict[int, BranchCalendar] = {}
+        self._distances: dict[tuple[float, float], dict[str, float]] = {}
         self.branches: dict[str, Branch] = {b.id: b for b in consortium.branches()}
         self.branch_member: dict[str, str] = {b.id: m.id for m in consortium.members for b in m.branches}
         pickup_everywhere = [b for b in consortium.branches() if b.pickup_point and not b.mobile]
@@ -224,6 +225,19 @@ class RuleBook:
         if copy_branch == pickup:
             return "at_owner", policy.at_owner or DEFAULT_ROUTE
         return "to_pickup", policy.per_pickup.get(pickup) or policy.to_pickup or DEFAULT_ROUTE
+
+    def distances(self, location: tuple[float, float] | None) -> dict[str, float]:
+        """Branch id -> km from `location`, for branches with coordinates (cached for the last few homes)."""
+        if location is None:
+            return {}
+        found = self._distances.get(location)
+        if found is None:
+            if len(self._distances) > 256:
+                self._distances.clear()
+            found = self._distances[location] = {
+                b.id: d for b in self.branches.values() if (d := _distance_km(location, b)) is not None
+            }
+        return found
 
     def calendar(self, member: str, branch_id: str | None) -> BranchCalendar:
         if branch_id is not None and branch_id in self.branch_calendars:
@@ -406,7 +420,9 @@ def _options_for(
                                      params={"allowed": [b.id for b in pickups]}))
         pickups = [b for b in pickups if b.id in preferred]
     loan_days = rules.policy.loans.loan_days if rules.policy.loans else None
-    options: list[Option] = []
+    # Only the best copy per pickup branch becomes an Option (the others lose to it on the copy alone);
+    # a plan over 40 copies × 40 pickups stays within its CPU budget that way.
+    best: dict[str, tuple[tuple[Any, ...], Record, Holding, str, Estimate]] = {}
     estimates: dict[tuple[Any, ...], Estimate] = {}
     for record in records:
         if status is not None:
@@ -436,19 +452,26 @@ def _options_for(
                         est = estimates[key] = estimate(route, available, owner_calendar, pickup_calendar)
                 # A date-range closure (relocation, refit) on the day the copy would arrive refuses this pickup
                 # instead of silently pushing the hold months out; so does a window with no opening day.
-                closure = pickup_calendar.closure_on(est.ready_from or today)
+                closure = pickup_calendar.closure_on(est.ready_from or today) if pickup_calendar.rule.closures else None
                 if closure is not None or "window_closed" in est.assumptions:
                     if status is not None:
                         refusals.add(_closed_refusal(book, rules, pickup, closure, today))
                     continue
-                options.append(Option(
-                    member=member.id, member_name=member.name, record_id=record.local_id, item_id=holding.item_id,
-                    copy_branch=holding.branch_id, pickup_branch=pickup.id, pickup_name=pickup.name,
-                    availability=holding.availability, route=route_name, estimate=est,
-                    preference_rank=preferred.get(pickup.id), distance_km=_distance_km(patron.location, pickup),
-                    queue_ahead=holding.queue_length or 0,
-                ))
-    return options
+                rank = (est.ready is None, est.ready or date.max, holding.item_id or "")
+                current = best.get(pickup.id)
+                if current is None or rank < current[0]:
+                    best[pickup.id] = (rank, record, holding, route_name, est)
+    distance = book.distances(patron.location)
+    return [
+        Option(
+            member=member.id, member_name=member.name, record_id=record.local_id, item_id=holding.item_id,
+            copy_branch=holding.branch_id, pickup_branch=pickup_id, pickup_name=book.branches[pickup_id].name,
+            availability=holding.availability, route=route_name, estimate=est,
+            preference_rank=preferred.get(pickup_id), distance_km=distance.get(pickup_id),
+            queue_ahead=holding.queue_length or 0,
+        )
+        for pickup_id, (_, record, holding, route_name, est) in best.items()
+    ]
 
 
 def _closed_refusal(book: RuleBook, rules: _MemberRules, pickup: Branch, closure: Closure | None, today: date) -> Refusal:
