@@ -172,3 +172,18 @@ async def test_cli_plan_in_japanese(okayama_sandbox: SandboxedConsortium, capsys
     assert "10000001" not in out and "1234" not in out
     bad = await asyncio.to_thread(main, ["holds", "plan", "--card", "okayama-pref:1", "--base-url", "http://127.0.0.1:1"])
     assert bad == 2
+
+
+async def test_member_in_maintenance_is_not_contacted(http) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from tests.holds_helpers import shipped
+
+    # Kumamoto: 毎日午前4時30分から午前5時まで… ご利用いただけません. Pointed at a closed port: contacting it would
+    # fail as an error, so "maintenance" proves it was skipped without a request.
+    kumamoto = shipped("kumamoto").with_base_url("http://127.0.0.1:9")
+    at_0445 = lambda: datetime(2026, 12, 1, 4, 45, tzinfo=ZoneInfo("Asia/Tokyo"))  # noqa: E731
+    gatherer = HoldsGatherer(kumamoto, http, clock=at_0445)
+    gathered = await gatherer.gather(Patron(cards=[Card(member="kumamoto-pref", card_number="1")]), [])
+    assert gathered.statuses["kumamoto-pref"].reason == "maintenance"

@@ -235,6 +235,7 @@ def test_card_gap_advice_names_library_gain_phone_and_how() -> None:
     [advice] = plan.advice
     assert (advice.member, advice.gain_days, advice.phone, advice.eligibility) == ("tsuyama-city", 9, "0868-24-2919", "eligible")
     assert "本人確認" in advice.how_to_get
+    assert "pickup_calendar_not_published" in advice.assumptions  # 津山 prints no calendar: the gain assumes it opens
     from broker.holds.views import advice_ja
 
     assert advice_ja(advice) == "津山市立図書館の利用カードがあれば、9日早く受け取れます（0868-24-2919）"
@@ -283,3 +284,12 @@ def test_phone_only_item_says_how_many_phone_holds_are_left() -> None:
     assert [(r.params["phone_holds_left"], r.params["by_phone"]) for r in one_used.refusals] == [(1, True)]
     assert [(r.params["phone_holds_left"], r.params["by_phone"]) for r in all_used.refusals] == [(0, False)]
     assert TAKARAZUKA.policy_for("takarazuka-city").limits.max_phone_holds == 2
+
+
+def test_on_shelf_choice_warns_walk_in_borrowers_come_first_and_reports_loan_context() -> None:
+    plan = plan_hold(OKAYAMA, patron(PREF, preferred_pickups=[HONKAN]), [copy(PREF, HONKAN)], clean(PREF), TUE, pickup_only=True)
+    assert "walk_in_borrower_may_take_the_copy_first" in plan.assumptions
+    assert (plan.loans.loan_days, plan.loans.renewals) == (15, 1)
+    on_loan = plan_hold(OKAYAMA, patron(PREF, preferred_pickups=[HONKAN]),
+                        [copy(PREF, HONKAN, Availability.ON_LOAN, due=date(2026, 12, 5))], clean(PREF), TUE, pickup_only=True)
+    assert "walk_in_borrower_may_take_the_copy_first" not in on_loan.assumptions

@@ -33,6 +33,7 @@ from broker.holds.policy import (
     HoldPolicy,
     ItemRules,
     Limits,
+    LoanRules,
     Route,
 )
 from broker.holds.schedule import Estimate, estimate
@@ -127,6 +128,7 @@ class CardAdvice:
     pickup_name: str
     eligibility: str  # eligible / unknown (the seed does not say who may get the card)
     how_to_get: str | None
+    assumptions: tuple[str, ...] = ()  # e.g. the faster library's calendar is not published
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,8 @@ class Plan:
     alternatives: list[Alternative]
     refusals: list[Refusal]
     advice: list[CardAdvice]
-    # Options with an earlier estimate exist only as unknowns: say so rather than hide them.
-    assumptions: list[str]
+    assumptions: list[str]  # what the choice's estimate had to assume (calendars not published …)
+    loans: LoanRules | None = None  # the owner's loan period and renewals: context for the page, not enforced
 
 
 # --- the compiled rules of one consortium ---------------------------------------------------------
@@ -569,8 +571,12 @@ def plan_hold(
     choice = ranked[0] if ranked and ranked[0].ready is not None else None
     alternatives = [_why_lost(o, choice) for o in ranked[1:]] if choice else [Alternative(o, "ready_unknown") for o in ranked]
     advice = _card_gap_advice(book, patron, by_member, no_card, today, choice, pickup_only)
-    assumptions = sorted({a for o in ([choice] if choice else []) for a in o.estimate.assumptions})
-    return Plan(today, choice, alternatives, refusals.all(), advice, assumptions)
+    assumptions = set(choice.estimate.assumptions) if choice else set()
+    if choice is not None and choice.availability is Availability.AVAILABLE:
+        # Seeds 001/003: a walk-in borrower who takes the copy first wins; the hold then waits for a return.
+        assumptions.add("walk_in_borrower_may_take_the_copy_first")
+    loans = book.members[choice.member].policy.loans if choice else None
+    return Plan(today, choice, alternatives, refusals.all(), advice, sorted(assumptions), loans)
 
 
 def _card_gap_advice(
@@ -601,7 +607,7 @@ def _card_gap_advice(
         advice.append(CardAdvice(
             member=member_id, member_name=rules.member.name, phone=rules.phone, gain_days=gain, ready=best.ready,
             pickup_branch=best.pickup_branch, pickup_name=best.pickup_name, eligibility=eligibility,
-            how_to_get=rules.cards.how_to_get,
+            how_to_get=rules.cards.how_to_get, assumptions=best.estimate.assumptions,
         ))
     advice.sort(key=lambda a: (-(a.gain_days or 10**6), a.member))
     return advice

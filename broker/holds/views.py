@@ -110,7 +110,8 @@ def _advice(a: CardAdvice) -> dict[str, Any]:
     return {
         "member": a.member, "member_name": a.member_name, "phone": a.phone, "gain_days": a.gain_days,
         "ready": a.ready, "pickup_branch": a.pickup_branch, "pickup_name": a.pickup_name,
-        "eligibility": a.eligibility, "how_to_get": a.how_to_get, "message_ja": advice_ja(a),
+        "eligibility": a.eligibility, "how_to_get": a.how_to_get, "assumptions": list(a.assumptions),
+        "message_ja": advice_ja(a),
     }
 
 
@@ -123,6 +124,7 @@ def plan_view(plan: Plan, *, max_alternatives: int = 50) -> dict[str, Any]:
         "refusals": [_refusal(r) for r in plan.refusals],
         "advice": [_advice(a) for a in plan.advice],
         "assumptions": plan.assumptions,
+        "loans": plan.loans.model_dump() if plan.loans else None,
     }
 
 
