@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yokodan", description="Federated cross-catalogue search for library consortia")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="start the sandbox Okayama members and the broker on localhost")
-    demo.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network)")
+    demo = commands.add_parser("demo", help="start a shipped consortium's members on the sandbox and the broker on localhost")
+    demo.add_argument("--consortium", help="a shipped consortium (okayama, kumamoto, aomori, takarazuka) or a TOML path (default: okayama)")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
@@ -193,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "holds":
             return run_holds(args)
         if args.command == "demo":
+            if args.consortium:
+                from broker.demo import consortium_file  # demo-only, like the sandbox it starts
+
+                args.consortium = str(consortium_file(args.consortium))
             return asyncio.run(_run_forever(args, with_sandbox=True))
         return asyncio.run(_run_forever(args, with_sandbox=False))
     except (ConsortiumFileError, UnionIndexError) as exc:

@@ -45,6 +45,7 @@ __all__ = [
     "Branch",
     "Consortium",
     "ConsortiumFileError",
+    "ConnectorRole",
     "ConnectorSettings",
     "MaintenanceWindow",
     "Member",
@@ -257,6 +258,9 @@ class Member(_Model):
     municipality: NonEmpty
     phone: Phone | None = None  # main contact, quoted when a hold can only be cancelled by phone
     connector: ConnectorSettings
+    # A second connector for holds, where the catalogue protocol cannot place them (SRU searches,
+    # NCIP or the ILS's REST API holds): `[members.holds]`, same fields as `[members.connector]`.
+    holds: ConnectorSettings | None = None
     branches: list[Branch] = Field(min_length=1)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # overrides the consortium's policy, section by section
@@ -341,13 +345,14 @@ class Consortium(_Model):
             if member.id in member_ids:
                 problems.append((("members", i, "id"), f"duplicate member id {member.id!r}"))
             member_ids.add(member.id)
-            if member.connector.is_relative and self.base_url is None:
-                problems.append(
-                    (
-                        ("members", i, "connector", "endpoint"),
-                        f"relative endpoint {member.connector.endpoint!r} needs base_url at the top of the file",
+            for role, settings in (("connector", member.connector), ("holds", member.holds)):
+                if settings is not None and settings.is_relative and self.base_url is None:
+                    problems.append(
+                        (
+                            ("members", i, role, "endpoint"),
+                            f"relative endpoint {settings.endpoint!r} needs base_url at the top of the file",
+                        )
                     )
-                )
         branch_ids = {b.id for m in self.members for b in m.branches}
         problems.extend((("policy", *loc), msg) for loc, msg in unknown_branch_references(self.policy, branch_ids))
         for i, member in enumerate(self.members):
@@ -388,26 +393,37 @@ class Consortium(_Model):
         # Re-validate rather than model_copy(update=…), which would skip the URL check.
         return type(self).model_validate({**self.model_dump(), "base_url": url})
 
-    def endpoint_for(self, member: Member | str) -> str:
-        """The member's endpoint as an absolute URL.
+    def endpoint_for(self, member: Member | str, role: ConnectorRole = "search") -> str:
+        """The endpoint of the member's search (or holds) connector as an absolute URL.
 
         urljoin semantics: a path endpoint replaces the base URL's own path.
         """
         m = self.member(member) if isinstance(member, str) else member
-        if not m.connector.is_relative:
-            return m.connector.endpoint
+        c = _connector_of(m, role)
+        if not c.is_relative:
+            return c.endpoint
         if self.base_url is None:
-            raise ValueError(f"member {m.id!r} has relative endpoint {m.connector.endpoint!r} and no base_url is set")
-        return urljoin(self.base_url, m.connector.endpoint)
+            raise ValueError(f"member {m.id!r} has relative endpoint {c.endpoint!r} and no base_url is set")
+        return urljoin(self.base_url, c.endpoint)
 
-    def target_settings(self, member_id: str) -> TargetSettings:
-        """What the connector for one member needs (connectors never see the consortium)."""
+    def holds_settings(self, member_id: str) -> TargetSettings | None:
+        """Settings of the member's separate holds connector, or None when it has none
+        (then its search connector is the only one, whatever it can do)."""
         m = self.member(member_id)
-        c = m.connector
+        return None if m.holds is None else self.target_settings(member_id, role="holds")
+
+    def target_settings(self, member_id: str, role: ConnectorRole = "search") -> TargetSettings:
+        """What the connector for one member needs (connectors never see the consortium).
+
+        role="holds" is the `[members.holds]` connector; KeyError when the member has none.
+        Both roles share the branch codes: one ILS names its branches the same way on every face.
+        """
+        m = self.member(member_id)
+        c = _connector_of(m, role)
         return TargetSettings(
             member=m.id,
             kind=c.kind,
-            endpoint=self.endpoint_for(m),
+            endpoint=self.endpoint_for(m, role),
             timeout_s=c.timeout_s,
             max_records=c.max_records,
             branch_codes=m.branch_labels(),
@@ -420,6 +436,19 @@ class Consortium(_Model):
     def default_path() -> Path:
         """The shipped demo consortium (Okayama mutual-use network + prefectural library)."""
         return DEFAULT_CONSORTIUM_FILE
+
+
+ConnectorRole = Literal["search", "holds"]
+
+
+def _connector_of(member: Member, role: ConnectorRole) -> ConnectorSettings:
+    if role == "search":
+        return member.connector
+    if role == "holds":
+        if member.holds is None:
+            raise KeyError(f"member {member.id!r} has no [members.holds] connector")
+        return member.holds
+    raise ValueError(f"unknown connector role {role!r} (search, holds)")
 
 
 # --- loading --------------------------------------------------------------------------------------

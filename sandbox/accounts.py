@@ -56,10 +56,11 @@ class SandboxPatron:
     loans: list[str] = field(default_factory=list)  # record ids on loan
     overdue: int = 0
     card_expired: bool = False
+    inactive: bool = False  # unused for 2 years (Okayama): blocked online until renewed
 
     @property
     def block_reasons(self) -> list[str]:
-        return (["overdue"] if self.overdue else []) + (["card_expired"] if self.card_expired else [])
+        return [code for code, on in (("overdue", self.overdue), ("card_expired", self.card_expired), ("inactive", self.inactive)) if on]
 
 
 @dataclass
@@ -94,6 +95,12 @@ class HoldLedger:
         self.patrons[EXPIRED_CARD].card_expired = True
         self.holds: dict[str, SandboxHold] = {}
         self._ids = itertools.count(1)
+
+    def enrol(self, patron: SandboxPatron) -> None:
+        """Issue one more card (the test patrons of `sandbox.patrons`); a card number is issued once."""
+        if patron.card_number in self.patrons:
+            raise ValueError(f"{self.member_id}: card {patron.card_number} is already issued")
+        self.patrons[patron.card_number] = patron
 
     def authenticate(self, card_number: str, pin: str | None) -> SandboxPatron:
         patron = self.patrons.get(card_number)

@@ -9,6 +9,7 @@ from types import TracebackType
 from aiohttp import web
 
 from sandbox.catalogue import DEFAULT_SIZE, Catalogue, generate_catalogue
+from sandbox.patrons import enrol_cards
 from sandbox.spec import FaultConfig, SandboxMember
 from sandbox.sru_server import MEMBERS, build_app
 
@@ -30,6 +31,10 @@ class SandboxHost:
     ) -> None:
         self.catalogue = catalogue or generate_catalogue(catalogue_size, seed)
         self.app = build_app(list(members), self.catalogue, as_of=as_of)
+        for spec in members:
+            if spec.patrons:  # the test patrons' cards, beside every ledger's default cards
+                system = self.app[MEMBERS][spec.id]
+                enrol_cards(system.ledger, system.held, spec.patrons)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 

@@ -102,7 +102,7 @@ def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
     async def serve(request: web.Request) -> web.StreamResponse:
         request.app[ACCESS_LOG].append(f"{request.method} {request.path_qs}")
         system = request.app[MEMBERS].get(request.match_info["member_id"])
-        if system is None or system.spec.protocol != PROTOCOL:
+        if system is None or not system.spec.speaks(PROTOCOL):
             return _json(404, {"error": "Not found", "error_code": "not_found"})
         if (refusal := await before_answer(system)) is not None:
             return refusal

@@ -84,7 +84,7 @@ _STANDARD_REQUEST_STATUS = {
     HoldState.READY: "Available For Pickup",
     HoldState.EXPIRED: "Expired",
 }
-_BLOCK_WORDS = {"overdue": "Overdue Items", "card_expired": "Card Expired"}
+_BLOCK_WORDS = {"overdue": "Overdue Items", "card_expired": "Card Expired", "inactive": "Inactive"}
 _QUEUED = {HoldState.SUBMITTED, HoldState.WAITING}
 _FINISHED = {HoldState.COLLECTED, HoldState.EXPIRED, HoldState.CANCELLED}
 
@@ -120,7 +120,7 @@ def add_routes(app: web.Application) -> None:
 async def _ncip(request: web.Request) -> web.StreamResponse:
     request.app[ACCESS_LOG].append(f"{request.method} {request.path_qs}")
     system = request.app[MEMBERS].get(request.match_info["member_id"])
-    if system is None or system.spec.protocol != PROTOCOL:
+    if system is None or not system.spec.speaks(PROTOCOL):
         return error_page(404)
     if (refusal := await before_answer(system)) is not None:
         return refusal

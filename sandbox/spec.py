@@ -51,6 +51,28 @@ class FaultConfig(BaseModel):
 # The wire protocol a simulated member speaks besides SRU; each has its own module
 # `sandbox/<protocol>_server.py` exposing `add_routes(app)` (see sru_server.build_app).
 Protocol = Literal["sru", "opensearch", "html_opac", "ils_rest", "ncip", "calil"]
+# Protocols that place holds and can be served beside a member's search protocol.
+HoldProtocol = Literal["ils_rest", "ncip"]
+
+
+class PatronCard(BaseModel):
+    """One test patron's card at one simulated member, as `sandbox.patrons` defines them.
+
+    Counts, not record ids: the member picks concrete titles from its own holdings when it
+    loads the card (books and audiovisual material apart), so the same card works on any catalogue.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    card_number: str = Field(pattern=r"^[0-9]{6,16}$")
+    pin: str = Field(min_length=4)  # the simulated ILS checks it; the broker only passes it on
+    book_loans: int = Field(default=0, ge=0)
+    av_loans: int = Field(default=0, ge=0)
+    overdue: int = Field(default=0, ge=0)  # how many of the loans are past their due date
+    card_expired: bool = False
+    inactive: bool = False  # unused for 2 years or more (Okayama: stops working online until renewed)
+    book_holds: int = Field(default=0, ge=0)  # holds already waiting when the member starts
+    av_holds: int = Field(default=0, ge=0)
 
 
 class SandboxMember(BaseModel):
@@ -70,5 +92,17 @@ class SandboxMember(BaseModel):
     # prefectural or big-city library holds more than a town library.
     catalogue_share: float = Field(default=0.5, ge=0, le=1)
     protocol: Protocol = "sru"
+    # A second face for holds over the same catalogue and hold ledger (an SRU-searched member's NCIP).
+    hold_protocol: HoldProtocol | None = None
     # Protocol-specific settings (HTML OPAC style and charset, Calil system id …).
     protocol_options: dict[str, str] = Field(default_factory=dict)
+    # Test patrons loaded into the member's hold ledger beside the default cards (sandbox.accounts).
+    patrons: list[PatronCard] = Field(default_factory=list)
+
+    @property
+    def protocols(self) -> tuple[Protocol, ...]:
+        """Every protocol this member answers (SRU search is served for every member regardless)."""
+        return (self.protocol,) if self.hold_protocol in (None, self.protocol) else (self.protocol, self.hold_protocol)
+
+    def speaks(self, protocol: str) -> bool:
+        return protocol in self.protocols

@@ -73,7 +73,7 @@ def build_app(members: list[SandboxMember], catalogue: Catalogue, *, as_of: date
     app.router.add_put("/_admin/{member_id}/faults", _put_faults)
     # Other protocol families add their routes before the catch-all SRU ones
     # (each module owns its paths, e.g. /{member_id}/opensearch, /calil/check).
-    for protocol in sorted({m.protocol for m in members} - {"sru"}):
+    for protocol in sorted({p for m in members for p in m.protocols} - {"sru"}):
         importlib.import_module(f"sandbox.{protocol}_server").add_routes(app)
     app.router.add_route("GET", "/{member_id}/sru", _sru)
     app.router.add_route("POST", "/{member_id}/sru", _sru)

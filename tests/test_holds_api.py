@@ -91,12 +91,26 @@ async def test_live_blocks_from_the_member(broker_url: str, okayama_sandbox: San
     assert not any("9999" in line or "1234" in line for line in okayama_sandbox.host.app[ACCESS_LOG])
 
 
-async def test_member_without_patron_lookup_is_unreachable_not_fatal(broker_url: str) -> None:
+async def test_unknown_card_at_a_member_is_named_not_fatal(broker_url: str) -> None:
+    # 岡山市 searches over SRU and takes holds over NCIP ([members.holds]): the NCIP face does not know the card.
     _, _, body = await post(broker_url, {"isbn": KOKORO, "today": "2026-12-01",
-                                         "patron": {"cards": [card("10000001"), card("20000001", member="okayama-city", pin=None)]}})
+                                         "patron": {"cards": [card("10000001"), card("29999999", member="okayama-city", pin=None)]}})
     city = [r for r in body["plan"]["refusals"] if r["member"] == "okayama-city"]
-    assert [(r["reason"], r["params"]["reason"]) for r in city] == [("member_unreachable", "not_supported")]
+    assert [r["reason"] for r in city] == ["patron_not_found"]
     assert body["plan"]["choice"]["member"] == "okayama-pref"
+
+
+async def test_member_without_patron_lookup_is_unreachable(okayama_sandbox: SandboxedConsortium, http) -> None:
+    from tests.holds_helpers import member_data, with_changes
+
+    def no_holds_face(data) -> None:
+        member_data(data, "okayama-city")["holds"] = None  # SRU only: it cannot look a patron up
+
+    consortium = with_changes(okayama_sandbox.consortium, no_holds_face)
+    gathered = await HoldsGatherer(consortium, http).gather(
+        Patron(cards=[Card(member="okayama-city", card_number="1")]), []
+    )
+    assert gathered.statuses["okayama-city"].reason == "not_supported"
 
 
 async def test_hanging_member_is_cut_at_its_deadline(okayama_sandbox: SandboxedConsortium, http) -> None:

@@ -53,7 +53,12 @@ class HoldsGatherer:
         self.timezone = ZoneInfo(consortium.timezone)
         self.clock = clock or (lambda: datetime.now(self.timezone))
         if connector_factory is None:
-            built = {m.id: connector_for(consortium.target_settings(m.id), http) for m in consortium.members}
+            # The `[members.holds]` connector where a member has one (its catalogue protocol, e.g. SRU,
+            # cannot look patrons up), else the catalogue connector.
+            built = {
+                m.id: connector_for(consortium.holds_settings(m.id) or consortium.target_settings(m.id), http)
+                for m in consortium.members
+            }
             connector_factory = built.get
         self.connector_for = connector_factory
 
