@@ -293,3 +293,19 @@ def test_on_shelf_choice_warns_walk_in_borrowers_come_first_and_reports_loan_con
     on_loan = plan_hold(OKAYAMA, patron(PREF, preferred_pickups=[HONKAN]),
                         [copy(PREF, HONKAN, Availability.ON_LOAN, due=date(2026, 12, 5))], clean(PREF), TUE, pickup_only=True)
     assert "walk_in_borrower_may_take_the_copy_first" not in on_loan.assumptions
+
+
+def test_refusals_carry_the_members_phone_note() -> None:
+    plan = plan_hold(OKAYAMA, patron(PREF), [copy(PREF, HONKAN)], clean(PREF, overdue_count=1), TUE)
+    [refusal] = plan.refusals
+    assert "086-224-1287" in refusal.params["phone_note"] and refusal.phone == "086-224-1287"
+
+
+def test_consortium_card_uses_a_member_that_answered() -> None:
+    def one_card(data) -> None:
+        data["policy"]["cards"]["scope"] = "consortium"
+
+    consortium = with_changes(OKAYAMA, one_card)
+    statuses = {"okayama-city": MemberUnreachable("timeout"), "tamano-city": PatronStatus(member="tamano-city")}
+    plan = plan_hold(consortium, patron("okayama-city", "tamano-city"), [copy("tsuyama-city", "tsuyama-city/main")], statuses, TUE)
+    assert plan.choice is not None and plan.choice.member == "tsuyama-city"

@@ -133,7 +133,9 @@ def _may_borrow_from(consortium: Consortium, patron: Patron, statuses, member_id
     if policy.cards.scope == "member":
         card_member = member_id if any(c.member == member_id for c in patron.cards) else None
     else:
-        card_member = patron.cards[0].member if patron.cards else None
+        # Any card will do: the first one whose member answered.
+        answered = [c.member for c in patron.cards if isinstance(statuses.get(c.member), PatronStatus)]
+        card_member = answered[0] if answered else None
     status = statuses.get(card_member) if card_member else None
     if not isinstance(status, PatronStatus) or status.overdue_count:
         return False

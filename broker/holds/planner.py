@@ -19,7 +19,7 @@ from typing import Any
 
 from broker.consortium import Branch, Consortium, Member
 from broker.holds.calendar import BranchCalendar
-from broker.holds.patron import Patron
+from broker.holds.patron import Card, Patron
 from broker.holds.policy import (
     DEFAULT_CALENDAR,
     DEFAULT_CARDS,
@@ -294,8 +294,16 @@ class _Refusals:
                 existing.branch_name, existing.record_id, existing.item_ids + refusal.item_ids, existing.params,
             )
 
-    def all(self) -> list[Refusal]:
-        return list(self._by_key.values())
+    def all(self, book: RuleBook) -> list[Refusal]:
+        """The refusals, each with its member's phone note (which number to call for what) when it has one."""
+        out = []
+        for r in self._by_key.values():
+            note = book.members[r.member].policy.phone_note if r.member in book.members else None
+            if note:
+                r = Refusal(r.reason, r.member, r.member_name, r.phone, r.branch, r.branch_name, r.record_id,
+                            r.item_ids, {**r.params, "phone_note": note})
+            out.append(r)
+        return out
 
 
 def _patron_refusal(rules: _MemberRules, status: PatronStatus, today: date) -> Refusal | None:
@@ -548,7 +556,7 @@ def plan_hold(
             refusals.add(Refusal(RefusalReason.NOT_RESERVABLE_ONLINE, member.id, member.name, rules.phone,
                                  params={"by_phone": True}))
             continue
-        card = patron.card_for(member_id) if rules.cards.scope == "member" else (patron.cards[0] if patron.cards else None)
+        card = patron.card_for(member_id) if rules.cards.scope == "member" else _any_card(patron, statuses, book)
         if card is None:
             no_card.append(member_id)
             refusals.add(Refusal(RefusalReason.NO_CARD, member.id, member.name, rules.phone,
@@ -576,7 +584,13 @@ def plan_hold(
         # Seeds 001/003: a walk-in borrower who takes the copy first wins; the hold then waits for a return.
         assumptions.add("walk_in_borrower_may_take_the_copy_first")
     loans = book.members[choice.member].policy.loans if choice else None
-    return Plan(today, choice, alternatives, refusals.all(), advice, sorted(assumptions), loans)
+    return Plan(today, choice, alternatives, refusals.all(book), advice, sorted(assumptions), loans)
+
+
+def _any_card(patron: Patron, statuses: Mapping[str, PatronStatus | MemberUnreachable], book: RuleBook) -> Card | None:
+    """For a consortium-wide card: the first of the patron's cards whose member answered, else the first card."""
+    cards = [c for c in patron.cards if c.member in book.members]
+    return next((c for c in cards if isinstance(statuses.get(c.member), PatronStatus)), cards[0] if cards else None)
 
 
 def _card_gap_advice(

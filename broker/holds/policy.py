@@ -295,9 +295,7 @@ class HoldPolicy(_Rule):
     to_pickup: Route | None = None
     per_pickup: dict[str, Route] = Field(default_factory=dict)
     loans: LoanRules | None = None
-    # Patrons are asked to space series volumes by hand; the plan proposes the spacing (days between holds).
-    volume_spacing_days: int | None = Field(default=None, ge=0)
-    phone_note: str | None = None  # which number to call for what, when a branch number is not the right one
+    phone_note: str | None = None  # which number to call for what; every refusal of this member carries it
     source: str | None = None
 
     def merged_over(self, defaults: HoldPolicy) -> HoldPolicy:
