@@ -18,6 +18,7 @@ from broker.api import SEARCH_KEY, build_app
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import start_server
 from broker.members import MemberRegistry
+from broker.holds.cli import add_holds_parser, run_holds
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     _index_options(serve)
+    add_holds_parser(commands)
     return parser
 
 
@@ -228,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("yokodan search: give a query, --title, --author or --isbn", file=sys.stderr)
                 return EXIT_USER_ERROR
             return asyncio.run(_search(args))
+        if args.command == "holds":
+            return run_holds(args)
         if args.command == "demo":
             if args.consortium:
                 from broker.demo import consortium_file  # demo-only, like the sandbox it starts

@@ -40,6 +40,7 @@ from pydantic import (
 from yokodan import Availability
 from yokodan.errors import ConfigError
 from connectors.options import OPTIONS_BY_KIND, ConnectorOptions, allowed_names
+from broker.holds.policy import CalendarRule, HoldPolicy, _PolicyProblem, calendar_references, unknown_branch_references
 from connectors.settings import TargetSettings
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "ConnectorSettings",
     "MaintenanceWindow",
     "Member",
-    "MemberPolicy",
     "load_consortium",
     "normalise_phone",
 ]
@@ -185,21 +185,6 @@ class MaintenanceWindow(_Model):
         return self
 
 
-class MemberPolicy(_Model):
-    """Lending and hold rules of one member; all optional.
-
-    Deliberately minimal: the holds issue fills this in (hold limits per material type,
-    hold-shelf days, dispatch weekdays …). Unknown keys are still rejected.
-    """
-
-    # "member": a card issued by this member is needed (Okayama: one card per municipality);
-    # "consortium": one card is valid at every member.
-    card_scope: Literal["member", "consortium"] | None = None
-    max_holds: int | None = Field(default=None, ge=0)
-    max_loans: int | None = Field(default=None, ge=0)
-    hold_shelf_days: int | None = Field(default=None, ge=1)
-
-
 class ConnectorBase(_Model):
     """How to reach the member's catalogue; becomes `connectors.settings.TargetSettings`.
 
@@ -282,6 +267,7 @@ class Branch(_Model):
     # patrons collect holds (Kumamoto's 受取館) holds none of the member's stock.
     holds_stock: bool = True
     mobile: bool = False
+    calendar: CalendarRule | None = None  # replaces the member's policy.calendar for this branch
     notes: str | None = None
 
     @model_validator(mode="after")
@@ -312,7 +298,7 @@ class Member(_Model):
     holds: ConnectorSettings | None = None
     branches: list[Branch] = Field(min_length=1)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
-    policy: MemberPolicy = Field(default_factory=MemberPolicy)
+    policy: HoldPolicy = Field(default_factory=HoldPolicy)  # overrides the consortium's policy, section by section
     notes: str | None = None
 
     def maintenance_at(self, local_moment: datetime) -> MaintenanceWindow | None:
@@ -365,6 +351,7 @@ class Consortium(_Model):
     base_url: str | None = None  # resolves members' relative endpoints ('/okayama-city/sru')
     members: list[Member] = Field(min_length=1)
     sources: list[NonEmpty] = Field(default_factory=list)  # where the data came from (attribution)
+    policy: HoldPolicy = Field(default_factory=HoldPolicy)  # hold-rule defaults for every member
     notes: str | None = None
 
     @field_validator("timezone")
@@ -401,11 +388,24 @@ class Consortium(_Model):
                             f"relative endpoint {settings.endpoint!r} needs base_url at the top of the file",
                         )
                     )
+        branch_ids = {b.id for m in self.members for b in m.branches}
+        problems.extend((("policy", *loc), msg) for loc, msg in unknown_branch_references(self.policy, branch_ids))
+        for i, member in enumerate(self.members):
+            refs = unknown_branch_references(member.policy, branch_ids)
+            problems.extend((("members", i, "policy", *loc), msg) for loc, msg in refs)
+            for j, branch in enumerate(member.branches):
+                if branch.calendar is not None:
+                    refs = calendar_references(branch.calendar, branch_ids)
+                    problems.extend((("members", i, "branches", j, "calendar", *loc), msg) for loc, msg in refs)
         if problems:
             raise _Problems(problems)
         return self
 
     # --- lookups ---
+
+    def policy_for(self, member_id: str) -> HoldPolicy:
+        """The member's hold rules: its own sections over the consortium's defaults."""
+        return self.member(member_id).policy.merged_over(self.policy)
 
     def member(self, member_id: str) -> Member:
         for member in self.members:
@@ -520,6 +520,9 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, _Problems):
             lines.extend(_line(loc + sub, msg, data) for sub, msg in cause.problems)
+            continue
+        if isinstance(cause, _PolicyProblem):
+            lines.append(_line(loc + cause.field, cause.message, data))
             continue
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             # Pydantic reports a bad tag at the table; the person editing the file must fix the tag field.

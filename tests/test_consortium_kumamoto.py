@@ -70,8 +70,8 @@ def test_loads_as_a_prefectural_hub(kumamoto: Consortium) -> None:
     assert pref.name == "熊本県立図書館"
     assert pref.connector.kind == "sru"
     assert kumamoto.endpoint_for(pref) == "http://127.0.0.1:8410/kumamoto-pref/sru"
-    assert pref.policy.card_scope == "member"
-    assert (pref.policy.max_holds, pref.policy.max_loans) == (10, 10)  # seed 002: 予約/貸出 一人10点まで
+    assert pref.policy.cards is not None and pref.policy.cards.scope == "member"
+    assert pref.policy.limits is not None and (pref.policy.limits.max_holds, pref.policy.limits.max_loans) == (10, 10)  # seed 002: 予約/貸出 一人10点まで
     assert pref.phone is None  # seed 002 prints no phone number
 
 

@@ -76,6 +76,14 @@ class PatronStatus(BaseModel):
     overdue_count: int = Field(default=0, ge=0)
     loan_record_ids: list[str] = Field(default_factory=list)  # a hold on what one already has is invalid
     hold_record_ids: list[str] = Field(default_factory=list)  # one hold per title per patron
+    # What the consortium's rules need beyond the counts (None / empty: the member did not say).
+    card_expires: date | None = None  # Takarazuka: renewal every 3 years
+    last_used: date | None = None  # Okayama pref: a card unused for 2 years stops working online
+    holds_by_material: dict[str, int] = Field(default_factory=dict)  # MaterialType value -> active holds
+    loans_by_material: dict[str, int] = Field(default_factory=dict)
+    requests_count: int = Field(default=0, ge=0)  # purchase / ILL requests (Takarazuka counts them as holds)
+    phone_holds_count: int = Field(default=0, ge=0)
+    secured_record_ids: list[str] = Field(default_factory=list)  # secured for the patron: a hold on them is invalid
 
 
 class HoldRequest(BaseModel):
