@@ -1,0 +1,5 @@
+"""Placeholder until the errors branch lands (its version wins the merge)."""
+
+
+class YokodanError(Exception):
+    pass
