@@ -238,3 +238,67 @@ async def test_the_database_file_holds_no_pin_or_card_number(tmp_path: Path) -> 
     await db.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"8642" not in raw and b"23990001" not in raw
+
+
+# --- the poller -------------------------------------------------------------------------------
+
+
+async def test_the_poller_follows_the_member_and_notices_ready_once(world: World) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from broker.ledger.notices import Notices, SmtpSender
+    from broker.ledger.poller import Poller, PollSchedule
+
+    received: list[object] = []
+
+    class Sink(Message):
+        def handle_message(self, message: object) -> None:
+            received.append(message)
+
+    smtp_port = _closed_port()
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    try:
+        row = await world.placement().place(await world.new_hold("alpha", "client-key-0101"))
+        await world.accounts.set_email(row.account_id, "patron@example.invalid")
+        sender = SmtpSender("127.0.0.1", smtp_port, "yokodan@example.invalid", world.accounts.email_of)
+        notices = Notices(world.db, sender)
+        clock = [time.time() + 10_000]  # every hold due
+        polls = [
+            Poller(world.ledger, world.accounts, notices, world.connectors.__getitem__, node=node, clock=lambda: clock[0],
+                   schedule=PollSchedule(waiting_s=0, secured_s=0, ready_s=0))
+            for node in ("poller-a", "poller-b")
+        ]  # fmt: skip
+        [sandbox_id] = world.member_holds("alpha", row.member_key)
+        seen: list[HoldState] = []
+        for state in (HoldState.SECURED, HoldState.IN_TRANSIT, HoldState.READY, HoldState.COLLECTED):
+            world.system("alpha").ledger.advance(sandbox_id, state)
+            clock[0] += 1
+            reports = await asyncio.gather(*(p.run_once() for p in polls))  # two nodes at once
+            assert sum(r.claimed for r in reports) == 1  # one of them took it
+            seen.append(state)
+        transitions = [t.to_state for t in await world.ledger.transitions(row.id)]
+        assert transitions == [HoldState.WAITING, *seen]
+        assert [n.kind for n in await notices.for_account(row.account_id)] == ["ready"]
+        assert len(received) == 1
+    finally:
+        smtp.stop()
+
+
+async def test_the_poller_skips_an_unavailable_member_without_asking(world: World) -> None:
+    from broker.ledger.notices import Notices
+    from broker.ledger.poller import Poller
+
+    row = await world.placement().place(await world.new_hold("alpha", "client-key-0102"))
+    asked: list[str] = []
+
+    def gateway(member: str) -> ILSRestConnector:
+        asked.append(member)
+        return world.connectors[member]
+
+    poller = Poller(world.ledger, world.accounts, Notices(world.db), gateway, node="p", clock=lambda: time.time() + 10**6,
+                    unavailable=lambda member: "maintenance")  # fmt: skip
+    report = await poller.run_once()
+    assert (report.claimed, report.skipped, asked) == (1, 1, [])
+    assert (await world.ledger.by_id(row.id)).state is HoldState.WAITING  # type: ignore[union-attr]

@@ -90,6 +90,17 @@ class Accounts:
         pin = self.vault.open(row["pin_enc"]) if row["pin_enc"] else None
         return Card(row["id"], account_id, row["member"], self.vault.open(row["card_number_enc"]), pin)
 
+    async def set_email(self, account_id: str, address: str | None) -> None:
+        """Where ready notices go (optional; sealed like the cards)."""
+        sealed = self.vault.seal(address) if address else None
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE accounts SET email_enc = ? WHERE id = ?", (sealed, account_id))
+
+    async def email_of(self, account_id: str) -> str | None:
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone("SELECT email_enc FROM accounts WHERE id = ?", (account_id,))
+        return self.vault.open(row["email_enc"]) if row and row["email_enc"] else None
+
     # --- tokens -------------------------------------------------------------------------
 
     async def issue_token(self, account_id: str, *, ttl_s: float = DEFAULT_TOKEN_TTL_S) -> str:

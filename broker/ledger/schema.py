@@ -100,6 +100,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "an optional, sealed notice address per account",
+        ["ALTER TABLE accounts ADD COLUMN email_enc TEXT"],
+    ),
 ]
 
 _ADVISORY_LOCK_ID = 0x79_6F_6B_6F  # 'yoko': one id for the whole schema
