@@ -56,7 +56,9 @@ class HoldLedger:
 
     # --- placement ----------------------------------------------------------------------
 
-    async def begin(self, new: NewHold, *, node: str, lease_s: float, now: float) -> tuple[HoldRow, bool]:
+    async def begin(
+        self, new: NewHold, *, node: str, lease_s: float, now: float, deferred: bool = False
+    ) -> tuple[HoldRow, bool]:
         """Commit the intent (leased to `node`) or find the one this key already made.
 
         Answers (row, created). The same key with another body raises IdempotencyKeyReused.
@@ -69,10 +71,11 @@ class HoldLedger:
                 "ON CONFLICT (account_id, client_key) DO NOTHING",
                 (
                     hold_id, new.account_id, new.card_id, new.client_key, new.fingerprint, new.member,
-                    new.record_id, new.item_id, new.pickup_branch_id, Outcome.INTENT.value,
+                    new.record_id, new.item_id, new.pickup_branch_id,
+                    (Outcome.DEFERRED if deferred else Outcome.INTENT).value,
                     None, None, None, None, None, None, None,
                     _day(new.promised_ready), _day(new.promised_until), new.series_id, new.series_position,
-                    0, node, now + lease_s, None, 0, stamp, stamp, None,
+                    0, None if deferred else node, None if deferred else now + lease_s, None, 0, stamp, stamp, None,
                 ),
             )  # fmt: skip
             row = await tx.fetchone(
@@ -138,6 +141,47 @@ class HoldLedger:
                 assert row is not None
                 claimed.append(HoldRow.of(row))
         return claimed
+
+    async def lease_placed(self, hold_id: str, *, node: str, lease_s: float, now: float) -> HoldRow | None:
+        """Lease a placed, open hold for a patron's own action (cancel, change pickup)."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                f"UPDATE holds SET lease_owner = ?, lease_until = ?, version = version + 1 WHERE id = ? "
+                f"AND outcome = '{Outcome.PLACED}' AND finished_at IS NULL AND (lease_until IS NULL OR lease_until < ?)",
+                (node, now + lease_s, hold_id, now),
+            )
+            row = await tx.fetchone(f"SELECT {_COLUMNS} FROM holds WHERE id = ?", (hold_id,)) if changed else None
+        return HoldRow.of(row) if row else None
+
+    async def deferred_in_series(self, series_id: str) -> list[HoldRow]:
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_COLUMNS} FROM holds WHERE series_id = ? AND outcome = '{Outcome.DEFERRED}' "
+                "ORDER BY series_position",
+                (series_id,),
+            )
+        return [HoldRow.of(row) for row in rows]
+
+    async def release_deferred(self, hold_id: str, *, node: str, lease_s: float, now: float) -> HoldRow | None:
+        """A deferred volume's turn has come: make it an intent leased to `node` (once)."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                f"UPDATE holds SET outcome = '{Outcome.INTENT}', lease_owner = ?, lease_until = ?, version = version + 1, "
+                f"updated_at = ? WHERE id = ? AND outcome = '{Outcome.DEFERRED}'",
+                (node, now + lease_s, iso(utc_now()), hold_id),
+            )
+            row = await tx.fetchone(f"SELECT {_COLUMNS} FROM holds WHERE id = ?", (hold_id,)) if changed else None
+        return HoldRow.of(row) if row else None
+
+    async def drop_deferred(self, series_id: str, reason: str) -> int:
+        """Cancelling a series: the volumes not yet placed are settled as refused, never sent."""
+        stamp = iso(utc_now())
+        async with self.db.transaction() as tx:
+            return await tx.execute(
+                f"UPDATE holds SET outcome = '{Outcome.REFUSED}', refusal_reason = ?, refusal_message = ?, "
+                f"updated_at = ?, finished_at = ? WHERE series_id = ? AND outcome = '{Outcome.DEFERRED}'",
+                (reason, "the series was cancelled before this volume was placed", stamp, stamp, series_id),
+            )
 
     async def settle_placed(self, hold_id: str, hold: Hold, *, node: str, next_check_at: float) -> bool:
         """The member has the hold: record its id and first state (once: False if already settled)."""

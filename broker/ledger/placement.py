@@ -88,6 +88,27 @@ class Placement:
             return row  # another node is talking to the member about it right now
         return await self.reconcile(leased)
 
+    async def place_series(self, volumes: list[NewHold]) -> list[HoldRow]:
+        """A set's volumes in the planner's order: the first now, each next one when the one before is ready.
+
+        Reserved together, volumes do not arrive in order (DOMAIN.md); placing each one when its
+        predecessor is on the hold shelf is the spacing the seeds ask patrons to do by hand.
+        """
+        first, *rest = volumes
+        rows = [await self.place(first)]
+        for later in rest:
+            row, _ = await self.ledger.begin(later, node=self.node, lease_s=self.timings.lease_s, now=self.clock(), deferred=True)
+            rows.append(row)
+        return rows
+
+    async def place_next_in_series(self, series_id: str) -> HoldRow | None:
+        """Called when a series volume becomes ready: place the next deferred one (once, whoever calls)."""
+        waiting = await self.ledger.deferred_in_series(series_id)
+        if not waiting:
+            return None
+        row = await self.ledger.release_deferred(waiting[0].id, node=self.node, lease_s=self.timings.lease_s, now=self.clock())
+        return await self._send(row) if row else None
+
     async def reconcile_due(self, limit: int = 50) -> int:
         """Settle what crashed nodes and lost answers left unsettled; answers how many were looked at."""
         rows = await self.ledger.claim_unsettled(

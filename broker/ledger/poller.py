@@ -78,6 +78,7 @@ class Poller:
         unavailable: Callable[[str], str | None] = lambda member: None,
         schedule: PollSchedule = PollSchedule(),
         clock: Callable[[], float] = time.time,
+        after_ready: Callable[[HoldRow], Awaitable[object]] | None = None,
     ) -> None:
         self.ledger = ledger
         self.accounts = accounts
@@ -87,6 +88,7 @@ class Poller:
         self.unavailable = unavailable
         self.schedule = schedule
         self.clock = clock
+        self.after_ready = after_ready  # e.g. place the next volume of a series
 
     async def run_once(self) -> PollReport:
         """One pass over the due holds (a batch); the caller's loop decides how often."""
@@ -144,5 +146,7 @@ class Poller:
                 report.advanced += 1
                 if hold.state is HoldState.READY:
                     await self.notices.hold_ready(row, hold)
+                    if self.after_ready is not None:
+                        await self.after_ready(row)
             else:
                 report.unchanged += 1

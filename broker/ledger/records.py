@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # the request may have reached the member; the answer was lost
     PLACED = "placed"  # the member has it (its hold id is known)
     REFUSED = "refused"  # the member (or the broker's rules) said no, for a named reason
+    DEFERRED = "deferred"  # a later volume of a series: placed when the one before it is ready
 
 
 FINISHED_STATES = frozenset({HoldState.COLLECTED, HoldState.EXPIRED, HoldState.CANCELLED})
