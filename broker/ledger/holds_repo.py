@@ -125,22 +125,18 @@ class HoldLedger:
     async def _claim(
         self, where: str, params: Sequence[object], *, node: str, lease_s: float, now: float, limit: int
     ) -> list[HoldRow]:
+        # One statement: the sub-select picks (and on PostgreSQL row-locks, skipping rows another
+        # node holds) the batch, the UPDATE leases it and RETURNING answers it — no per-row round trips.
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
-                f"SELECT id FROM holds WHERE {where} ORDER BY next_check_at LIMIT ? FOR UPDATE SKIP LOCKED",
-                (*params, limit),
+                "UPDATE holds SET lease_owner = ?, lease_until = ?, version = version + 1 WHERE id IN "
+                f"(SELECT id FROM holds WHERE {where} ORDER BY next_check_at LIMIT ? FOR UPDATE SKIP LOCKED) "
+                # Again outside: PostgreSQL re-checks the outer WHERE (not the sub-select) against a row
+                # another node changed while this statement waited for its lock.
+                f"AND {where} RETURNING {_COLUMNS}",
+                (node, now + lease_s, *params, limit, *params),
             )
-            ids = [row["id"] for row in rows]
-            claimed = []
-            for hold_id in ids:
-                await tx.execute(
-                    "UPDATE holds SET lease_owner = ?, lease_until = ?, version = version + 1 WHERE id = ?",
-                    (node, now + lease_s, hold_id),
-                )
-                row = await tx.fetchone(f"SELECT {_COLUMNS} FROM holds WHERE id = ?", (hold_id,))
-                assert row is not None
-                claimed.append(HoldRow.of(row))
-        return claimed
+        return sorted((HoldRow.of(row) for row in rows), key=lambda r: (r.next_check_at or 0, r.id))
 
     async def lease_placed(self, hold_id: str, *, node: str, lease_s: float, now: float) -> HoldRow | None:
         """Lease a placed, open hold for a patron's own action (cancel, change pickup)."""

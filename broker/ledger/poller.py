@@ -97,8 +97,15 @@ class Poller:
         )
         report = PollReport(claimed=len(rows))
         limits: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(self.schedule.per_member))
-        await asyncio.gather(*(self._poll(row, limits[row.member], report) for row in rows))
+        patrons: dict[str, PatronCredentials | None] = {}  # one unsealing per card and pass
+        await asyncio.gather(*(self._poll(row, limits[row.member], patrons, report) for row in rows))
         return report
+
+    async def _patron(self, row: HoldRow, patrons: dict[str, PatronCredentials | None]) -> PatronCredentials | None:
+        if row.card_id not in patrons:
+            card = await self.accounts.card(row.account_id, row.card_id)
+            patrons[row.card_id] = PatronCredentials(card_number=card.card_number, pin=card.pin) if card else None
+        return patrons[row.card_id]
 
     async def run_forever(self, every_s: float = 30.0, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -112,7 +119,9 @@ class Poller:
             except TimeoutError:
                 pass
 
-    async def _poll(self, row: HoldRow, limit: asyncio.Semaphore, report: PollReport) -> None:
+    async def _poll(
+        self, row: HoldRow, limit: asyncio.Semaphore, patrons: dict[str, PatronCredentials | None], report: PollReport
+    ) -> None:
         if (why := self.unavailable(row.member)) is not None:
             report.skipped += 1
             log.debug("hold %s: member %s skipped (%s)", row.id, row.member, why)
@@ -120,10 +129,9 @@ class Poller:
             return
         async with limit:
             try:
-                card = await self.accounts.card(row.account_id, row.card_id)
-                if card is None or row.member_hold_id is None:
+                patron = await self._patron(row, patrons)
+                if patron is None or row.member_hold_id is None:
                     raise LookupError("hold without card or member hold id")
-                patron = PatronCredentials(card_number=card.card_number, pin=card.pin)
                 hold = await self.gateway_for(row.member).hold_status(patron, row.member_hold_id)
             except ConnectorError as exc:
                 report.failed += 1
