@@ -224,24 +224,30 @@ class HoldLedger:
 
         A compare-and-set on `version`: a second poller holding a stale row changes nothing.
         """
-        changed_state = hold.state is not row.state
-        finished = hold.state in FINISHED_STATES
+        return (await self.advance_many([(row, hold, next_check_at)], node=node))[0]
+
+    async def advance_many(self, updates: Sequence[tuple[HoldRow, Hold, float]], *, node: str) -> list[bool]:
+        """`advance` for a poll pass's answers in one transaction (one commit, not one per hold)."""
         stamp = iso(utc_now())
+        landed = []
         async with self.db.transaction() as tx:
-            changed = await tx.execute(
-                "UPDATE holds SET state = ?, status_text = ?, queue_position = ?, ready_until = ?, "
-                "pickup_branch_id = COALESCE(?, pickup_branch_id), lease_owner = NULL, lease_until = NULL, "
-                "next_check_at = ?, check_failures = 0, version = version + 1, updated_at = ?, "
-                "finished_at = COALESCE(finished_at, ?) WHERE id = ? AND version = ? AND lease_owner = ?",
-                (
-                    hold.state.value, hold.status_text, hold.queue_position, _day(hold.ready_until),
-                    hold.pickup_branch_id, next_check_at, stamp, stamp if finished else None,
-                    row.id, row.version, node,
-                ),
-            )  # fmt: skip
-            if changed and changed_state:
-                await _append_transition(tx, row.id, row.state, hold.state, hold.status_text or None)
-        return bool(changed)
+            for row, hold, next_check_at in updates:
+                finished = hold.state in FINISHED_STATES
+                changed = await tx.execute(
+                    "UPDATE holds SET state = ?, status_text = ?, queue_position = ?, ready_until = ?, "
+                    "pickup_branch_id = COALESCE(?, pickup_branch_id), lease_owner = NULL, lease_until = NULL, "
+                    "next_check_at = ?, check_failures = 0, version = version + 1, updated_at = ?, "
+                    "finished_at = COALESCE(finished_at, ?) WHERE id = ? AND version = ? AND lease_owner = ?",
+                    (
+                        hold.state.value, hold.status_text, hold.queue_position, _day(hold.ready_until),
+                        hold.pickup_branch_id, next_check_at, stamp, stamp if finished else None,
+                        row.id, row.version, node,
+                    ),
+                )  # fmt: skip
+                if changed and hold.state is not row.state:
+                    await _append_transition(tx, row.id, row.state, hold.state, hold.status_text or None)
+                landed.append(bool(changed))
+        return landed
 
     async def release(self, row: HoldRow, *, node: str, next_check_at: float, failed: bool) -> None:
         """Give a leased hold back without news (member unreachable, in maintenance …)."""

@@ -98,7 +98,8 @@ class Poller:
         report = PollReport(claimed=len(rows))
         limits: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(self.schedule.per_member))
         patrons: dict[str, PatronCredentials | None] = {}  # one unsealing per card and pass
-        await asyncio.gather(*(self._poll(row, limits[row.member], patrons, report) for row in rows))
+        answers = await asyncio.gather(*(self._ask(row, limits[row.member], patrons, report) for row in rows))
+        await self._record([(row, hold) for row, hold in zip(rows, answers) if hold is not None], report)
         return report
 
     async def _patron(self, row: HoldRow, patrons: dict[str, PatronCredentials | None]) -> PatronCredentials | None:
@@ -119,42 +120,47 @@ class Poller:
             except TimeoutError:
                 pass
 
-    async def _poll(
+    async def _ask(
         self, row: HoldRow, limit: asyncio.Semaphore, patrons: dict[str, PatronCredentials | None], report: PollReport
-    ) -> None:
+    ) -> Hold | None:
+        """The member's current view of one hold, or None (skipped or failed: released for later)."""
         if (why := self.unavailable(row.member)) is not None:
             report.skipped += 1
             log.debug("hold %s: member %s skipped (%s)", row.id, row.member, why)
             await self.ledger.release(row, node=self.node, next_check_at=self.clock() + self.schedule.failure_s, failed=False)
-            return
+            return None
         async with limit:
             try:
                 patron = await self._patron(row, patrons)
                 if patron is None or row.member_hold_id is None:
                     raise LookupError("hold without card or member hold id")
-                hold = await self.gateway_for(row.member).hold_status(patron, row.member_hold_id)
+                return await self.gateway_for(row.member).hold_status(patron, row.member_hold_id)
             except ConnectorError as exc:
                 report.failed += 1
                 log.info("hold %s at %s: status check failed (%s)", row.id, row.member, exc.reason)
                 await self.ledger.release(
                     row, node=self.node, next_check_at=self.clock() + self.schedule.backoff(row.check_failures), failed=True
                 )
-                return
-        await self._record(row, hold, report)
+                return None
 
-    async def _record(self, row: HoldRow, hold: Hold, report: PollReport) -> None:
-        if not may_move(row.state, hold.state):
+    async def _record(self, answers: list[tuple[HoldRow, Hold]], report: PollReport) -> None:
+        followed = []
+        for row, hold in answers:
+            if may_move(row.state, hold.state):
+                followed.append((row, hold, self.clock() + self.schedule.interval(hold.state)))
+                continue
             report.refused_moves += 1
             log.warning("hold %s at %s: member reports %s after %s; not followed", row.id, row.member, hold.state, row.state)
             await self.ledger.release(row, node=self.node, next_check_at=self.clock() + self.schedule.interval(row.state), failed=False)
-            return
-        moved = hold.state is not row.state
-        if await self.ledger.advance(row, hold, node=self.node, next_check_at=self.clock() + self.schedule.interval(hold.state)):
-            if moved:
-                report.advanced += 1
-                if hold.state is HoldState.READY:
-                    await self.notices.hold_ready(row, hold)
-                    if self.after_ready is not None:
-                        await self.after_ready(row)
-            else:
+        landed = await self.ledger.advance_many(followed, node=self.node)
+        for (row, hold, _), ok in zip(followed, landed):
+            if not ok:
+                continue
+            if hold.state is row.state:
                 report.unchanged += 1
+                continue
+            report.advanced += 1
+            if hold.state is HoldState.READY:
+                await self.notices.hold_ready(row, hold)
+                if self.after_ready is not None:
+                    await self.after_ready(row)
