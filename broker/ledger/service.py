@@ -1,0 +1,243 @@
+"""What a patron does with holds, in one place: log in, place, list, show, cancel, change pickup.
+
+The API and the CLI call this; it owns the rules that are the broker's, not the member's:
+a patron acts on their own holds only (another's id is simply not found), cancel online only
+while submitted or waiting (the seeds), otherwise the library's name and phone number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.errors import AuthenticationFailed, ConnectorError, HoldRefused
+from yokodan import PatronCredentials, RefusalReason
+from yokodan.errors import YokodanError
+
+from broker.consortium import Consortium
+from broker.ledger.accounts import Accounts
+from broker.ledger.holds_repo import HoldLedger, NewHold
+from broker.ledger.lifecycle import CANCELLABLE_ONLINE
+from broker.ledger.placement import Placement, fingerprint
+from broker.ledger.records import HoldRow, Outcome, Transition
+
+log = logging.getLogger(__name__)
+
+# Families that act with the patron's own log-in on every later call (an OPAC web session):
+# only for these is the PIN kept, sealed. The others use an agency credential.
+_FAMILIES_NEEDING_PATRON_SECRET = frozenset({"html_opac"})
+
+
+class HoldServiceError(YokodanError):
+    status = 400
+
+    def __init__(self, reason: str, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.params = params
+
+
+class LoginFailed(HoldServiceError):
+    status = 401
+
+
+class HoldNotFound(HoldServiceError):
+    status = 404
+
+
+class HoldConflict(HoldServiceError):
+    status = 409
+
+
+class HoldRefusedByRule(HoldServiceError):
+    status = 422
+
+
+class MemberUnavailable(HoldServiceError):
+    status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceBody:
+    member: str
+    record_id: str
+    pickup_branch_id: str
+    item_id: str | None = None
+    card_id: str | None = None
+    promised_ready: str | None = None
+    promised_until: str | None = None
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "member": self.member, "record_id": self.record_id, "item_id": self.item_id,
+            "pickup_branch_id": self.pickup_branch_id, "card_id": self.card_id,
+        }  # fmt: skip
+
+
+class HoldService:
+    def __init__(
+        self,
+        consortium: Consortium,
+        ledger: HoldLedger,
+        accounts: Accounts,
+        placement: Placement,
+        gateway_for: Callable[[str], Any],
+        *,
+        node: str,
+        lease_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.consortium = consortium
+        self.ledger = ledger
+        self.accounts = accounts
+        self.placement = placement
+        self.gateway_for = gateway_for
+        self.node = node
+        self.lease_s = lease_s
+        self.clock = clock
+
+    # --- log-in -------------------------------------------------------------------------
+
+    async def login(self, member: str, card_number: str, pin: str | None, *, account_id: str | None = None) -> tuple[str, str]:
+        """Verify a card with its member, attach it to the (new or given) account; answers (account, token)."""
+        if member not in {m.id for m in self.consortium.members}:
+            raise LoginFailed("unknown_member", f"no member {member!r} in this consortium")
+        gateway = self.gateway_for(member)
+        try:
+            await gateway.lookup_patron(PatronCredentials(card_number=card_number, pin=pin))
+        except AuthenticationFailed as exc:
+            raise LoginFailed(exc.reason, "the card number or PIN was not accepted by the library") from None
+        except ConnectorError as exc:
+            raise MemberUnavailable(RefusalReason.MEMBER_UNREACHABLE.value, f"the library's system did not answer ({exc.reason})") from None
+        keep_pin = getattr(gateway, "kind", None) in _FAMILIES_NEEDING_PATRON_SECRET
+        card = await self.accounts.add_card(member, card_number, pin=pin, keep_pin=keep_pin, account_id=account_id)
+        token = await self.accounts.issue_token(card.account_id)
+        return card.account_id, token
+
+    # --- holds --------------------------------------------------------------------------
+
+    async def place(self, account_id: str, body: PlaceBody, idempotency_key: str | None) -> tuple[HoldRow, bool]:
+        """Answers (row, created): a replayed key answers the stored row with created False."""
+        card = await self._card_for(account_id, body)
+        identity = body.identity() | {"card_id": card.id}
+        # No key from the client: derive one from the body, so a double-clicked form places once.
+        key = idempotency_key or "derived-" + hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:40]
+        existing = {row.client_key for row in await self.ledger.list_for(account_id)}
+        new = NewHold(
+            account_id=account_id, card_id=card.id, client_key=key, fingerprint=fingerprint(identity),
+            member=body.member, record_id=body.record_id, item_id=body.item_id, pickup_branch_id=body.pickup_branch_id,
+            promised_ready=_date(body.promised_ready), promised_until=_date(body.promised_until),
+        )  # fmt: skip
+        row = await self.placement.place(new)
+        return row, key not in existing
+
+    async def get(self, account_id: str, hold_id: str) -> tuple[HoldRow, list[Transition]]:
+        row = await self.ledger.get(account_id, hold_id)
+        if row is None:
+            raise HoldNotFound(RefusalReason.HOLD_NOT_FOUND.value, "no such hold")
+        return row, await self.ledger.transitions(row.id)
+
+    async def list(self, account_id: str) -> list[HoldRow]:
+        return await self.ledger.list_for(account_id)
+
+    async def cancel(self, account_id: str, hold_id: str) -> HoldRow:
+        row, _ = await self.get(account_id, hold_id)
+        if row.outcome is Outcome.DEFERRED and row.series_id:
+            await self.ledger.drop_deferred(row.series_id, "cancelled")
+            return (await self.get(account_id, hold_id))[0]
+        if row.outcome is not Outcome.PLACED:
+            raise HoldConflict("not_placed", "this hold is not placed (refused, or its placement is still being settled)")
+        if row.state not in CANCELLABLE_ONLINE:
+            raise self._not_cancellable(row)
+        leased = await self.ledger.lease_placed(row.id, node=self.node, lease_s=self.lease_s, now=self.clock())
+        if leased is None:
+            raise HoldConflict("busy", "this hold is being updated; try again in a moment")
+        card = await self.accounts.card(account_id, row.card_id)
+        assert card is not None and row.member_hold_id is not None
+        try:
+            hold = await self.gateway_for(row.member).cancel_hold(
+                PatronCredentials(card_number=card.card_number, pin=card.pin), row.member_hold_id
+            )
+        except HoldRefused as exc:
+            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=False)
+            if exc.reason == RefusalReason.NOT_CANCELLABLE:
+                raise self._not_cancellable(row) from None
+            raise HoldRefusedByRule(exc.reason, exc.message) from None
+        except ConnectorError as exc:
+            # The cancel may or may not have landed: the poller's next look settles what the member says.
+            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=True)
+            raise MemberUnavailable(RefusalReason.MEMBER_UNREACHABLE.value, f"the library's system did not answer ({exc.reason})") from None
+        await self.ledger.advance(leased, hold, node=self.node, next_check_at=self.clock() + 86400)
+        if row.series_id:
+            await self.ledger.drop_deferred(row.series_id, "cancelled")
+        return (await self.get(account_id, hold_id))[0]
+
+    async def change_pickup(self, account_id: str, hold_id: str, branch_id: str) -> HoldRow:
+        """Move the pickup branch while the hold has not left the shelf, where the member allows it."""
+        row, _ = await self.get(account_id, hold_id)
+        member = self.consortium.member(row.member)
+        try:
+            branch = self.consortium.branch(branch_id)
+        except KeyError:
+            raise HoldRefusedByRule(RefusalReason.PICKUP_NOT_ALLOWED.value, f"no branch {branch_id!r}") from None
+        if not branch.pickup_point:
+            raise HoldRefusedByRule(RefusalReason.PICKUP_NOT_ALLOWED.value, f"{branch.name} is not a pickup point")
+        if row.outcome is not Outcome.PLACED or row.state not in CANCELLABLE_ONLINE:
+            raise HoldRefusedByRule(
+                RefusalReason.NOT_CANCELLABLE_ONLINE.value,
+                f"{member.name}: the pickup branch can be changed online only while the hold is waiting",
+                library=member.name, phone=member.phone,
+            )  # fmt: skip
+        gateway = self.gateway_for(row.member)
+        if not hasattr(gateway, "change_pickup"):
+            raise HoldRefusedByRule(
+                RefusalReason.NOT_RESERVABLE_ONLINE.value,
+                f"{member.name} does not take pickup changes online: please call",
+                library=member.name, phone=member.phone,
+            )  # fmt: skip
+        leased = await self.ledger.lease_placed(row.id, node=self.node, lease_s=self.lease_s, now=self.clock())
+        if leased is None:
+            raise HoldConflict("busy", "this hold is being updated; try again in a moment")
+        card = await self.accounts.card(account_id, row.card_id)
+        assert card is not None and row.member_hold_id is not None
+        try:
+            hold = await gateway.change_pickup(PatronCredentials(card_number=card.card_number, pin=card.pin), row.member_hold_id, branch_id)
+        except HoldRefused as exc:
+            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=False)
+            raise HoldRefusedByRule(exc.reason, exc.message) from None
+        except ConnectorError as exc:
+            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=True)
+            raise MemberUnavailable(RefusalReason.MEMBER_UNREACHABLE.value, f"the library's system did not answer ({exc.reason})") from None
+        await self.ledger.advance(leased, hold, node=self.node, next_check_at=self.clock() + 3600)
+        return (await self.get(account_id, hold_id))[0]
+
+    def _not_cancellable(self, row: HoldRow) -> HoldRefusedByRule:
+        member = self.consortium.member(row.member)
+        return HoldRefusedByRule(
+            RefusalReason.NOT_CANCELLABLE_ONLINE.value,
+            f"{member.name}: once a hold is {row.state}, it can be cancelled only by phone or at the counter",
+            library=member.name,
+            phone=member.phone,
+            state=str(row.state),
+        )
+
+    async def _card_for(self, account_id: str, body: PlaceBody):  # type: ignore[no-untyped-def]
+        cards = await self.accounts.cards(account_id)
+        if body.card_id is not None:
+            chosen = [c for c in cards if c.id == body.card_id]
+        else:
+            chosen = [c for c in cards if c.member == body.member]
+        if not chosen:
+            raise HoldRefusedByRule(RefusalReason.NO_CARD.value, f"no card of {body.member} on this account")
+        return chosen[0]
+
+
+def _date(value: str | None):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    return date.fromisoformat(value) if value else None
