@@ -6,6 +6,9 @@ place a hold through `POST /api/v1/holds`, see it at the member's own ledger, li
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from sandbox.patrons import patron_named
 from sandbox.sru_server import MEMBERS
 from tests.conftest import SandboxedConsortium
 from yokodan import Availability, HoldState
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -54,3 +59,35 @@ async def test_a_test_patron_places_lists_and_cancels_a_hold(broker: str, okayam
         async with session.delete(f"{broker}/api/v1/holds/{hold['id']}", headers=auth) as r:
             assert r.status == 200 and (await r.json())["state"] == "cancelled"
         assert at_member[0].state is HoldState.CANCELLED
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker.cli", "holds", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_holds_cli_logs_in_places_lists_and_cancels(broker: str, okayama_sandbox: SandboxedConsortium) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-city")
+    system = okayama_sandbox.host.app[MEMBERS]["okayama-city"]
+    record = next(h.local_id for h in system.held if any(c.availability is Availability.AVAILABLE for c in h.copies)
+                  and h.local_id not in system.ledger.patrons[card.card_number].loans)  # fmt: skip
+    env = os.environ | {"YOKODAN_BROKER": broker, "YOKODAN_PIN": card.pin}
+    code, token, err = await _cli("login", "--card", f"okayama-city:{card.card_number}", env=env)
+    assert code == 0, err
+    env |= {"YOKODAN_TOKEN": token.strip()}
+    assert card.card_number not in token and card.pin not in token
+    code, out, err = await _cli("place", "--member", "okayama-city", "--record", record, "--pickup", "okayama-city/chuo", env=env)
+    assert code == 0 and "予約中" in out, (out, err)
+    hold_id = out.split()[0]
+    code, out, _ = await _cli("list", env=env)
+    assert [line.split()[0] for line in out.splitlines()] == [hold_id]
+    code, out, _ = await _cli("show", hold_id, env=env)
+    assert "→ waiting" in out
+    code, out, _ = await _cli("cancel", hold_id, env=env)
+    assert code == 0 and "取消" in out
+    code, _, err = await _cli("show", "0" * 32, env=env)
+    assert code == 2 and "no such hold" in err

@@ -24,6 +24,7 @@ from broker.holds.gather import HoldsGatherer, find_work
 from broker.holds.patron import Card, Patron
 from broker.holds.planner import Plan, plan_hold
 from broker.holds.views import advice_ja, date_ja, plan_view, refusal_ja
+from broker.ledger.cli import add_ledger_commands, run_ledger_command
 from broker.members import MemberRegistry
 from broker.search import SearchService
 from connectors import HttpClient
@@ -37,7 +38,7 @@ _LOST_JA = {"later_ready": "受取可能日が遅い", "ready_unknown": "受取�
 
 
 def add_holds_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    holds = commands.add_parser("holds", help="hold planning (dry run)")
+    holds = commands.add_parser("holds", help="plan, place and follow holds")
     actions = holds.add_subparsers(dest="holds_command", required=True)
     plan = actions.add_parser("plan", help="which library, which pickup branch, ready when, and why")
     plan.add_argument("--isbn")
@@ -52,6 +53,7 @@ def add_holds_parser(commands: argparse._SubParsersAction) -> None:  # type: ign
     plan.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network, on the sandbox)")
     plan.add_argument("--base-url", help="members are at this URL (no embedded sandbox)")
     plan.add_argument("--json", action="store_true", help="print the API's JSON instead")
+    add_ledger_commands(actions)  # login, place, list, show, cancel against a running broker
 
 
 def _patron(args: argparse.Namespace) -> Patron:
@@ -125,6 +127,8 @@ async def _plan(args: argparse.Namespace) -> int:
 
 
 def run_holds(args: argparse.Namespace) -> int:
+    if args.holds_command != "plan":
+        return run_ledger_command(args)
     if not (args.isbn or args.title):
         print("yokodan holds plan: give --isbn or --title", file=sys.stderr)
         return 2

@@ -1,0 +1,112 @@
+"""`yokodan holds login|place|list|show|cancel`: the hold endpoints of a running broker, from a terminal.
+
+They speak to the broker over HTTP (`--broker`, default the demo's http://127.0.0.1:8400) with the
+token `yokodan holds login` prints (`YOKODAN_TOKEN`), so the ledger stays the broker's alone.
+The PIN comes from `YOKODAN_PIN`, never from the command line (it would sit in shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+import aiohttp
+import orjson
+
+DEFAULT_BROKER = "http://127.0.0.1:8400"
+_STATE_WORDS = {
+    "submitted": "予約申込", "waiting": "予約中（確保待ち）", "secured": "確保済み", "in_transit": "配送中",
+    "ready": "受取可能", "collected": "受取済み", "expired": "取置期限切れ", "cancelled": "取消",
+}  # fmt: skip
+
+
+def add_ledger_commands(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help)
+        parser.add_argument("--broker", default=os.environ.get("YOKODAN_BROKER", DEFAULT_BROKER))
+        return parser
+
+    login = command("login", "verify a library card with its library; prints a token for YOKODAN_TOKEN")
+    login.add_argument("--card", required=True, metavar="MEMBER:NUMBER")
+    place = command("place", "place a hold (a plan's choice: member, record, pickup branch)")
+    place.add_argument("--member", required=True)
+    place.add_argument("--record", required=True, help="the member's record id")
+    place.add_argument("--pickup", required=True, help="pickup branch id")
+    place.add_argument("--key", help="Idempotency-Key (default: derived from the request)")
+    command("list", "your holds")
+    show = command("show", "one hold with its history")
+    show.add_argument("hold_id")
+    cancel = command("cancel", "cancel a hold (online only while waiting)")
+    cancel.add_argument("hold_id")
+
+
+def run_ledger_command(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    headers = {}
+    if args.holds_command != "login":
+        token = os.environ.get("YOKODAN_TOKEN")
+        if not token:
+            print("yokodan: set YOKODAN_TOKEN (from `yokodan holds login`)", file=sys.stderr)
+            return 2
+        headers["Authorization"] = f"Bearer {token}"
+    base = args.broker.rstrip("/")
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        try:
+            status, body = await _call(session, base, args)
+        except aiohttp.ClientError as exc:
+            print(f"yokodan: the broker at {base} did not answer ({type(exc).__name__})", file=sys.stderr)
+            return 1
+    if status >= 400:
+        print(f"yokodan: {body.get('title', status)}: {body.get('detail', '')}" + _phone(body), file=sys.stderr)
+        return 2
+    print(_render(args.holds_command, body))
+    return 0
+
+
+async def _call(session: aiohttp.ClientSession, base: str, args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    command = args.holds_command
+    if command == "login":
+        member, _, number = args.card.partition(":")
+        payload = {"member": member, "card_number": number, "pin": os.environ.get("YOKODAN_PIN")}
+        request = session.post(f"{base}/api/v1/auth/login", json=payload)
+    elif command == "place":
+        payload = {"member": args.member, "record_id": args.record, "pickup_branch_id": args.pickup}
+        request = session.post(f"{base}/api/v1/holds", json=payload, headers={"Idempotency-Key": args.key} if args.key else {})
+    elif command == "list":
+        request = session.get(f"{base}/api/v1/holds")
+    elif command == "show":
+        request = session.get(f"{base}/api/v1/holds/{args.hold_id}")
+    else:
+        request = session.delete(f"{base}/api/v1/holds/{args.hold_id}")
+    async with request as response:
+        raw = await response.read()
+        return response.status, orjson.loads(raw) if raw else {}
+
+
+def _phone(problem: dict[str, Any]) -> str:
+    return f"（{problem['library']} {problem['phone']}）" if problem.get("phone") else ""
+
+
+def _line(hold: dict[str, Any]) -> str:
+    state = _STATE_WORDS.get(hold.get("state") or "", hold.get("outcome", ""))
+    queue = f" 順番 {hold['queue_position']}" if hold.get("queue_position") else ""
+    until = f" 取置期限 {hold['ready_until']}" if hold.get("ready_until") else ""
+    refused = f" 受付不可: {hold['refusal']['reason']}" if hold.get("refusal") else ""
+    return f"{hold['id']}  {hold['member']} {hold['record_id']} → {hold['pickup_branch_id']}  {state}{queue}{until}{refused}"
+
+
+def _render(command: str, body: dict[str, Any]) -> str:
+    if command == "login":
+        return body["token"]
+    if command == "list":
+        return "\n".join(_line(h) for h in body["holds"]) or "(予約はありません)"
+    lines = [_line(body)]
+    for step in body.get("transitions", []):
+        lines.append(f"    {step['at']}  {step['from'] or '—'} → {step['to']}  {step['member_word'] or ''}")
+    return "\n".join(lines)
