@@ -301,7 +301,7 @@ def build_app(
 
 def _ledger_lifecycle(config: LedgerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        from broker.ledger.routes import HOLDS_KEY
+        from broker.ledger.routes import HOLDS_KEY, LEDGER_KEY
         from broker.ledger.runtime import open_ledger
 
         registry = app[REGISTRY_KEY]
@@ -317,6 +317,7 @@ def _ledger_lifecycle(config: LedgerConfig) -> Callable[[web.Application], Async
 
         async with open_ledger(config, app[CONSORTIUM_KEY], gateway_for, unavailable=unavailable) as runtime:
             app[HOLDS_KEY] = runtime.service
+            app[LEDGER_KEY] = runtime
             yield
 
     return lifecycle

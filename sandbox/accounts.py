@@ -170,10 +170,14 @@ class HoldLedger:
         hold.state = HoldState.CANCELLED
         return hold
 
-    def advance(self, hold_id: str, state: HoldState) -> SandboxHold:
-        """Move a hold along its lifecycle (tests and the demo's admin endpoint)."""
+    def advance(self, hold_id: str, state: HoldState, *, ready_until: date | None = None) -> SandboxHold:
+        """Move a hold along its lifecycle on the member's clock (`today`; tests set it).
+
+        A hold becoming ready is held until `ready_until` (the member's own pickup-by date) or,
+        by default, `HOLD_SHELF_DAYS` from the member's today.
+        """
         hold = self.holds[hold_id]
         hold.state = state
         if state is HoldState.READY:
-            hold.ready_until = self.today + timedelta(days=HOLD_SHELF_DAYS)
+            hold.ready_until = ready_until or self.today + timedelta(days=HOLD_SHELF_DAYS)
         return hold

@@ -139,7 +139,9 @@ def holdings_for(member: SandboxMember, catalogue: Catalogue, as_of: date | None
     today = as_of or date.today()
     seed = catalogue.seed
     member_number = int(unit_hash(seed, "member-number", member.id) * 900) + 100
-    closed = {b.id for b in member.branches if unit_hash(seed, "closed", member.id, b.id) < _CLOSED_BRANCH_SHARE}
+    # The central library (first branch) holds half the copies and stays open: closing it by
+    # chance would leave a one-library member (Aomori's prefectural library) with nothing on the shelf.
+    closed = {b.id for b in member.branches[1:] if unit_hash(seed, "closed", member.id, b.id) < _CLOSED_BRANCH_SHARE}
     held: list[HeldWork] = []
     barcode_serial = 0
     hold_prefix = f"{seed}:hold:{member.id}:"  # = unit_hash(seed, "hold", member.id, key), inlined: the hot loop

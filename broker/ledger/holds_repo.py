@@ -244,7 +244,8 @@ class HoldLedger:
             for row, hold, next_check_at in updates:
                 finished = hold.state in FINISHED_STATES
                 changed = await tx.execute(
-                    "UPDATE holds SET state = ?, status_text = ?, queue_position = ?, ready_until = ?, "
+                    # A member stops showing the pickup-by date once the book is collected: keep the last one.
+                    "UPDATE holds SET state = ?, status_text = ?, queue_position = ?, ready_until = COALESCE(?, ready_until), "
                     "pickup_branch_id = COALESCE(?, pickup_branch_id), lease_owner = NULL, lease_until = NULL, "
                     "next_check_at = ?, check_failures = 0, version = version + 1, updated_at = ?, "
                     "finished_at = COALESCE(finished_at, ?) WHERE id = ? AND version = ? AND lease_owner = ?",

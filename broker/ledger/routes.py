@@ -25,6 +25,8 @@ from broker.ledger.records import HoldRow, Outcome, Transition
 from broker.ledger.service import HoldService, HoldServiceError, LoginFailed, PlaceBody
 
 HOLDS_KEY = web.AppKey("holds", HoldService)
+# The node's ledger parts (poller, reconciler), for operators and tests that drive them by hand.
+LEDGER_KEY = web.AppKey("ledger", object)
 PROBLEM_JSON = "application/problem+json"
 
 
