@@ -340,6 +340,13 @@ class Member(_Model):
         return labels
 
 
+class PrivacyPolicy(_Model):
+    """What the broker keeps about patrons, and for how long (DOMAIN.md: reading is private)."""
+
+    # Finished holds (collected, expired, cancelled, refused) are deleted this many days after they ended.
+    finished_holds_days: int = Field(default=30, ge=0, le=3650)
+
+
 class Consortium(_Model):
     """A set of member library systems searched together (DOMAIN.md: three kinds)."""
 
@@ -352,6 +359,7 @@ class Consortium(_Model):
     members: list[Member] = Field(min_length=1)
     sources: list[NonEmpty] = Field(default_factory=list)  # where the data came from (attribution)
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # hold-rule defaults for every member
+    privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
     notes: str | None = None
 
     @field_validator("timezone")

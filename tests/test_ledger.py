@@ -302,3 +302,17 @@ async def test_the_poller_skips_an_unavailable_member_without_asking(world: Worl
     report = await poller.run_once()
     assert (report.claimed, report.skipped, asked) == (1, 1, [])
     assert (await world.ledger.by_id(row.id)).state is HoldState.WAITING  # type: ignore[union-attr]
+
+
+async def test_the_purge_keeps_finished_holds_for_the_configured_days(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from broker.ledger.runtime import purge_finished
+
+    refused = await world.placement().place(await world.new_hold("alpha", "client-key-0201", pickup="alpha/minami"))
+    waiting = await world.placement().place(await world.new_hold("alpha", "client-key-0202"))
+    now = datetime.now(UTC)
+    assert await purge_finished(world.ledger, 30, now=now) == 0  # finished today: kept for 30 days
+    assert await purge_finished(world.ledger, 30, now=now + timedelta(days=31)) == 1
+    assert await world.ledger.by_id(refused.id) is None
+    assert await world.ledger.by_id(waiting.id) is not None  # an open hold is never purged

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from broker.ledger.holds_repo import HoldLedger
 from broker.ledger.notices import Notices, NoticeSender
 from broker.ledger.placement import Placement, PlacementTimings
 from broker.ledger.poller import Poller, PollSchedule
+from broker.ledger.records import iso
 from broker.ledger.schema import migrate
 from broker.ledger.service import HoldService
 from broker.ledger.vault import Vault
@@ -38,6 +40,7 @@ class LedgerConfig:
     node: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     reconcile_every_s: float = 5.0
     poll_every_s: float = 30.0
+    purge_every_s: float = 3600.0
     timings: PlacementTimings = PlacementTimings()
     schedule: PollSchedule = PollSchedule()
 
@@ -58,6 +61,15 @@ async def _every(seconds: float, job: Callable[[], Any], stop: asyncio.Event, wh
             log.exception("%s failed", what)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def purge_finished(ledger: HoldLedger, days: int, *, now: datetime | None = None) -> int:
+    """Delete holds that finished more than `days` ago (the consortium's `[privacy]` setting)."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    deleted = await ledger.purge_finished(iso(cutoff))
+    if deleted:
+        log.info("purged %d finished holds older than %d days", deleted, days)
+    return deleted
 
 
 @contextlib.asynccontextmanager
@@ -90,9 +102,13 @@ async def open_ledger(
             # Reconcile first, once, before the node takes requests: a crash's leftovers are looked up
             # at the members before any new placement could race them.
             await placement.reconcile_due(limit=1000)
+            async def purge() -> None:
+                await purge_finished(ledger, consortium.privacy.finished_holds_days)
+
             tasks = [
                 asyncio.create_task(_every(config.reconcile_every_s, placement.reconcile_due, stop, "hold reconciler")),
                 asyncio.create_task(_every(config.poll_every_s, poller.run_once, stop, "hold poller")),
+                asyncio.create_task(_every(config.purge_every_s, purge, stop, "finished-hold purge")),
             ]
         try:
             yield LedgerRuntime(db, service, poller, placement)
