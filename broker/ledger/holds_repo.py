@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 from yokodan import Hold, HoldState
@@ -41,12 +41,8 @@ class NewHold:
     series_position: int | None = None
 
 
-_COLUMNS = (
-    "id, account_id, card_id, client_key, fingerprint, member, record_id, item_id, pickup_branch_id, outcome, "
-    "refusal_reason, refusal_message, state, member_hold_id, status_text, queue_position, ready_until, "
-    "promised_ready, promised_until, series_id, series_position, version, lease_owner, lease_until, "
-    "next_check_at, check_failures, created_at, updated_at, finished_at, intent"
-)
+# The row's columns, in HoldRow's field order (one list for SELECT, INSERT and RETURNING).
+_COLUMNS = ", ".join(f.name for f in fields(HoldRow))
 _UNSETTLED = f"('{Outcome.INTENT}', '{Outcome.UNKNOWN}')"
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import AuthenticationFailed, ConnectorError, HoldRefused
-from yokodan import PatronCredentials, RefusalReason
+from yokodan import Hold, PatronCredentials, RefusalReason
 from yokodan.errors import YokodanError
 
 from broker.consortium import Consortium
@@ -154,25 +154,12 @@ class HoldService:
             raise HoldConflict("not_placed", "this hold is not placed (refused, or its placement is still being settled)")
         if row.state not in CANCELLABLE_ONLINE:
             raise self._not_cancellable(row)
-        leased = await self.ledger.lease_placed(row.id, node=self.node, lease_s=self.lease_s, now=self.clock())
-        if leased is None:
-            raise HoldConflict("busy", "this hold is being updated; try again in a moment")
-        card = await self.accounts.card(account_id, row.card_id)
-        assert card is not None and row.member_hold_id is not None
         try:
-            hold = await self.gateway_for(row.member).cancel_hold(
-                PatronCredentials(card_number=card.card_number, pin=card.pin), row.member_hold_id
-            )
-        except HoldRefused as exc:
-            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=False)
-            if exc.reason == RefusalReason.NOT_CANCELLABLE:
+            await self._at_member(row, lambda gateway, patron, member_hold_id: gateway.cancel_hold(patron, member_hold_id))
+        except HoldRefusedByRule as refused:
+            if refused.reason == RefusalReason.NOT_CANCELLABLE:
                 raise self._not_cancellable(row) from None
-            raise HoldRefusedByRule(exc.reason, exc.message) from None
-        except ConnectorError as exc:
-            # The cancel may or may not have landed: the poller's next look settles what the member says.
-            await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=True)
-            raise MemberUnavailable(RefusalReason.MEMBER_UNREACHABLE.value, f"the library's system did not answer ({exc.reason})") from None
-        await self.ledger.advance(leased, hold, node=self.node, next_check_at=self.clock() + 86400)
+            raise
         if row.series_id:
             await self.ledger.drop_deferred(row.series_id, "cancelled")
         return (await self.get(account_id, hold_id))[0]
@@ -200,21 +187,29 @@ class HoldService:
                 f"{member.name} does not take pickup changes online: please call",
                 library=member.name, phone=member.phone,
             )  # fmt: skip
+        await self._at_member(row, lambda gateway, patron, member_hold_id: gateway.change_pickup(patron, member_hold_id, branch_id))
+        return (await self.get(account_id, hold_id))[0]
+
+    async def _at_member(self, row: HoldRow, act: Callable[[Any, PatronCredentials, str], Awaitable[Hold]]) -> None:
+        """A patron's own change at the member (cancel, new pickup), under the hold's lease.
+
+        The member's answer is recorded as the poller would; a refusal keeps its reason; a lost
+        answer leaves the hold for the poller's next look (the change may or may not have landed).
+        """
         leased = await self.ledger.lease_placed(row.id, node=self.node, lease_s=self.lease_s, now=self.clock())
         if leased is None:
             raise HoldConflict("busy", "this hold is being updated; try again in a moment")
-        card = await self.accounts.card(account_id, row.card_id)
+        card = await self.accounts.card(row.account_id, row.card_id)
         assert card is not None and row.member_hold_id is not None
         try:
-            hold = await gateway.change_pickup(PatronCredentials(card_number=card.card_number, pin=card.pin), row.member_hold_id, branch_id)
+            hold = await act(self.gateway_for(row.member), PatronCredentials(card_number=card.card_number, pin=card.pin), row.member_hold_id)
         except HoldRefused as exc:
             await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=False)
             raise HoldRefusedByRule(exc.reason, exc.message) from None
         except ConnectorError as exc:
             await self.ledger.release(leased, node=self.node, next_check_at=self.clock(), failed=True)
             raise MemberUnavailable(RefusalReason.MEMBER_UNREACHABLE.value, f"the library's system did not answer ({exc.reason})") from None
-        await self.ledger.advance(leased, hold, node=self.node, next_check_at=self.clock() + 3600)
-        return (await self.get(account_id, hold_id))[0]
+        await self.ledger.advance(leased, hold, node=self.node, next_check_at=self.clock())
 
     def _not_cancellable(self, row: HoldRow) -> HoldRefusedByRule:
         member = self.consortium.member(row.member)
