@@ -73,12 +73,21 @@ class SRUDiagnostic(CQLError):
 
 
 def add_sru_routes(app: web.Application) -> None:
-    """GET /sru (and HEAD): explain and searchRetrieve over the app's SearchService."""
+    """/sru over GET (and HEAD) and POST (form-encoded, as SRU allows): explain and searchRetrieve."""
     app.router.add_get("/sru", sru_handler)
+    app.router.add_post("/sru", sru_handler)
+
+
+async def _params(request: web.Request) -> Mapping[str, str]:
+    """The request's SRU parameters: the query string, and a POST's form fields over it."""
+    if request.method != "POST":
+        return request.query
+    form = await request.post()
+    return {**request.query, **{k: v for k, v in form.items() if isinstance(v, str)}}
 
 
 async def sru_handler(request: web.Request) -> web.Response:
-    params = request.query
+    params = await _params(request)
     requested_version = params.get("version")
     flavour = _FLAVOURS.get(requested_version or "2.0", SRU_12)
     echo_version = requested_version if requested_version in ("1.1", "1.2") else flavour.version
@@ -90,7 +99,7 @@ async def sru_handler(request: web.Request) -> web.Response:
         if operation == "explain":
             body = _explain(request, flavour, echo_version)
         elif operation == "searchRetrieve":
-            body = await _search_retrieve(request, flavour, echo_version)
+            body = await _search_retrieve(request, params, flavour, echo_version)
         else:
             raise SRUDiagnostic(4, "Unsupported operation", operation)
     except CQLError as exc:  # every diagnostic of the request (SRUDiagnostic is one)
@@ -133,8 +142,7 @@ def _escaping(params: Mapping[str, str], flavour: Flavour) -> str:
     return value
 
 
-async def _search_retrieve(request: web.Request, flavour: Flavour, version: str) -> etree._Element:
-    params = request.query
+async def _search_retrieve(request: web.Request, params: Mapping[str, str], flavour: Flavour, version: str) -> etree._Element:
     query = params.get("query")
     if not query or not query.strip():
         raise SRUDiagnostic(7, "Mandatory parameter not supplied", "query")
@@ -144,6 +152,10 @@ async def _search_retrieve(request: web.Request, flavour: Flavour, version: str)
     escaping = _escaping(params, flavour)
     alternatives = cql_plan.plan(query, page_size=MEMBER_PAGE_SIZE)
     works, statuses = await federated_works(request.app[SEARCH_KEY], alternatives)
+    if statuses and not any(s.state is TargetState.OK for s in statuses):
+        # Zero hits would tell a federating client "nothing matches"; nobody was asked, really.
+        failed = ", ".join(f"{s.member} {s.reason or s.state.value}" for s in statuses)
+        raise SRUDiagnostic(1, "General system error", f"no member answered: {failed}")
     total = len(works)
     if maximum > 0 and total > 0 and start > total:
         raise SRUDiagnostic(61, "First record position out of range", str(start))

@@ -145,6 +145,27 @@ async def test_failing_member_is_named_in_extra_response_data_and_the_rest_answe
     assert locations and not any(name.startswith("備前") for name in locations)
 
 
+async def test_no_member_answering_is_diagnostic_1_not_zero_hits(broker: Broker) -> None:
+    for member in broker.sandbox.consortium.members:
+        broker.sandbox.host.set_faults(member.id, FaultConfig(http_status=503))
+    root = await sru(broker, version="1.2", query="title=こころ")
+    assert diagnostic_uris(root) == ["info:srw/diagnostic/1/1"]
+    details = root.findtext(".//d:details", namespaces=NS)
+    assert details.startswith("no member answered: ") and "okayama-city http_503" in details
+
+
+async def test_post_is_answered_like_get(broker: Broker) -> None:
+    got = await sru(broker, version="1.2", query="title=こころ")
+    async with aiohttp.ClientSession() as session:
+        form = {"operation": "searchRetrieve", "version": "1.2", "query": "title=こころ"}
+        async with session.post(f"{broker.url}/sru", data=form) as response:
+            assert (response.status, response.content_type) == (200, "text/xml")
+            posted = etree.fromstring(await response.read())
+    assert ids(posted) == ids(got) != []
+    count_852 = "count(//m:datafield[@tag='852'])"
+    assert posted.xpath(count_852, namespaces=NS) == got.xpath(count_852, namespaces=NS)
+
+
 async def test_dublin_core_in_sru_2(broker: Broker) -> None:
     root = await sru(broker, query="dc.title=こころ", recordSchema="dc")
     assert root.tag == f"{{{SRU2}}}searchRetrieveResponse"
@@ -306,9 +327,10 @@ def _yaz_client() -> str:
     return path
 
 
-async def test_yaz_client_searches_sru_and_gets_marcxml_with_852(broker: Broker) -> None:
+@pytest.mark.parametrize("method", ["get", "post"])
+async def test_yaz_client_searches_sru_and_gets_marcxml_with_852(broker: Broker, method: str) -> None:
     client = _yaz_client()
-    script = "sru get 1.2\nfind title=こころ\nshow 1\nquit\n"
+    script = f"sru {method} 1.2\nfind title=こころ\nshow 1\nquit\n"
     process = await asyncio.create_subprocess_exec(
         client, "-u", "anonymous", f"{broker.url}/sru",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
