@@ -59,8 +59,11 @@ class Alternative:
 
 def plan(cql: str, *, page_size: int) -> list[Alternative]:
     """The searches that answer `cql`; raises `CQLError` (10, 16, 19, 20, 27, 37, 48)."""
-    node = parse(cql)
-    conjunctions = _dnf(_expand_any(node), negate=False)
+    try:
+        node = parse(cql)
+        conjunctions = _dnf(_expand_any(node), negate=False)
+    except RecursionError:  # the parser and the rewrite recurse once per nesting level
+        raise CQLError(10, "Query syntax error", "query nested too deeply") from None
     if len(conjunctions) > MAX_ALTERNATIVES:
         raise CQLError(
             48, "Query feature unsupported", f"the query expands to {len(conjunctions)} OR alternatives (at most {MAX_ALTERNATIVES})"

@@ -34,13 +34,14 @@ from broker.search import SearchOutcome, SearchService
 from broker.sru_records import DC_SCHEMA, MARCXML_SCHEMA, RENDERERS, SCHEMA_NAMES
 from broker.views import DisplayNames
 from connectors.cql import CQLError
-from yokodan import Record, TargetState, TargetStatus, Work
+from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAXIMUM_RECORDS = 10
 MAXIMUM_RECORDS_LIMIT = 50  # a larger maximumRecords is answered with this many (SRU lets a server cap it)
 MEMBER_PAGE_SIZE = 100  # records asked of each member (its own max_records caps it further)
+ALTERNATIVES_IN_FLIGHT = 3  # OR alternatives of one request searched at once
 
 ZEEREX_NS = "http://explain.z3950.org/dtd/2.0/"
 TARGETS_NS = "info:yokodan/sru/targets"
@@ -180,9 +181,15 @@ async def federated_works(
 ) -> tuple[list[Work], list[TargetStatus]]:
     """Run each alternative as one federated search; merge their works into one ranked list."""
     runnable = [a for a in alternatives if a.query is not None]
-    outcomes: list[SearchOutcome] = list(
-        await asyncio.gather(*(service.search(a.query) for a in runnable if a.query is not None))
-    )
+    # Each alternative is a fan-out to every member: leave the members' operation slots
+    # (8 each, broker.members) to other requests too.
+    in_flight = asyncio.Semaphore(ALTERNATIVES_IN_FLIGHT)
+
+    async def run(query: SearchQuery) -> SearchOutcome:
+        async with in_flight:
+            return await service.search(query)
+
+    outcomes: list[SearchOutcome] = list(await asyncio.gather(*(run(a.query) for a in runnable if a.query is not None)))
     kept = [[w for w in o.works if cql_plan.keep(w, a.excluded)] for a, o in zip(runnable, outcomes)]
     statuses = _merged_statuses(outcomes)
     if len(outcomes) == 1:
