@@ -20,7 +20,6 @@ state, reason, hits), never with the query in a log line.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,8 +34,6 @@ from broker.sru_records import DC_SCHEMA, MARCXML_SCHEMA, RENDERERS, SCHEMA_NAME
 from broker.views import DisplayNames
 from connectors.cql import CQLError
 from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MAXIMUM_RECORDS = 10
 MAXIMUM_RECORDS_LIMIT = 50  # a larger maximumRecords is answered with this many (SRU lets a server cap it)
