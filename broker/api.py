@@ -288,6 +288,8 @@ def build_app(
     app.router.add_get("/api/v1/search/stream", search_stream_handler)
     app.router.add_get("/api/v1/members", members_handler)
     app.router.add_get("/healthz", health_handler)
+    from broker.sru_server import add_sru_routes  # imported here: it imports this module's keys
+    add_sru_routes(app)  # GET /sru: SRU 1.2/2.0 explain and searchRetrieve
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
