@@ -340,6 +340,14 @@ class Member(_Model):
         return labels
 
 
+class SearchSettings(_Model):
+    """`[search]`: how a consortium's searches behave beyond asking each member once."""
+
+    # Ask a member that came back empty once more by title (+ author, year) when an ISBN
+    # or kana reading query found the work elsewhere (broker/second_stage.py).
+    second_stage: bool = True
+
+
 class Consortium(_Model):
     """A set of member library systems searched together (DOMAIN.md: three kinds)."""
 
@@ -352,6 +360,7 @@ class Consortium(_Model):
     members: list[Member] = Field(min_length=1)
     sources: list[NonEmpty] = Field(default_factory=list)  # where the data came from (attribution)
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # hold-rule defaults for every member
+    search: SearchSettings = Field(default_factory=SearchSettings)
     notes: str | None = None
 
     @field_validator("timezone")
