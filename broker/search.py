@@ -4,6 +4,10 @@ Each member runs under its own deadline (its `timeout_s`), so a slow, hung or
 broken member costs only its own status line: the others' records are merged
 the moment they arrive, and `stream()` hands each step to the caller
 (progressive results for the API). A member failure never raises out of here.
+
+An ISBN or kana reading query that found works asks each member that came back empty
+once more by title (`broker.second_stage`: what to ask, what dedup keeps), within what is
+left of the search's deadline; those answers are further member events before the final one.
 """
 
 from __future__ import annotations
@@ -225,7 +229,9 @@ class SearchService:
         name = f"search-second-stage:{connector.member}"
         if left_s <= 0:
             return asyncio.create_task(_too_late(connector.member), name=name)
-        return asyncio.create_task(self._ask(connector, follow.query, deadline_s=left_s), name=name)
+        # Not through _ask: the breaker judged the member by its first answer, and a timeout
+        # under this shortened deadline says nothing about its health.
+        return asyncio.create_task(self._answer(connector, follow.query, left_s), name=name)
 
     @staticmethod
     def _second_answer(first: TargetStatus, answer: MemberAnswer, follow: FollowUp) -> tuple[MemberAnswer, list[Record]]:
@@ -236,7 +242,7 @@ class SearchService:
             by=follow.by, state=extra.state, reason=extra.reason, hits=extra.hits, returned=extra.returned,
             merged=len(kept), elapsed_ms=extra.elapsed_ms, message=extra.message,
         )  # fmt: skip
-        status = first.model_copy(update={"second_stage": second, "circuit": extra.circuit or first.circuit})
+        status = first.model_copy(update={"second_stage": second})
         return MemberAnswer(status, kept), kept
 
     async def _cached(self, index: UnionIndex, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
@@ -256,8 +262,8 @@ class SearchService:
 
         return callback
 
-    async def _ask(self, connector: Connector, query: SearchQuery, *, deadline_s: float | None = None) -> MemberAnswer:
-        answer = await self._answer(connector, query, deadline_s)
+    async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
+        answer = await self._answer(connector, query)
         status = answer.status
         status.circuit = self.registry.record(connector.member, status.state, status.reason).value
         return answer

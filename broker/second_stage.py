@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.dedup import WorkClusterer
-from index.text import has_cjk, is_kana_key, key
+from index.text import key
 from index.titles import split_subtitle
 from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
 
@@ -37,15 +37,21 @@ SECOND_STAGE_REASON = "second_stage:title"
 _UNION_INDEX = "union-index"
 # Life dates and other digits in a name heading ('夏目, 漱石, 1867-1916'): members that
 # catalogued the name without them must still match the author words.
+_KANA = re.compile("[\u3041-\u3096\u30a1-\u30fa\uff66-\uff9d]")
+_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3005\u3007]")
 _LIFE_DATES = re.compile(r"[,\s]*\d{3,4}\s*-\s*(?:\d{3,4})?|\d+")
 
 
 def query_kind(query: SearchQuery) -> str | None:
-    """'isbn' or 'reading' when a member's empty answer may be a cataloguing gap; else None."""
+    """'isbn' or 'reading' when a member's empty answer may be a cataloguing gap; else None.
+
+    A reading is kana without kanji; digits, Latin letters and punctuation may stand in it
+    (NDL writes 'シーエヌエヌ ニュース リスニング. 2019-ハル ナツ').
+    """
     if query.isbn:
         return "isbn"
     words = query.title or query.text
-    if words and not query.author and is_kana_key(key(words)):
+    if words and not query.author and _KANA.search(words) and not _KANJI.search(words):
         return "reading"
     return None
 
@@ -91,18 +97,27 @@ def follow_up(kind: str, query: SearchQuery, live: Sequence[Work], cached: Seque
         if not found:
             return None
         anchor = max(found, key=lambda w: len(w.members))  # the most widely held reading of it
-        title = split_subtitle(anchor.title)[0] or anchor.title
+        title = _main_title(anchor.title)
         by = "title" + ("+author" if anchor.authors else "") + ("+year" if anchor.year is not None else "")
         follow = SearchQuery(title=title, author=_author_words(anchor), year=anchor.year, page_size=query.page_size)
         return FollowUp(follow, by, tuple(found))
-    found = [*sorted(live, key=lambda w: -len(w.members)), *cached]
+    found = [*live, *cached]
     asked = key(query.title or query.text or "")
-    # Only a title with kanji in it says something the reading did not; a kana title is the reading.
-    titled = [w for w in found if has_cjk(w.title) and not is_kana_key(key(w.title)) and key(w.title) != asked]
-    if not titled:
+    # Only a title written otherwise than the reading (kanji, Latin letters) says something new.
+    titles = [_main_title(w.title) for w in found]
+    titles = [t for t in titles if key(t) and key(t) != asked]
+    if not titles:
         return None
-    title = split_subtitle(titled[0].title)[0] or titled[0].title
+    # The shortest main title: the works a reading finds are often one series or report
+    # ('電子書籍ビジネス調査報告書' and '… = eBook marketing report'); the fewest words find them all.
+    title = min(titles, key=lambda t: len(key(t)))
     return FollowUp(SearchQuery(title=title, year=query.year, page_size=query.page_size), "title", tuple(found))
+
+
+def _main_title(title: str) -> str:
+    """The title without subtitle or parallel title ('X = Y', 'X : Z')."""
+    main = split_subtitle(title)[0] or title
+    return main.split(" = ", 1)[0].strip() or main
 
 
 def work_from_cached(blob: dict[str, Any]) -> Work:
