@@ -13,9 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
+from broker.api import build_app
 from broker.consortium import Consortium, ConsortiumFileError, load_consortium
 from broker.demo import sandbox_members
 from broker.members import MemberRegistry
@@ -265,3 +268,30 @@ async def test_reading_query_asks_by_the_title_the_union_index_knows(site: Site,
     second = _status(outcome, member).second_stage
     assert second is not None and (second.by, second.merged) == ("title", 2)
     assert all(w.matched_by_title == [member] for w in outcome.works)
+
+
+async def test_api_shows_the_second_stage_in_search_and_stream(site: Site) -> None:
+    runner = web.AppRunner(build_app(site.consortium), access_log=None)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    host, port = runner.addresses[0][:2]
+    params = {"isbn": site.isbn("soseki-kokoro")}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{host}:{port}/api/v1/search", params=params) as response:
+                body = orjson.loads(await response.read())
+            async with session.get(f"http://{host}:{port}/api/v1/search/stream", params=params) as response:
+                lines = [orjson.loads(line) async for line in response.content if line.strip()]
+    finally:
+        await runner.cleanup()
+    [work] = body["works"]
+    assert work["matched_by_title"] == [NO_ISBN] and SECOND_STAGE_REASON in work["match_reasons"]
+    assert NO_ISBN in [m["member"] for m in work["holdings"]]
+    [target] = [t for t in body["targets"] if t["member"] == NO_ISBN]
+    assert (target["returned"], target["second_stage"]["by"], target["second_stage"]["merged"]) == (0, "title+author+year", 1)
+    assert [line["type"] for line in lines] == ["member"] * 14 + ["final"], "13 first answers, one second stage"
+    extra = [line for line in lines[:-1] if line["target"]["second_stage"] is not None]
+    assert [line["target"]["member"] for line in extra] == [NO_ISBN]
+    assert [w["matched_by_title"] for w in extra[0]["works"]] == [[NO_ISBN]]
+    assert lines[-1]["works"][0]["matched_by_title"] == [NO_ISBN]
