@@ -12,19 +12,22 @@ Builds four member catalogues from the 233 real NDL records in
 
 Each member holds ~80 % of the records (a hash of member and record). Every catalogue is
 served by its own real Zebra SRU server (tests/zebra_server.py, Debian idzebra-2.0), and
-every record is searched through the broker's SRU connector by its title as printed
+every record is searched through the broker's SearchService (SRU connectors, member
+registry, dedup and the second stage, as a consortium's search runs) by its title as printed
 (punctuation and all), by its ISBN-13 and by its title reading. Printed:
 
   recall     per query kind and per member variation: copies returned / copies held
   dedup      pairwise precision of the works the answers cluster into (index.dedup)
+  second     second-stage requests per member that came back empty (issue 11 item 2)
   status     share of returned copies whose status word classified (not `unknown`)
 
-ISBN -> a copy without an ISBN, and reading -> a member without readings, need the
-second-stage look-ups of issue 11 item 2 (not built yet): those figures are printed as
-they are today and labelled so.
+ISBN -> a copy without an ISBN, and reading -> a member without readings, are found only
+by the second-stage look-ups (rows labelled "needs second stage").
 
-Usage: python3 bench/recall.py [--concurrency 8] [--page-size 100] [--as-typed]
-(--as-typed sends each whitespace word as typed, the query building before issue 11, for comparison)
+Usage: python3 bench/recall.py [--concurrency 8] [--page-size 100] [--no-second-stage] [--as-typed]
+(--no-second-stage: the consortium's [search] second_stage = false, for comparison;
+--as-typed sends each whitespace word as typed through the bare connector, the query building
+before issue 11, for comparison)
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from yokodan import Availability, Record, SearchQuery  # noqa: E402
+from yokodan import Availability, Record, SearchQuery, TargetState, Work  # noqa: E402
 from yokodan import isbn as isbn_tools  # noqa: E402
+from broker.consortium import Consortium  # noqa: E402
+from broker.members import MemberRegistry  # noqa: E402
+from broker.search import SearchService  # noqa: E402
+from broker.second_stage import came_back_empty  # noqa: E402
 from connectors.errors import ConnectorError  # noqa: E402
 from connectors.http import HttpClient  # noqa: E402
 from connectors.settings import TargetSettings  # noqa: E402
@@ -192,48 +199,102 @@ def as_typed_cql(query: SearchQuery) -> str:
     return " and ".join(f"title={cql_term(word)}" for word in (query.title or "").split())
 
 
-async def run(rows: list[dict[str, str]], members: list[Member], concurrency: int, *, as_typed: bool = False) -> None:
+def consortium_of(members: list[Member], page_size: int, *, second_stage: bool) -> Consortium:
+    """The benchmark's members as a consortium file would describe them (one branch each)."""
+    return Consortium.model_validate({
+        "id": "recall-bench", "name": "recall benchmark", "kind": "mutual_use",
+        "search": {"second_stage": second_stage},
+        "members": [
+            {
+                "id": m.variation.member, "name": m.variation.member, "municipality": m.variation.member,
+                "connector": {
+                    "kind": "sru", "endpoint": m.server.sru_url if m.server else "", "timeout_s": 10,
+                    "max_records": page_size, "status_words": m.variation.consortium_words,
+                    "options": {"cql_indexes": INDEXES},
+                },
+                "branches": [{
+                    "id": f"{m.variation.member}/chuo", "name": "中央図書館", "municipality": m.variation.member,
+                    "codes": ["中央図書館"], "pickup_point": True, "accepts_returns": True,
+                    "coordinates_note": "benchmark member",
+                }],
+            }
+            for m in members
+        ],
+    })  # fmt: skip
+
+
+async def run(
+    rows: list[dict[str, str]],
+    members: list[Member],
+    service: SearchService,
+    concurrency: int,
+    *,
+    as_typed: bool = False,
+    show_missing: bool = False,
+) -> None:
     gate = asyncio.Semaphore(concurrency)
     # (kind, member, label) -> [found, held]
     tally: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     pairs = Counter[str]()
     status = Counter[tuple[str, bool]]()
     errors = Counter[str]()
+    second = Counter[str]()  # empty answers, second-stage requests sent, records kept
+    unreachable = Counter[str]()  # missed copies of queries that found no work at all
     requests = 0
 
-    async def ask(member: Member, query: SearchQuery) -> list[Record]:
-        nonlocal requests
+    async def ask_bare(member: Member, query: SearchQuery) -> list[Record]:
         assert member.connector is not None
+        try:
+            return (await member.connector.search_cql(as_typed_cql(query), maximum=query.page_size)).records
+        except ConnectorError as exc:
+            errors[f"{member.variation.member}: {exc.reason}"] += 1
+            return []
+
+    async def search(query: SearchQuery) -> list[Work]:
+        """The consortium's search (SearchService); --as-typed: the bare connectors, clustered here."""
+        nonlocal requests
         async with gate:
+            if as_typed:
+                requests += len(members)
+                clusterer = WorkClusterer()
+                for records in await asyncio.gather(*(ask_bare(m, query) for m in members)):
+                    clusterer.add(records)
+                return clusterer.works()
+            outcome = await service.search(query)
+        for target in outcome.statuses:
             requests += 1
-            try:
-                if as_typed:
-                    return (await member.connector.search_cql(as_typed_cql(query), maximum=query.page_size)).records
-                return (await member.connector.search(query)).records
-            except ConnectorError as exc:
-                errors[f"{member.variation.member}: {exc.reason}"] += 1
-                return []
+            if target.state is not TargetState.OK:
+                errors[f"{target.member}: {target.reason}"] += 1
+            if came_back_empty(target):
+                second["empty answers"] += 1
+            if target.second_stage is not None:
+                sent = target.second_stage.state is not TargetState.SKIPPED
+                second["requests"] += sent
+                requests += sent
+                second["records kept"] += target.second_stage.merged
+                second["records dropped"] += target.second_stage.returned - target.second_stage.merged
+                if target.second_stage.state not in (TargetState.OK, TargetState.SKIPPED):
+                    errors[f"{target.member} (second stage): {target.second_stage.reason}"] += 1
+        return outcome.works
 
     async def one(kind: str, row: dict[str, str]) -> None:
         query = query_for(kind, row)
         bib = row["ndl_bib_id"]
         if query is None:
             return
-        answers = await asyncio.gather(*(ask(m, query) for m in members))
-        clusterer = WorkClusterer()
-        for records in answers:
-            clusterer.add(records)
-        for work in clusterer.works():  # dedup precision: pairs of copies of one base record
+        works = await search(query)
+        found_ids = {r.local_id for w in works for r in w.records}
+        for work in works:  # dedup precision: pairs of copies of one base record
             bases = [r.local_id.split("-")[-1] for r in work.records]
             n = len(bases)
             pairs["predicted"] += n * (n - 1) // 2
             pairs["true"] += sum(c * (c - 1) // 2 for c in Counter(bases).values())
-        target_works = [w for w in clusterer.works() if any(r.local_id.endswith(f"-{bib}") for r in w.records)]
-        for member, records in zip(members, answers, strict=True):
+        target_works = [w for w in works if any(r.local_id.endswith(f"-{bib}") for r in w.records)]
+        for member in members:
             if bib not in member.held:
                 continue
             name = member.variation.member
-            found = any(r.local_id == f"{name}-{bib}" for r in records)
+            found = f"{name}-{bib}" in found_ids
             if kind == "isbn":
                 label = "with ISBN" if bib in member.has_isbn else "no ISBN on record (needs second stage)"
             elif kind == "reading":
@@ -241,9 +302,14 @@ async def run(rows: list[dict[str, str]], members: list[Member], concurrency: in
             else:
                 label = "all"
             tally[(kind, name, label)][0] += found
+            if not found:
+                # No work found anywhere: no member record matched, so there is no title to ask by.
+                unreachable[kind] += not works
+                if show_missing:
+                    print("missing", kind, name, label, row["title"][:60], "|", [w.title[:30] for w in works])
             tally[(kind, name, label)][1] += 1
             if found and kind == "title":
-                record = next(r for r in records if r.local_id == f"{name}-{bib}")
+                record = next(r for w in works for r in w.records if r.local_id == f"{name}-{bib}")
                 for holding in record.holdings:
                     status[(name, holding.availability is not Availability.UNKNOWN)] += 1
         if len(target_works) > 1:
@@ -265,7 +331,16 @@ async def run(rows: list[dict[str, str]], members: list[Member], concurrency: in
         for (k, name, label), (f, h) in sorted(tally.items()):
             if k == kind:
                 print(f"    {name:10s} {label:42s} {f / h:.4f}  ({f}/{h})")
-    print("second stage (issue 11 item 2): not built yet, 0 extra requests; the 'needs second stage' rows are today's figures")
+        if every_held - every_found:
+            print(f"    missed copies whose query found no work at any member (nothing to ask by): "
+                  f"{unreachable[kind]} of {every_held - every_found}")  # fmt: skip
+    if as_typed or not service.second_stage:
+        print("second stage: off, 0 extra requests")
+    else:
+        per_empty = second["requests"] / second["empty answers"] if second["empty answers"] else 0.0
+        print(f"second stage: {second['requests']} extra requests for {second['empty answers']} empty member answers "
+              f"({per_empty:.3f} per empty answer, at most 1 by construction); records kept "
+              f"{second['records kept']}, dropped by dedup {second['records dropped']}")  # fmt: skip
     precision = pairs["true"] / pairs["predicted"] if pairs["predicted"] else 1.0
     print(f"dedup precision (pairs of copies of one record / pairs in one work): {precision:.4f} "
           f"({pairs['true']}/{pairs['predicted']})")  # fmt: skip
@@ -297,7 +372,9 @@ async def main_async(args: argparse.Namespace) -> int:
                     member.connector = SRUConnector(settings, http)
                 held = {m.variation.member: len(m.held) for m in members}
                 print(f"{len(rows)} real NDL records; member catalogues (records held): {held}")
-                await run(rows, members, args.concurrency, as_typed=args.as_typed)
+                consortium = consortium_of(members, args.page_size, second_stage=not args.no_second_stage)
+                service = SearchService(MemberRegistry(consortium, http))
+                await run(rows, members, service, args.concurrency, as_typed=args.as_typed, show_missing=args.show_missing)
         finally:
             for member in members:
                 if member.server is not None:
@@ -309,6 +386,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--page-size", type=int, default=100, help="maximumRecords per request")
+    parser.add_argument("--show-missing", action="store_true", help="print every copy not found")
+    parser.add_argument("--no-second-stage", action="store_true", help="[search] second_stage = false")
     parser.add_argument("--as-typed", action="store_true", help="send each word as typed (the query building before issue 11)")
     args = parser.parse_args()
     if not NDL_CSV.is_file():

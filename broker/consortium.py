@@ -347,6 +347,14 @@ class PrivacyPolicy(_Model):
     finished_holds_days: int = Field(default=30, ge=0, le=3650)
 
 
+class SearchSettings(_Model):
+    """`[search]`: how a consortium's searches behave beyond asking each member once."""
+
+    # Ask a member that came back empty once more by title (+ author, year) when an ISBN
+    # or kana reading query found the work elsewhere (broker/second_stage.py).
+    second_stage: bool = True
+
+
 class Consortium(_Model):
     """A set of member library systems searched together (DOMAIN.md: three kinds)."""
 
@@ -360,6 +368,7 @@ class Consortium(_Model):
     sources: list[NonEmpty] = Field(default_factory=list)  # where the data came from (attribution)
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # hold-rule defaults for every member
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     notes: str | None = None
 
     @field_validator("timezone")

@@ -4,6 +4,10 @@ Each member runs under its own deadline (its `timeout_s`), so a slow, hung or
 broken member costs only its own status line: the others' records are merged
 the moment they arrive, and `stream()` hands each step to the caller
 (progressive results for the API). A member failure never raises out of here.
+
+An ISBN or kana reading query that found works asks each member that came back empty
+once more by title (`broker.second_stage`: what to ask, what dedup keeps), within what is
+left of the search's deadline; those answers are further member events before the final one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field
 from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.ranking import rank_works
-from yokodan import Record, SearchQuery, TargetState, TargetStatus, Work
+from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
+from yokodan import Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work
 from connectors import Capability, Connector
 from connectors.errors import ConnectorError, ProtocolDiagnostic
 from index.store import CachedResult, UnionIndex, UnionIndexError
@@ -62,6 +67,7 @@ class SearchEvent:
         near: tuple[float, float] | None = None,
         coordinates: dict[str, tuple[float, float]] | None = None,
         cached: CachedResult | None = None,
+        marks: Marks | None = None,
     ) -> None:
         self.answer = answer
         self.cached = cached  # set on the first event only: what the union index already knew
@@ -72,6 +78,7 @@ class SearchEvent:
         self.final = final
         self._clusterer = clusterer
         self._changed = changed
+        self._marks = marks
         self._works: list[Work] | None = None
 
     @property
@@ -83,6 +90,8 @@ class SearchEvent:
                 )
             else:
                 self._works = [self._clusterer.work(w) for w in self._changed or []]
+            if self._marks is not None:
+                self._works = self._marks.apply(self._works)
         return self._works
 
 
@@ -135,33 +144,73 @@ class SearchService:
         """
         plan = self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
+        started = time.perf_counter()
+        # The search ends when its slowest member would time out; a second-stage request
+        # gets what is left of that, never more (it must not make the search longer).
+        deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
+        marks = Marks()
+        kind = query_kind(query) if self.second_stage else None
+        connectors = {c.member: c for c in plan.ask}
         tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
         for task, connector in zip(tasks, plan.ask):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
                 # its first step never runs its own code, and must still give its verdict.
                 task.add_done_callback(self._no_verdict_if_cancelled(connector.member))
+        extra: dict[asyncio.Task[MemberAnswer], FollowUp] = {}  # second-stage task -> what it asked
+        cached_works: list[Work] = []
+        empty: list[str] = []  # members that came back empty and were not asked again yet
+        follow: FollowUp | None = None
         try:
             if index is not None:
                 cached = await self._cached(index, query, members)
                 if cached is not None:
+                    if kind is not None:
+                        cached_works = [work_from_cached(c.work) for c in cached.works]
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
-            for next_done in asyncio.as_completed(tasks):
-                answer = await next_done
-                statuses[answer.status.member] = answer.status
-                changed = clusterer.add(answer.records) if answer.records else []
-                yield SearchEvent(answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed)
+            pending: set[asyncio.Task[MemberAnswer]] = set(tasks)
+            order = {task: n for n, task in enumerate(tasks)}
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: order[t]):
+                    answer = task.result()
+                    asked = extra.get(task)
+                    if asked is None:
+                        statuses[answer.status.member] = answer.status
+                        records = answer.records
+                        if kind is not None and came_back_empty(answer.status):
+                            empty.append(answer.status.member)
+                    else:
+                        answer, records = self._second_answer(statuses[answer.status.member], answer, asked)
+                        statuses[answer.status.member] = answer.status
+                        marks.add(records)
+                    changed = clusterer.add(records) if records else []
+                    yield SearchEvent(
+                        answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed, marks=marks
+                    )
+                if kind is not None and empty:
+                    follow = follow or follow_up(kind, query, clusterer.works(), cached_works)
+                    if follow is not None:  # one round: each empty member is asked once, by this query
+                        for member in empty:
+                            # Shown as pending in the member's status until its answer comes.
+                            statuses[member] = statuses[member].model_copy(update={"second_stage": SecondStage(by=follow.by)})
+                            task = self._ask_again(connectors[member], follow, deadline)
+                            extra[task] = follow
+                            order[task] = len(order)
+                            pending.add(task)
+                        empty.clear()
         finally:
-            for task in tasks:  # a caller that stops listening must not leave members running
+            every = [*tasks, *extra]
+            for task in every:  # a caller that stops listening must not leave members running
                 task.cancel()
             # Let the cancellations land (and their callbacks run) before the caller goes on.
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*every, return_exceptions=True)
         final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
-            near=near, coordinates=self.coordinates,
+            near=near, coordinates=self.coordinates, marks=marks,
         )
         if index is not None and final.works:
             try:
@@ -169,6 +218,32 @@ class SearchService:
             except UnionIndexError:
                 log.warning("union index closed; search results not cached")
         yield final
+
+    @property
+    def second_stage(self) -> bool:
+        return self.registry.consortium.search.second_stage
+
+    def _ask_again(self, connector: Connector, follow: FollowUp, deadline: float) -> asyncio.Task[MemberAnswer]:
+        """The member's one second-stage request, bounded by what is left of the search's deadline."""
+        left_s = min(connector.settings.timeout_s, deadline - time.perf_counter())
+        name = f"search-second-stage:{connector.member}"
+        if left_s <= 0:
+            return asyncio.create_task(_too_late(connector.member), name=name)
+        # Not through _ask: the breaker judged the member by its first answer, and a timeout
+        # under this shortened deadline says nothing about its health.
+        return asyncio.create_task(self._answer(connector, follow.query, left_s), name=name)
+
+    @staticmethod
+    def _second_answer(first: TargetStatus, answer: MemberAnswer, follow: FollowUp) -> tuple[MemberAnswer, list[Record]]:
+        """The member's status with its second-stage outcome beside the first, and the records kept."""
+        extra = answer.status
+        kept = follow.accepted(answer.records)
+        second = SecondStage(
+            by=follow.by, state=extra.state, reason=extra.reason, hits=extra.hits, returned=extra.returned,
+            merged=len(kept), elapsed_ms=extra.elapsed_ms, message=extra.message,
+        )  # fmt: skip
+        status = first.model_copy(update={"second_stage": second})
+        return MemberAnswer(status, kept), kept
 
     async def _cached(self, index: UnionIndex, query: SearchQuery, members: Sequence[str] | None) -> CachedResult | None:
         """What the union index knows, searched off the event loop (whoosh is pure Python)."""
@@ -193,14 +268,15 @@ class SearchService:
         status.circuit = self.registry.record(connector.member, status.state, status.reason).value
         return answer
 
-    async def _answer(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
+    async def _answer(self, connector: Connector, query: SearchQuery, deadline_s: float | None = None) -> MemberAnswer:
         member = connector.member
         started = time.perf_counter()
 
         def status(**fields: object) -> TargetStatus:
             return TargetStatus(member=member, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
 
-        deadline_s = connector.settings.timeout_s
+        if deadline_s is None:
+            deadline_s = connector.settings.timeout_s
         contacted = False
         try:
             # The connector's HTTP layer has the same deadline; this one also bounds the wait
@@ -230,3 +306,8 @@ class SearchService:
             status(state=TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics),
             result.records,
         )
+
+
+async def _too_late(member: str) -> MemberAnswer:
+    """A second stage the search's deadline left no time for: reported, never sent."""
+    return MemberAnswer(TargetStatus(member=member, state=TargetState.SKIPPED, reason="deadline"))

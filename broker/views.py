@@ -75,6 +75,7 @@ def work_view(work: Work, names: DisplayNames) -> dict[str, Any]:
         "isbns": work.isbns,
         "volume": work.volume,
         "match_reasons": work.match_reasons,
+        "matched_by_title": work.matched_by_title,
         "member_count": len(members),
         "copies": len(work.holdings),
         "available_copies": counts.get(Availability.AVAILABLE, 0),

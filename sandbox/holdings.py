@@ -170,7 +170,7 @@ def holdings_for(member: SandboxMember, catalogue: Catalogue, as_of: date | None
                 position=position,
                 local_id=f"{member_number}{position:07d}",
                 isbn_text=_isbn_text(member, work, isbn_roll),
-                title_reading=work.title_reading if reading_roll >= _NO_READING_SHARE else None,
+                title_reading=work.title_reading if member.readings and reading_roll >= _NO_READING_SHARE else None,
                 copies=tuple(copies),
             )
         )
@@ -243,7 +243,7 @@ def call_number(work: CatalogueWork) -> str:
 
 def _isbn_text(member: SandboxMember, work: CatalogueWork, roll: float) -> str | None:
     """The ISBN the way this member's cataloguers write it (re-cataloguing variation)."""
-    if work.isbn is None:
+    if work.isbn is None or member.isbn_style == "none":
         return None
     style: str = member.isbn_style
     if style == "mixed":

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Named status vocabularies; the words themselves live in `sandbox.holdings`.
 StatusStyle = Literal["standard", "tos", "plain", "legacy"]
-IsbnStyle = Literal["13", "10", "hyphenated13", "mixed"]
+IsbnStyle = Literal["13", "10", "hyphenated13", "mixed", "none"]  # none: catalogued without ISBNs
 
 
 class SandboxBranch(BaseModel):
@@ -86,6 +86,7 @@ class SandboxMember(BaseModel):
     holdings_field: Literal["852", "952"] = "852"
     status_style: StatusStyle = "standard"
     isbn_style: IsbnStyle = "13"
+    readings: bool = True  # False: no title readings (880) in its records or its index
     latency_ms: float = Field(default=0, ge=0)  # the member's normal response time
     faults: FaultConfig = FaultConfig()
     # Roughly the fraction of the shared catalogue this member holds: a

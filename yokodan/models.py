@@ -127,6 +127,23 @@ class Diagnostic(BaseModel):
         return self.uri.rsplit("/", 1)[-1]
 
 
+class SecondStage(BaseModel):
+    """The one extra request a member that came back empty got (issue 11: ISBN or reading found elsewhere).
+
+    `by` says what it was asked by ('title+author+year', 'title'); `merged` counts the records
+    dedup accepted as the same manifestation as a work already found (the rest are dropped).
+    """
+
+    by: str
+    state: TargetState = TargetState.PENDING
+    reason: str | None = None
+    hits: int | None = None
+    returned: int = 0
+    merged: int = 0
+    elapsed_ms: float | None = None
+    message: str | None = None
+
+
 class TargetStatus(BaseModel):
     """How one member answered one search: shown beside every result list."""
 
@@ -139,6 +156,7 @@ class TargetStatus(BaseModel):
     message: str | None = None  # human-readable detail
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     circuit: str | None = None  # the member's circuit breaker: closed / open / half_open
+    second_stage: SecondStage | None = None  # the extra look-up after an empty answer, when one was made
 
 
 class SearchQuery(BaseModel):
@@ -175,6 +193,9 @@ class Work(BaseModel):
     volume: str | None = None
     records: list[Record] = Field(default_factory=list)
     match_reasons: list[str] = Field(default_factory=list)
+    # Members whose records joined only through a second-stage look-up by title (their
+    # records lack the ISBN or reading the query named); match_reasons then has 'second_stage:title'.
+    matched_by_title: list[str] = Field(default_factory=list)
 
     @property
     def members(self) -> list[str]:

@@ -131,7 +131,10 @@ def build_document(
     readings = _distinct([work.title_reading, *(r.title_reading for r in work.records)])
     authors = _distinct(normalize_author(a) or a for a in [*work.authors, *(a for r in work.records for a in r.authors)])
     author_readings = _distinct(normalize_author(a) or a for r in work.records for a in r.author_readings)
-    isbn13s = _distinct([*work.isbns, *(i for r in work.records for i in r.isbns)])
+    # A work's ISBNs are those of every record it ever merged, whichever member had them: a later
+    # answer that reached it by title only (records without the ISBN) must not unhook it from
+    # the ISBN, or an ISBN query would lose the holdings learned from members lacking it.
+    isbn13s = _distinct([*work.isbns, *(i for r in work.records for i in r.isbns), *((previous or {}).get("isbns") or [])])
     year = work_year(work)
     ndc = work_ndc(work)
     members = list(holdings)
