@@ -288,6 +288,9 @@ def build_app(
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
+    from broker.openapi import add_openapi_routes  # imported here: openapi imports this module
+
+    add_openapi_routes(app)  # GET /api/v1/openapi.json, /api/v1/docs (describes every route, the ledger's too)
     return app
 
 
