@@ -44,6 +44,7 @@ class Reply:
     media_type: str = "application/json"
     example: Any = None
     headers: dict[str, str] = field(default_factory=dict)  # name -> description
+    links: dict[str, str] = field(default_factory=dict)  # operationId -> the answer's field holding its path parameter
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Operation:
     tag: str
     description: str = ""
     query: type[BaseModel] | None = None
+    query_examples: dict[str, Any] = field(default_factory=dict)
     body: type[BaseModel] | None = None
     body_example: Any = None
     headers: Sequence[Header] = ()
@@ -130,6 +132,8 @@ _PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "o
 PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
 
+_SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
+                    "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20}  # fmt: skip
 _SEARCH_PROBLEMS = {400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)"}
 _AUTH_PROBLEMS = {401: "no bearer token, or a token that expired or was revoked (log in first)"}
 _HOLD_PROBLEMS = {
@@ -139,12 +143,14 @@ _HOLD_PROBLEMS = {
     503: "the member system cannot be reached now (`reason`: member_unreachable)",
 }
 
+_HOLD_LINKS = {"showHold": "id", "cancelHold": "id", "changePickup": "id"}
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get", "/api/v1/search", "search", "Search every member; merged works and one status per member", "search",
         description="Waits for every member (each under its own deadline). Members in maintenance or with an open "
         "circuit are skipped without contact and reported as `skipped`.",
-        query=SearchParams, replies={200: Reply("merged works, facets and every member's status", wire.SearchResponse, example=_SEARCH)},
+        query=SearchParams, query_examples=_SEARCH_EXAMPLES, replies={200: Reply("merged works, facets and every member's status", wire.SearchResponse, example=_SEARCH)},
         problems=_SEARCH_PROBLEMS,
     ),
     Operation(
@@ -152,7 +158,7 @@ OPERATIONS: tuple[Operation, ...] = (
         description="One JSON object per line (each is a `StreamLine`): first `cached` (what the union index knew), "
         "then one `member` line as each member answers, then `final`; a stream that fails after it began ends "
         "with an `error` line instead of `final`.",
-        query=SearchParams,
+        query=SearchParams, query_examples=_SEARCH_EXAMPLES,
         replies={200: Reply("newline-delimited JSON, one StreamLine per line", wire.StreamLine, NDJSON, example=_STREAM)},
         problems=_SEARCH_PROBLEMS,
     ),
@@ -197,7 +203,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=PlaceHoldBody, body_example=_PLACE,
         headers=(Header("Idempotency-Key", "the portal's key for this placement: the same key never places twice", min_length=8, max_length=255),),
         replies={
-            201: Reply("placed, or refused by the member (`outcome`)", wire.HoldView, example=_HOLD),
+            201: Reply("placed, or refused by the member (`outcome`)", wire.HoldView, example=_HOLD, links=_HOLD_LINKS),
             200: Reply("a replay of the key's first answer", wire.HoldView, example=_HOLD),
             202: Reply("not settled yet; poll the hold", wire.HoldView, example={**_HOLD, "outcome": "unknown", "state": None},
                        headers={"Location": "the hold's URL", "Retry-After": "seconds before polling"}),
@@ -234,6 +240,9 @@ OPERATIONS: tuple[Operation, ...] = (
         replies={200: Reply("HTML", None, "text/html")},
     ),
 )
+
+
+BY_OPERATION_ID = {op.operation_id: op for op in OPERATIONS}
 
 
 def _registered(app: web.Application) -> set[tuple[str, str]]:
@@ -293,6 +302,8 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 param |= {"style": "form", "explode": False}  # members=a,b
             if description:
                 param["description"] = description
+            if name in op.query_examples:
+                param["example"] = op.query_examples[name]
             params.append(param)
     for header in op.headers:
         schema: dict[str, Any] = {"type": "string"}
@@ -332,6 +343,12 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
                 # An NDJSON body is lines; its example is the list of lines a stream sends.
                 media["example"] = "\n".join(_json_line(x) for x in reply.example) if reply.media_type == NDJSON else reply.example
             entry["content"] = {reply.media_type: media}
+        if reply.links:
+            # OpenAPI links: where a client (or schemathesis's stateful phase) finds the next call's ids.
+            entry["links"] = {
+                target: {"operationId": target, "parameters": {BY_OPERATION_ID[target].path_parameters[0]: f"$response.body#/{field_name}"}}
+                for target, field_name in reply.links.items()
+            }
         if reply.headers:
             entry["headers"] = {name: {"description": d, "schema": {"type": "string"}} for name, d in reply.headers.items()}
         responses[str(status)] = entry
@@ -343,8 +360,6 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
             # aiohttp's HTTP parser answers these itself, before any handler or middleware runs.
             entry["description"] = f"{when}; {_PARSER_REFUSED}" if when != _PARSER_REFUSED else when
             entry["content"]["text/plain"] = {"schema": {"type": "string"}, "example": "400, message: Got more than 8190 bytes when reading"}
-        if status == 401:
-            entry["headers"] = {"WWW-Authenticate": {"description": "Bearer realm=\"yokodan\"", "schema": {"type": "string"}}}
         responses[str(status)] = entry
     doc["responses"] = responses
     if op.bearer:

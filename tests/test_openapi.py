@@ -9,8 +9,8 @@ schemathesis then fuzzes every operation against the same document.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -92,6 +92,9 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
     assert list(search) == ["q", "title", "author", "isbn", "year", "members", "near", "start", "page_size"]
     assert search["members"]["style"] == "form" and search["members"]["explode"] is False
     assert search["page_size"]["schema"] == {"default": 20, "maximum": 100, "minimum": 1, "type": "integer"}
+    assert all("example" in p for p in search.values()) and search["members"]["example"] == ["okayama-city", "tsuyama-city"]
+    for target in ("showHold", "cancelHold", "changePickup"):  # links: where the next call finds the hold id
+        assert document["paths"]["/api/v1/holds"]["post"]["responses"]["201"]["links"][target]["parameters"] == {"hold_id": "$response.body#/id"}
     place = document["paths"]["/api/v1/holds"]["post"]
     assert set(place["responses"]) == {"200", "201", "202", "400", "401", "422", "500", "503"}
     assert place["security"] == [{"bearer": []}]
@@ -118,6 +121,9 @@ async def test_a_route_nobody_described_is_named() -> None:
 
 def test_every_example_is_valid_for_its_model() -> None:
     for op in OPERATIONS:
+        if op.query is not None:
+            assert set(op.query_examples) == set(op.query.model_fields), op.operation_id
+            op.query.model_validate(op.query_examples)
         if op.body is not None:
             op.body.model_validate(op.body_example)
         for status, reply in op.replies.items():
@@ -206,7 +212,7 @@ async def test_docs_page_lists_every_operation_and_schema_and_loads_nothing(brok
     assert "page_size" in page and "maximum: 100" in page  # parameters with their limits
 
 
-@pytest.mark.skipif(shutil.which("schemathesis") is None and not os.environ.get("CI"), reason="schemathesis is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("schemathesis") is None and not os.environ.get("CI"), reason="schemathesis is not installed (test extras)")
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -> None:
     import httpx
 
@@ -216,7 +222,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
         command = [
             sys.executable, "-m", "schemathesis.cli", "run", f"{broker.url}/api/v1/openapi.json",
             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--max-examples", "8", "--seed", "1", "--phases", "examples,coverage,fuzzing", "--no-shrink",
+            "--max-examples", "8", "--seed", "1", "--phases", "examples,coverage,fuzzing,stateful", "--no-shrink",
             "--request-timeout", "10", "-H", f"Authorization: Bearer {token}",
             # Logging out would revoke the token the other operations run with (test_live_answers covers it).
             "--exclude-operation-id", "logout",
