@@ -298,6 +298,10 @@ def build_app(
 
         add_hold_routes(app)
         app.cleanup_ctx.append(_ledger_lifecycle(ledger))
+
+    from broker.openapi import add_openapi_routes  # imported here: openapi imports this module
+
+    add_openapi_routes(app)  # GET /api/v1/openapi.json, /api/v1/docs (describes every route, the ledger's too)
     return app
 
 

@@ -80,7 +80,10 @@ async def _params(request: web.Request) -> Mapping[str, str]:
     """The request's SRU parameters: the query string, and a POST's form fields over it."""
     if request.method != "POST":
         return request.query
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):  # not a form body (JSON, broken encoding): say so, lose nothing silently
+        raise web.HTTPBadRequest(text="an SRU POST body is application/x-www-form-urlencoded parameters") from None
     return {**request.query, **{k: v for k, v in form.items() if isinstance(v, str)}}
 
 

@@ -73,3 +73,38 @@ def test_a_forbidden_import_is_caught(tmp_path: Path, package: str, statement: s
     violations = layer_violations(tmp_path)
     assert len(violations) == 1
     assert violations[0].startswith(f"{package}/offender.py:")
+
+
+# yokodan/ is the vocabulary every room (and a portal's Python) imports: pydantic only, and the
+# HTTP client's httpx only in yokodan/client.py, so that importing the models never pulls in httpx.
+YOKODAN_THIRD_PARTY: dict[str, frozenset[str]] = {"*": frozenset({"pydantic"}), "client.py": frozenset({"pydantic", "httpx"})}
+
+
+def third_party_violations(root: Path) -> list[str]:
+    import sys
+
+    violations = []
+    for path in sorted((root / "yokodan").rglob("*.py")):
+        allowed = YOKODAN_THIRD_PARTY.get(path.name, YOKODAN_THIRD_PARTY["*"])
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".", 1)[0] for name in names}:
+                if top not in sys.stdlib_module_names and top not in PROJECT_PACKAGES and top not in allowed and top != "__future__":
+                    violations.append(f"{path.relative_to(root)}:{node.lineno} imports {top} (allowed there: {sorted(allowed)})")
+    return violations
+
+
+def test_yokodan_imports_pydantic_only_and_httpx_only_in_the_client(tmp_path: Path) -> None:
+    assert third_party_violations(ROOT) == []
+    (tmp_path / "yokodan").mkdir()
+    (tmp_path / "yokodan" / "models.py").write_text("import httpx\n", encoding="utf-8")
+    (tmp_path / "yokodan" / "client.py").write_text("import httpx\nimport orjson\n", encoding="utf-8")
+    assert third_party_violations(tmp_path) == [
+        "yokodan/client.py:2 imports orjson (allowed there: ['httpx', 'pydantic'])",
+        "yokodan/models.py:1 imports httpx (allowed there: ['pydantic'])",
+    ]

@@ -1,0 +1,435 @@
+"""The JSON the HTTP API sends and accepts, as pydantic models: one definition for three readers.
+
+`broker/openapi.py` turns these into the OpenAPI document's schemas, the tests validate every live
+answer against them (`extra="forbid"`: a field the handlers add or drop without saying so fails),
+and `yokodan.client` parses answers with them (`extra="ignore"`, so an older client keeps working
+when the server adds a field). The handlers build plain dicts for speed (broker/views.py,
+MEASUREMENTS.md); these models describe those dicts, they are not on the hot path.
+
+Dates travel as ISO strings ("2026-12-01"), as orjson writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from yokodan.holds import HoldState, RefusalReason
+from yokodan.models import Availability, TargetStatus
+
+
+class WireModel(BaseModel):
+    """Strict by default: the document says exactly which fields a response carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- problems (RFC 9457) ---------------------------------------------------------------------
+
+
+class ParameterError(WireModel):
+    parameter: str = Field(description="the parameter or body field path, e.g. 'page_size' or 'patron.cards.0.member'")
+    detail: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem+json body. Refusals add `reason` and the parameters a page needs
+    (`library`, `phone`, `limit` …), so extra members are allowed."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank", "title": "Invalid request", "status": 400,
+                    "detail": "invalid search parameters",
+                    "errors": [{"parameter": "page_size", "detail": "Input should be less than or equal to 100"}],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ParameterError] | None = None
+    reason: str | None = Field(default=None, description="a RefusalReason code, where the problem is a refusal")
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+class CopyView(WireModel):
+    call_number: str | None
+    item_id: str | None
+    availability: Availability
+    status_text: str = Field(description="the member's own word for the copy's state (貸出可, 貸出中 …)")
+    due_date: date | None
+    collection: str | None
+
+
+class BranchHoldings(WireModel):
+    branch_id: str | None = Field(description="the consortium's branch id; null when the member's location maps to none")
+    branch_name: str | None
+    copies: list[CopyView]
+
+
+class MemberHoldings(WireModel):
+    member: str
+    member_name: str
+    local_ids: list[str]
+    branches: list[BranchHoldings]
+
+
+class WorkView(WireModel):
+    """One work: records of several members merged, holdings grouped member → branch → copies."""
+
+    work_id: str
+    title: str
+    title_reading: str | None
+    authors: list[str]
+    publisher: str | None
+    year: int | None
+    isbns: list[str]
+    volume: str | None
+    match_reasons: list[str] = Field(description="why records were merged: isbn, jpno, title+author+year")
+    matched_by_title: list[str] = Field(default_factory=list, description="members whose copies joined by the second stage's title look-up")
+    member_count: int
+    copies: int
+    available_copies: int
+    holdings: list[MemberHoldings]
+
+
+class TargetStatusView(TargetStatus):
+    """How one member answered, with its display name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    member_name: str
+
+
+class FacetsView(WireModel):
+    members: dict[str, int]
+    municipalities: dict[str, int]
+    decades: dict[str, int] = Field(description="'1990' -> works published 1990–1999")
+    ndc_classes: dict[str, int]
+    available_now: int
+
+
+class SearchResponse(WireModel):
+    query: dict[str, Any] = Field(description="the structured query as understood (SearchQuery, nulls left out)")
+    elapsed_ms: float
+    work_count: int
+    works: list[WorkView]
+    facets: FacetsView
+    targets: list[TargetStatusView]
+
+
+class CachedBranchLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    branch: str | None
+    location: str | None
+    copies: int
+    available: int
+    availability: Availability
+    status_text: str
+    call_number: str | None = None
+    due_date: date | None = None
+    queue_length: int | None = None
+
+
+class CachedMemberHoldings(WireModel):
+    seen: int = Field(description="epoch seconds when this member last reported these holdings")
+    municipality: str | None
+    branches: list[CachedBranchLine]
+
+
+class CachedWorkView(WireModel):
+    """A work as the union index stored it: one summary line per branch, with its age."""
+
+    work_id: str
+    title: str
+    title_reading: str | None
+    authors: list[str]
+    publisher: str | None
+    year: int | None
+    isbns: list[str]
+    volume: str | None
+    ndc: str | None
+    members: list[str]
+    holdings: dict[str, CachedMemberHoldings]
+    match_reasons: list[str]
+    cached: Literal[True]
+    age_s: int
+
+
+class CachedLine(WireModel):
+    """First line of a stream: what the union index already knew (empty without an index)."""
+
+    type: Literal["cached"]
+    total: int
+    works: list[CachedWorkView]
+    facets: FacetsView | None
+
+
+class MemberLine(WireModel):
+    """One member answered: its status and the works it changed (the whole work, re-merged)."""
+
+    type: Literal["member"]
+    works: list[WorkView]
+    target: TargetStatusView | None = None
+
+
+class FinalLine(WireModel):
+    """Last line: the final ordered page and every member's status."""
+
+    type: Literal["final"]
+    works: list[WorkView]
+    target: TargetStatusView | None = None
+    targets: list[TargetStatusView]
+
+
+class ErrorLine(WireModel):
+    """Last line of a stream that failed after it began; the lines above it are incomplete."""
+
+    type: Literal["error"]
+    status: int
+    title: str
+    detail: str
+
+
+StreamLine = Annotated[CachedLine | MemberLine | FinalLine | ErrorLine, Field(discriminator="type")]
+
+
+# --- members, health -------------------------------------------------------------------------
+
+
+class BranchView(WireModel):
+    id: str
+    name: str
+    municipality: str
+    phone: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    coordinates_source: str | None = None
+    coordinates_note: str | None = None
+    codes: list[str]
+    pickup_point: bool
+    accepts_returns: bool
+    holds_stock: bool
+    mobile: bool
+    calendar: dict[str, Any] | None = Field(default=None, description="the branch's own calendar rule (policy schema)")
+    notes: str | None = None
+
+
+class ConnectorFace(WireModel):
+    kind: str
+    capabilities: list[str]
+
+
+class CircuitView(WireModel):
+    state: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    retry_in_s: float
+
+
+class MemberView(WireModel):
+    id: str
+    name: str
+    municipality: str
+    phone: str | None
+    connector: str = Field(description="the search face's connector kind; `connectors` lists every face")
+    connectors: list[ConnectorFace]
+    circuit: CircuitView
+    maintenance: list[str]
+    in_maintenance: bool
+    unknown_status_words: dict[str, int] = Field(description="member words with no mapping, with how often each was seen")
+    unknown_status_words_dropped: int
+    branches: list[BranchView]
+
+
+class ConsortiumRef(WireModel):
+    id: str
+    name: str
+
+
+class MembersResponse(WireModel):
+    consortium: ConsortiumRef
+    members: list[MemberView]
+
+
+class HealthResponse(WireModel):
+    status: Literal["ok"]
+    consortium: str
+
+
+# --- hold plans ------------------------------------------------------------------------------
+
+
+class PlanOption(WireModel):
+    member: str
+    member_name: str
+    record_id: str
+    item_id: str | None
+    copy_branch: str | None
+    pickup_branch: str
+    pickup_name: str
+    availability: Availability
+    route: str
+    queue_ahead: int | None
+    processed: date | None
+    notice: date | None
+    ready: date | None
+    deadline: date | None
+    schedule: str | None = Field(description="how the dates were estimated")
+    assumptions: list[str]
+    preference_rank: int | None
+    distance_km: float | None
+
+
+class PlanAlternative(PlanOption):
+    lost_because: str
+    days_later: int | None
+    km_farther: float | None
+
+
+class PlanRefusal(WireModel):
+    reason: RefusalReason
+    member: str
+    member_name: str
+    phone: str | None
+    branch: str | None
+    branch_name: str | None
+    record_id: str | None
+    item_ids: list[str]
+    params: dict[str, Any] = Field(description="what a page needs to explain the refusal: limit, count, dates …")
+    message_ja: str
+    message_en: str
+
+
+class CardAdviceView(WireModel):
+    member: str
+    member_name: str
+    phone: str | None
+    gain_days: int | None
+    ready: date | None
+    pickup_branch: str | None
+    pickup_name: str | None
+    eligibility: Any
+    how_to_get: Any
+    assumptions: list[str]
+    message_ja: str
+
+
+class PlanView(WireModel):
+    today: date
+    choice: PlanOption | None
+    alternatives: list[PlanAlternative]
+    alternatives_total: int
+    refusals: list[PlanRefusal]
+    advice: list[CardAdviceView]
+    assumptions: list[str]
+    loans: dict[str, Any] | None
+
+
+class PlannedWork(WireModel):
+    work_id: str
+    title: str
+    authors: list[str]
+    isbns: list[str]
+    volume: str | None
+
+
+class PlanResponse(WireModel):
+    work: PlannedWork
+    plan: PlanView
+    stale_holdings: Any = Field(description="members whose holdings could not be refreshed live")
+
+
+class SeriesStep(WireModel):
+    volume: str | None
+    place_on: date | None
+    after_collecting: Any
+    plan: PlanView
+
+
+class SeriesView(WireModel):
+    in_order: bool
+    steps: list[SeriesStep]
+
+
+class SeriesPlanResponse(WireModel):
+    series: SeriesView
+    stale_holdings: Any
+
+
+
+# --- the hold ledger -------------------------------------------------------------------------
+
+
+class TokenResponse(WireModel):
+    token: str = Field(description="a bearer token, shown once")
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds")
+
+
+class CardView(WireModel):
+    id: str
+    member: str
+    card_number: str = Field(description="masked: the last three digits only")
+
+
+class CardsResponse(WireModel):
+    cards: list[CardView]
+
+
+class HoldRefusalView(WireModel):
+    reason: str
+    message: str | None
+
+
+class SeriesRef(WireModel):
+    id: str
+    position: int | None
+
+
+class HoldTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_state: HoldState | None = Field(alias="from")
+    to: HoldState
+    member_word: str | None
+    at: str
+
+
+class HoldView(WireModel):
+    """One hold in the broker's ledger. `outcome` says whether the member has it yet."""
+
+    id: str
+    member: str
+    record_id: str
+    item_id: str | None
+    pickup_branch_id: str
+    outcome: Literal["intent", "unknown", "placed", "refused", "deferred"]
+    state: HoldState | None
+    status_text: str | None
+    queue_position: int | None
+    ready_until: date | None
+    promised_ready: date | None
+    promised_until: date | None
+    refusal: HoldRefusalView | None
+    series: SeriesRef | None
+    created_at: str
+    updated_at: str
+    transitions: list[HoldTransition] | None = Field(default=None, description="only on GET /api/v1/holds/{id}")
+
+
+class HoldsResponse(WireModel):
+    holds: list[HoldView]
+
+
