@@ -754,3 +754,4 @@ class TestDamage:
         (path / "yokodan-union-index.json").write_text('{"schema_version": 0}')
         with pytest.raises(UnionIndexError, match="schema version"):
             UnionIndex.open(path)
+

@@ -81,7 +81,10 @@ class _Snapshot:
         # A VarBytesColumn reader loads the whole segment's offset table when it is made
         # (~4 ms per 10k documents): make it once per segment, not once per query; renewed
         # snapshots inherit the columns of the segments they keep.
-        segment_id = reader.segment().segment_id()
+        segment = reader.segment()
+        if segment is None:  # an index with no segment yet (nothing committed): nothing to count
+            return reader.column_reader("facets", translate=False)
+        segment_id = segment.segment_id()
         column = self.columns.get(segment_id)
         if column is None:
             column = self.columns[segment_id] = reader.column_reader("facets", translate=False)
