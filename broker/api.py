@@ -288,6 +288,7 @@ def build_app(
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
+    __import__("broker.pages").pages.add_page_routes(app)  # the patrons' and librarians' pages (broker/pages)
     return app
 
 

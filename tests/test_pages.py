@@ -1,0 +1,215 @@
+"""The pages over real sockets: the Okayama network on the sandbox, the ledger on SQLite.
+
+`pages_site` is shared with tests/test_pages_browser.py: one broker app built by `build_app`
+(pages included), the ledger's HoldService attached as `app[HOLDS_KEY]` (as the lead wires it
+on main), a staff password, and a sandbox catalogue with one hostile title from every member.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from broker.api import REGISTRY_KEY, build_app
+from broker.consortium import load_consortium
+from broker.demo import consortium_file, on_sandbox, sandbox_members
+from broker.ledger.routes import HOLDS_KEY, add_hold_routes
+from broker.ledger.runtime import LedgerConfig, open_ledger
+from broker.pages.i18n import EN, JA
+from broker.pages.security import CONTENT_SECURITY_POLICY
+from connectors.base import Capability
+from sandbox import SandboxHost
+from sandbox.catalogue import Catalogue, generate_catalogue
+from sandbox.patrons import patron_named
+
+HOSTILE_TITLE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">悪意の書名'
+STAFF_PASSWORD = "staff-secret-1"
+
+
+def hostile_catalogue() -> Catalogue:
+    base = generate_catalogue()
+    # Popular enough that every member holds it: each member's connector has to carry it through.
+    hostile = dataclasses.replace(
+        base.works[0], work_id="hostile-title", title=HOSTILE_TITLE, title_reading=None, isbn=None, popularity=50.0, set_id=None
+    )
+    return Catalogue(seed=0, works=(*base.works, hostile))
+
+
+@dataclass
+class Site:
+    url: str
+    app: web.Application
+    sandbox: SandboxHost
+
+
+@pytest.fixture
+async def pages_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Site]:
+    monkeypatch.setenv("YOKODAN_STAFF_PASSWORD", STAFF_PASSWORD)
+    monkeypatch.setenv("YOKODAN_LEDGER_KEY", "")
+    consortium = load_consortium(consortium_file("okayama"))
+    async with SandboxHost(sandbox_members(consortium, latency_ms=5), catalogue=hostile_catalogue()) as sandbox:
+        on = on_sandbox(consortium, sandbox.base_url)
+        app = build_app(on)
+        registry = app[REGISTRY_KEY]
+        config = LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}", key_file=tmp_path / "ledger.key", node="pages-test")
+        async with open_ledger(config, on, lambda m: registry.connector(m, Capability.PLACE_HOLD), background=False) as ledger:
+            if HOLDS_KEY not in app:  # main may already wire the ledger into build_app
+                add_hold_routes(app, ledger.service)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            try:
+                yield Site(f"http://{host}:{port}", app, sandbox)
+            finally:
+                await runner.cleanup()
+
+
+def client() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # keeps cookies of 127.0.0.1
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field in the form"
+    return match.group(1)
+
+
+# --- catalogues -------------------------------------------------------------------------------
+
+
+def test_both_catalogues_have_the_same_keys() -> None:
+    assert sorted(JA) == sorted(EN)
+
+
+def test_every_key_a_template_or_script_names_exists() -> None:
+    here = Path(__file__).parent.parent / "broker" / "pages"
+    used: set[str] = set()
+    for path in [*here.glob("templates/*.html"), here / "routes.py", here / "static" / "search.js"]:
+        used |= set(re.findall(r"""(?:\bt|msg)\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text()))
+    assert used, "the pattern found no keys"
+    assert sorted(used - set(JA)) == []
+
+
+# --- pages over HTTP ---------------------------------------------------------------------------
+
+
+async def test_japanese_by_default_english_by_query_or_header(pages_site: Site) -> None:
+    async with client() as s:
+        ja = await s.get(f"{pages_site.url}/")
+        body = await ja.text()
+        assert ja.status == 200 and '<html lang="ja">' in body and JA["search.heading"] in body
+        en = await (await s.get(f"{pages_site.url}/?lang=en")).text()
+        assert '<html lang="en">' in en and EN["search.heading"] in en and JA["search.heading"] not in en
+        header = await (await s.get(f"{pages_site.url}/", headers={"Accept-Language": "en-GB,en;q=0.8"})).text()
+        assert EN["search.heading"] in header
+
+
+async def test_every_page_carries_the_csp_and_no_inline_script(pages_site: Site) -> None:
+    async with client() as s:
+        for path in ["/", "/?q=こころ", "/work?isbn=9784101010137", "/login", "/staff/login", "/static/search.js"]:
+            r = await s.get(pages_site.url + path)
+            assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY, path
+            assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+            if r.content_type == "text/html":
+                html = await r.text()
+                # every <script> either loads a file from 'self' or is an inert JSON data block
+                for tag in re.findall(r"<script[^>]*>", html):
+                    assert 'src="/static/' in tag or 'type="application/json"' in tag, (path, tag)
+
+
+async def test_hostile_title_is_escaped_on_the_work_page(pages_site: Site) -> None:
+    async with client() as s:
+        r = await s.get(f"{pages_site.url}/work", params={"title": "悪意の書名"})
+        html = await r.text()
+        assert r.status == 200, html
+        assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
+        assert "<script>window.__pwned" not in html and "<img src=x" not in html
+
+
+async def test_state_changing_forms_refuse_a_missing_or_wrong_csrf_token(pages_site: Site) -> None:
+    patron = patron_named("okayama", "okayama-reader")
+    card = patron.card("okayama-pref")
+    async with client() as s:
+        await s.get(f"{pages_site.url}/login")  # a session with a token exists now
+        for form in ({}, {"csrf": "forged"}):
+            r = await s.post(f"{pages_site.url}/login", data=form | {"member": "okayama-pref", "card_number": card.card_number, "pin": card.pin}, allow_redirects=False)
+            assert r.status == 403, await r.text()
+        for path in ["/logout", "/holds", "/holds/x/cancel", "/staff/login"]:
+            assert (await s.post(pages_site.url + path, data={"csrf": "forged"}, allow_redirects=False)).status == 403, path
+
+
+async def test_session_cookie_is_httponly_strict_and_holds_no_card_number(pages_site: Site) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    async with client() as s:
+        token = csrf_of(await (await s.get(f"{pages_site.url}/login")).text())
+        r = await s.post(
+            f"{pages_site.url}/login", allow_redirects=False,
+            data={"csrf": token, "member": "okayama-pref", "card_number": card.card_number, "pin": card.pin, "next": "/holds"},
+        )  # fmt: skip
+        assert r.status == 303 and r.headers["Location"] == "/holds"
+        cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert card.card_number not in cookie and card.pin not in cookie
+        assert (await s.get(f"{pages_site.url}/holds")).status == 200
+
+
+async def test_wrong_pin_shows_the_refusal_and_sets_no_login(pages_site: Site) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    async with client() as s:
+        token = csrf_of(await (await s.get(f"{pages_site.url}/login")).text())
+        r = await s.post(f"{pages_site.url}/login", data={"csrf": token, "member": "okayama-pref", "card_number": card.card_number, "pin": "0000"})
+        assert r.status == 401 and JA["login.failed"].split(":")[0] in await r.text()
+        r = await s.get(f"{pages_site.url}/holds", allow_redirects=False)
+        assert r.status == 303 and r.headers["Location"].startswith("/login?next=")
+
+
+async def test_login_next_is_never_another_site(pages_site: Site) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    async with client() as s:
+        token = csrf_of(await (await s.get(f"{pages_site.url}/login")).text())
+        r = await s.post(
+            f"{pages_site.url}/login", allow_redirects=False,
+            data={"csrf": token, "member": "okayama-pref", "card_number": card.card_number, "pin": card.pin, "next": "//evil.example/"},
+        )  # fmt: skip
+        assert r.headers["Location"] == "/"
+
+
+async def test_staff_pages_need_the_staff_password_and_export_csv_with_bom(pages_site: Site) -> None:
+    async with client() as s:
+        r = await s.get(f"{pages_site.url}/staff/holdings.csv?q=こころ", allow_redirects=False)
+        assert r.status == 303 and r.headers["Location"] == "/staff/login"
+        token = csrf_of(await (await s.get(f"{pages_site.url}/staff/login")).text())
+        bad = await s.post(f"{pages_site.url}/staff/login", data={"csrf": token, "password": "wrong"})
+        assert bad.status == 401
+        ok = await s.post(f"{pages_site.url}/staff/login", data={"csrf": token, "password": STAFF_PASSWORD}, allow_redirects=False)
+        assert ok.status == 303
+        page = await (await s.get(f"{pages_site.url}/staff?q=9784101010137")).text()
+        assert "岡山県立図書館" in page and JA["staff.health"] in page
+        r = await s.get(f"{pages_site.url}/staff/holdings.csv?q=9784101010137")
+        raw = await r.read()
+        assert r.headers["Content-Type"].startswith("text/csv") and "attachment" in r.headers["Content-Disposition"]
+        assert raw.startswith(b"\xef\xbb\xbf")
+        lines = raw.decode("utf-8-sig").splitlines()
+        assert lines[0].split(",") == ["書名", "ISBN", "図書館", "所蔵館", "請求記号", "状態", "図書館の表示", "返却予定日", "予約数"]
+        assert len(lines) > 2 and all(",9784101010137," in line for line in lines[1:])
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_stay_text() -> None:
+    from broker.pages.views import HoldingRow, holdings_csv
+    from yokodan import Availability
+
+    row = HoldingRow("=HYPERLINK(\"http://x\")", "", "m", "館", None, "本館", "@SUM(1)", Availability.AVAILABLE, "", None, None)
+    text = holdings_csv([row], ["a"] * 9, {"available": "貸出可"}).decode("utf-8-sig")
+    cells = list(csv.reader(io.StringIO(text)))[1]
+    assert cells[0] == "'=HYPERLINK(\"http://x\")" and cells[4] == "'@SUM(1)" and cells[2] == "館"
