@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -213,3 +214,48 @@ def test_csv_cells_that_a_spreadsheet_would_run_stay_text() -> None:
     text = holdings_csv([row], ["a"] * 9, {"available": "貸出可"}).decode("utf-8-sig")
     cells = list(csv.reader(io.StringIO(text)))[1]
     assert cells[0] == "'=HYPERLINK(\"http://x\")" and cells[4] == "'@SUM(1)" and cells[2] == "館"
+
+
+async def login(s: aiohttp.ClientSession, site: Site, patron_id: str = "okayama-reader", member: str = "okayama-pref") -> None:
+    card = patron_named("okayama", patron_id).card(member)
+    token = csrf_of(await (await s.get(f"{site.url}/login")).text())
+    r = await s.post(f"{site.url}/login", data={"csrf": token, "member": member, "card_number": card.card_number, "pin": card.pin}, allow_redirects=False)
+    assert r.status == 303, await r.text()
+
+
+async def test_plan_place_list_and_cancel_a_hold(pages_site: Site) -> None:
+    async with client() as s:
+        r = await s.get(f"{pages_site.url}/hold?isbn=9784101010137", allow_redirects=False)
+        assert r.status == 303 and parse_qs(urlsplit(r.headers["Location"]).query)["next"] == ["/hold?isbn=9784101010137"]
+        await login(s, pages_site)
+        plan = await (await s.get(f"{pages_site.url}/hold?isbn=9784101010137")).text()
+        assert JA["plan.confirm"] in plan, plan
+        options = re.findall(r'name="option" value="([^"]+)"', plan)
+        assert options
+        import html as html_lib, json
+
+        first = json.loads(html_lib.unescape(options[0]))
+        token = csrf_of(plan)
+        placed = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": html_lib.unescape(options[0])}, allow_redirects=False)
+        assert placed.status == 303 and placed.headers["Location"].startswith("/holds?placed="), await placed.text()
+        page = await (await s.get(pages_site.url + placed.headers["Location"])).text()
+        assert JA["holds.placed"] in page and first["record_id"] in page
+        hold_ids = re.findall(r'data-hold="([^"]+)"', page)
+        assert len(hold_ids) == 1
+        assert JA["hold.waiting"] in page or JA["hold.submitted"] in page
+        # a double-submitted form places once (the ledger derives the idempotency key from the body)
+        again = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": html_lib.unescape(options[0])}, allow_redirects=False)
+        assert again.status == 303
+        assert len(re.findall(r'data-hold="', await (await s.get(f"{pages_site.url}/holds")).text())) == 1
+        cancelled = await s.post(f"{pages_site.url}/holds/{hold_ids[0]}/cancel", data={"csrf": token}, allow_redirects=False)
+        assert cancelled.status == 303, await cancelled.text()
+        after = await (await s.get(f"{pages_site.url}/holds?cancelled=1")).text()
+        assert JA["hold.cancelled"] in after and JA["holds.cancel"] not in after
+
+
+async def test_another_patrons_hold_cannot_be_cancelled(pages_site: Site) -> None:
+    async with client() as s:
+        await login(s, pages_site, "okayama-overdue", "okayama-pref")
+        token = csrf_of(await (await s.get(f"{pages_site.url}/holds")).text())
+        r = await s.post(f"{pages_site.url}/holds/no-such-hold/cancel", data={"csrf": token}, allow_redirects=False)
+        assert r.status == 404
