@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.consortium import Consortium
 from yokodan import SearchQuery
 from yokodan.errors import BadRequest
+from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
 from broker.search import SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
-from connectors import HttpClient
+from connectors import Capability, Connector, HttpClient
 from index.store import UnionIndex
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,7 @@ def build_app(
     *,
     http: HttpClient | None = None,
     open_index: Callable[[], UnionIndex] | None = None,
+    ledger: LedgerConfig | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -270,7 +272,8 @@ def build_app(
     closed). With `open_index` (e.g. `functools.partial(UnionIndex.open, path)`),
     the app opens the union index on startup, off the event loop, and closes it
     on cleanup; streamed searches then answer first from it and every search's
-    works are cached there.
+    works are cached there. With `ledger`, the hold endpoints are mounted and the
+    ledger (database, reconciler, poller) opens and closes with the app.
     """
     app = web.Application(middlewares=[problem_middleware])
     app[CONSORTIUM_KEY] = consortium
@@ -288,8 +291,36 @@ def build_app(
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
+    if ledger is not None:
+        from broker.ledger.routes import add_hold_routes
+
+        add_hold_routes(app)
+        app.cleanup_ctx.append(_ledger_lifecycle(ledger))
     __import__("broker.pages").pages.add_page_routes(app)  # the patrons' and librarians' pages (broker/pages)
     return app
+
+
+def _ledger_lifecycle(config: LedgerConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        from broker.ledger.routes import HOLDS_KEY
+        from broker.ledger.runtime import open_ledger
+
+        registry = app[REGISTRY_KEY]
+
+        def gateway_for(member_id: str) -> Connector:
+            # The member's holds face where the file names one, else its catalogue connector.
+            return registry.connector(member_id, Capability.PLACE_HOLD)
+
+        def unavailable(member_id: str) -> str | None:
+            if registry.maintenance_now(member_id) is not None:
+                return "maintenance"
+            return None if registry.breaker(member_id).allow() else "circuit_open"
+
+        async with open_ledger(config, app[CONSORTIUM_KEY], gateway_for, unavailable=unavailable) as runtime:
+            app[HOLDS_KEY] = runtime.service
+            yield
+
+    return lifecycle
 
 
 def _http_client_lifecycle(*, owns_client: bool) -> Callable[[web.Application], AsyncIterator[None]]:

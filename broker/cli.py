@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import sys
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 
 from broker.api import SEARCH_KEY, build_app
 from broker.consortium import Consortium, load_consortium
-from broker.http_server import start_server
+from broker.http_server import bound_port, start_server
+from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
 from broker.holds.cli import add_holds_parser, run_holds
 from yokodan import Availability, SearchQuery, TargetState
@@ -151,9 +153,36 @@ def _index_opener(args: argparse.Namespace, consortium: Consortium) -> Callable[
 
 
 async def _serve(
-    consortium: Consortium, host: str, port: int, open_index: Callable[[], UnionIndex] | None
+    consortium: Consortium,
+    host: str,
+    port: int,
+    open_index: Callable[[], UnionIndex] | None,
+    ledger: LedgerConfig | None = None,
 ) -> web.AppRunner:
-    return await start_server(build_app(consortium, open_index=open_index), host, port)
+    return await start_server(build_app(consortium, open_index=open_index, ledger=ledger), host, port)
+
+
+def _ledger_config(args: argparse.Namespace, consortium: Consortium) -> LedgerConfig | None:
+    """The hold ledger this node uses: SQLite under var/ by default, or a PostgreSQL URL shared by nodes."""
+    if args.no_ledger:
+        return None
+    url = args.ledger or f"sqlite:///var/ledger-{consortium.id}.db"
+    config = LedgerConfig(url=url)
+    if args.node_id:
+        config = dataclasses.replace(config, node=args.node_id)
+    if args.hold_resend_after_s is not None:
+        config = dataclasses.replace(config, timings=dataclasses.replace(config.timings, resend_after_s=args.hold_resend_after_s))
+    return config
+
+
+def _print_test_patrons(consortium: Consortium) -> None:
+    """The demo's sandbox patrons, so that a person can log in and place a hold at once."""
+    from sandbox.patrons import TEST_PATRONS
+
+    patrons = TEST_PATRONS.get(consortium.id, ())[:2]
+    for patron in patrons:
+        cards = ", ".join(f"{member} {card.card_number} / PIN {card.pin}" for member, card in patron.cards.items())
+        print(f"  test patron {patron.id} ({patron.about}): {cards}")
 
 
 async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
@@ -164,10 +193,17 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
 
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium))
+    ledger = _ledger_config(args, consortium)
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger)
     index = runner.app[SEARCH_KEY].index
-    url = f"http://{args.host}:{args.port}"
+    url = f"http://{args.host}:{bound_port(runner)}"
+    if getattr(args, "ready_line", False):
+        print(f"READY {url}", flush=True)  # a parent process (tests, benchmarks) waits for this line
     print(f"Yokodan broker for {consortium.name}: {url}")
+    if ledger is not None:
+        print(f"hold ledger: {ledger.url} (node {ledger.node})")
+        if with_sandbox:
+            _print_test_patrons(consortium)
     if index is not None:
         print(f"union index: {index.path} ({index.stats().doc_count} works cached)")
     print(f"  try: curl '{url}/api/v1/search?q=夏目漱石'")
@@ -180,6 +216,13 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         if sandbox is not None:
             await sandbox.stop()
     return 0
+
+
+def _ledger_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", help="hold ledger: sqlite:///PATH or postgresql://… (default: sqlite:///var/ledger-<consortium>.db)")
+    parser.add_argument("--no-ledger", action="store_true", help="search only: no hold endpoints")
+    parser.add_argument("--node-id", help="this node's name in the ledger's leases (default: host-pid)")
+    parser.add_argument("--hold-resend-after-s", type=float, help="re-send a placement the member does not have after this long")
 
 
 def _index_options(parser: argparse.ArgumentParser) -> None:
@@ -197,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
     _index_options(demo)
+    _ledger_options(demo)
 
     search = commands.add_parser("search", help="search every member once and print the merged works")
     search.add_argument("query", nargs="?", default="", help="free text (all words)")
@@ -216,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--base-url", help="resolve relative member endpoints against this URL")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
     _index_options(serve)
+    _ledger_options(serve)
     add_holds_parser(commands)
     return parser
 

@@ -95,6 +95,10 @@ class HoldLedger:
         self.patrons[EXPIRED_CARD].card_expired = True
         self.holds: dict[str, SandboxHold] = {}
         self._ids = itertools.count(1)
+        # Chaos settings (protocol_options): a member that does not de-duplicate idempotency keys
+        # shows a hold sent twice as two holds; the hold limit can be lifted for load tests.
+        self.dedupe_keys = True
+        self.max_holds = MAX_HOLDS
 
     def enrol(self, patron: SandboxPatron) -> None:
         """Issue one more card (the test patrons of `sandbox.patrons`); a card number is issued once."""
@@ -118,7 +122,7 @@ class HoldLedger:
 
     def place(self, card_number: str, record_id: str, item_id: str | None, pickup_code: str, key: str | None) -> SandboxHold:
         patron = self.authenticate(card_number, None)
-        if key is not None and (existing := self.find_by_key(card_number, key)) is not None:
+        if self.dedupe_keys and key is not None and (existing := self.find_by_key(card_number, key)) is not None:
             return existing  # the same request again: answer it, never place a second hold
         held = self._works.get(record_id)
         if held is None:
@@ -128,8 +132,8 @@ class HoldLedger:
         if patron.block_reasons:
             raise Refusal("patron_blocked", ", ".join(patron.block_reasons))
         active = self.holds_of(card_number)
-        if len(active) >= MAX_HOLDS:
-            raise Refusal("too_many_holds", f"limit of {MAX_HOLDS} holds reached")
+        if len(active) >= self.max_holds:
+            raise Refusal("too_many_holds", f"limit of {self.max_holds} holds reached")
         if any(h.record_id == record_id for h in active):
             raise Refusal("already_held", "this title is already on hold for this card")
         if record_id in patron.loans:

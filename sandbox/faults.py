@@ -65,6 +65,18 @@ async def before_answer(system: MemberSystem) -> web.Response | None:
     return None
 
 
+def lost_answer_mode(system: MemberSystem, option: str) -> str | None:
+    """How this answer is lost, if at all: `option` ("hang" | "drop") always, or, with
+    `<option>_rate` = "0.2", a seeded dice picks drop or hang for that share of answers."""
+    options = system.spec.protocol_options
+    if (mode := options.get(option)) is not None:
+        return mode
+    rate = float(options.get(f"{option}_rate", 0) or 0)
+    if rate > 0 and system.dice.random() < rate:
+        return "drop" if system.dice.random() < 0.5 else "hang"
+    return None
+
+
 async def lose_answer(request: web.Request, mode: str | None) -> None:
     """A hold was placed; now lose the answer the way a proxy or a crashed worker would.
 

@@ -8,6 +8,9 @@ random 500s) and on the JSON body (malformed, wrong charset, slow drip, huge).
 protocol_options:
   pickup_codes       "CHUO,KITA": only these branches are pickup points (default: every branch)
   lose_hold_answer   "hang" | "drop": place the hold, then never answer / cut the connection.
+  lose_hold_answer_rate  "0.2": that share of placements loses its answer (drop or hang, seeded dice).
+  dedupe_hold_keys   "no": a repeated Idempotency-Key places a second hold (chaos tests see double sends).
+  max_holds          holds per card (default 10).
                      The broker must then find the hold by its key, never send it again.
   lose_cancel_answer "hang" | "drop": the same for DELETE /holds/{id}, after cancelling
 
@@ -31,7 +34,7 @@ from aiohttp import web
 from yokodan import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold, SandboxPatron
 from sandbox.cql import CQLError
-from sandbox.faults import before_answer, lose_answer
+from sandbox.faults import before_answer, lose_answer, lost_answer_mode
 from sandbox.holdings import Copy, HeldWork
 from sandbox.member import MemberSystem
 from sandbox.spec import FaultConfig
@@ -343,7 +346,7 @@ async def _place_hold(request: web.Request, system: MemberSystem) -> _Answer:
     card = _card(system, body.get("patron_id"))
     key = request.headers.get("Idempotency-Key")
     hold = system.ledger.place(card, str(biblio_id), None if item_id is None else str(item_id), pickup, key)
-    await lose_answer(request, system.spec.protocol_options.get("lose_hold_answer"))
+    await lose_answer(request, lost_answer_mode(system, "lose_hold_answer"))
     return _Answer(201, _hold_json(system, hold))
 
 
@@ -354,7 +357,7 @@ async def _get_hold(request: web.Request, system: MemberSystem) -> _Answer:
 async def _cancel_hold(request: web.Request, system: MemberSystem) -> _Answer:
     hold = _ledger_hold(request, system)
     system.ledger.cancel(hold.card_number, hold.hold_id)
-    await lose_answer(request, system.spec.protocol_options.get("lose_cancel_answer"))
+    await lose_answer(request, lost_answer_mode(system, "lose_cancel_answer"))
     return _Answer(204)
 
 

@@ -51,6 +51,9 @@ class MemberSystem:
         # protocol_options["pickup_codes"] ("CHUO,KITA") narrows the pickup points to some branches.
         narrowed = {c.strip() for c in spec.protocol_options.get("pickup_codes", "").split(",") if c.strip()}
         self.ledger = HoldLedger(spec.id, self.held, narrowed or {b.code for b in spec.branches}, as_of)
+        self.ledger.dedupe_keys = spec.protocol_options.get("dedupe_hold_keys", "yes") != "no"
+        if "max_holds" in spec.protocol_options:
+            self.ledger.max_holds = int(spec.protocol_options["max_holds"])
         self._fields = [search_fields(h) for h in self.held]
         self._records: dict[str, list[bytes | None]] = {
             "marcxml": [None] * len(self.held),

@@ -30,7 +30,7 @@ from lxml.builder import ElementMaker
 
 from yokodan import Availability, HoldState
 from sandbox.accounts import Refusal, SandboxHold
-from sandbox.faults import before_answer, deliver, error_page, lose_answer
+from sandbox.faults import before_answer, deliver, error_page, lose_answer, lost_answer_mode
 from sandbox.holdings import Copy, HeldWork
 from sandbox.member import MemberSystem
 from sandbox.sru_server import MEMBERS
@@ -129,7 +129,7 @@ async def _ncip(request: web.Request) -> web.StreamResponse:
     context = _Context(system, options.get("agency_id", system.id), options.get("status_scheme") == "ncip")
     service, answer = _answer(context, await request.read())
     if service == "RequestItem" and answer.find(f"{{{NS}}}Problem") is None:
-        await lose_answer(request, options.get("lose_hold_answer"))
+        await lose_answer(request, lost_answer_mode(system, "lose_hold_answer"))
     body = etree.tostring(E.NCIPMessage(answer, version=VERSION), xml_declaration=True, encoding="UTF-8")
     return await deliver(request, body, faults)
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from datetime import date
 
 from aiohttp import web
+
+from yokodan import Availability
 from pydantic import ValidationError
 
 from sandbox.catalogue import Catalogue
@@ -71,6 +73,8 @@ def build_app(members: list[SandboxMember], catalogue: Catalogue, *, as_of: date
     app.router.add_get("/_admin/health", _health)
     app.router.add_get("/_admin/{member_id}/faults", _get_faults)
     app.router.add_put("/_admin/{member_id}/faults", _put_faults)
+    app.router.add_get("/_admin/{member_id}/holds", _member_holds)
+    app.router.add_get("/_admin/{member_id}/holdable", _holdable)
     # Other protocol families add their routes before the catch-all SRU ones
     # (each module owns its paths, e.g. /{member_id}/opensearch, /calil/check).
     for protocol in sorted({p for m in members for p in m.protocols} - {"sru"}):
@@ -186,6 +190,27 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 
 async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "members": sorted(request.app[MEMBERS].keys())})
+
+
+async def _member_holds(request: web.Request) -> web.Response:
+    """Every hold the member's own ledger has (chaos tests read the truth here, not the broker's)."""
+    system = request.app[MEMBERS].get(request.match_info["member_id"])
+    if system is None:
+        return _problem(404, "unknown member", request.match_info["member_id"])
+    holds = [
+        {"hold_id": h.hold_id, "idempotency_key": h.idempotency_key, "record_id": h.record_id, "state": h.state.value}
+        for h in system.ledger.holds.values()
+    ]
+    return web.json_response({"holds": holds})
+
+
+async def _holdable(request: web.Request) -> web.Response:
+    """Record ids with a copy on the shelf, in catalogue order (what a load test may hold)."""
+    system = request.app[MEMBERS].get(request.match_info["member_id"])
+    if system is None:
+        return _problem(404, "unknown member", request.match_info["member_id"])
+    records = [h.local_id for h in system.held if any(c.availability is Availability.AVAILABLE for c in h.copies)]
+    return web.json_response({"records": records})
 
 
 async def _get_faults(request: web.Request) -> web.Response:

@@ -16,5 +16,24 @@ command -v curl >/dev/null 2>&1 || _yokodan_apt_install curl
 # Playwright, whose own browser download is not available here.
 [ -x /usr/bin/chromium ] || _yokodan_apt_install chromium fonts-ipafont-gothic
 
+# PostgreSQL for the shared hold ledger's tests (two broker nodes on one database). Machines of this
+# kind run one on 127.0.0.1 with trust auth; a fresh Debian machine gets Debian's package, its cluster
+# started, a superuser role for this user and a `test` database, reached over the Unix socket (peer auth).
+if ! pg_isready -q -h 127.0.0.1 2>/dev/null && ! pg_isready -q 2>/dev/null; then
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || _yokodan_apt_install postgresql
+  for version in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  done
+  for _ in $(seq 1 30); do pg_isready -q && break; sleep 1; done
+fi
+if ! psql -h 127.0.0.1 -d test -c 'select 1' >/dev/null 2>&1; then
+  me="$(id -un)"
+  if [ "$me" = "root" ] && id postgres >/dev/null 2>&1; then
+    su postgres -c "psql -tAc \"select 1 from pg_roles where rolname = '$me'\" | grep -q 1 || createuser -s '$me'" || true
+    su postgres -c "psql -tAc \"select 1 from pg_database where datname = 'test'\" | grep -q 1 || createdb -O '$me' test" || true
+  fi
+  export YOKODAN_TEST_POSTGRES="${YOKODAN_TEST_POSTGRES:-postgresql:///test?host=/var/run/postgresql}"
+fi
+
 use_project_python "test"
 exec python -m pytest -q -p no:cacheprovider "$@"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from urllib.parse import urlsplit
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,7 +40,13 @@ async def fresh_postgres_url() -> tuple[str, str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}", name
+    return _with_database(POSTGRES_URL, name), name
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL naming another database (a socket URL keeps its ?host=…)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
 
 
 async def drop_postgres(name: str) -> None:

@@ -267,7 +267,7 @@ async def test_the_poller_follows_the_member_and_notices_ready_once(world: World
         clock = [time.time() + 10_000]  # every hold due
         polls = [
             Poller(world.ledger, world.accounts, notices, world.connectors.__getitem__, node=node, clock=lambda: clock[0],
-                   schedule=PollSchedule(waiting_s=0, secured_s=0, ready_s=0))
+                   schedule=PollSchedule(waiting_s=1, secured_s=1, ready_s=1))  # due again next round, not this one
             for node in ("poller-a", "poller-b")
         ]  # fmt: skip
         [sandbox_id] = world.member_holds("alpha", row.member_key)

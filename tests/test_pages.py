@@ -1,8 +1,7 @@
 """The pages over real sockets: the Okayama network on the sandbox, the ledger on SQLite.
 
 `pages_site` is shared with tests/test_pages_browser.py: one broker app built by `build_app`
-(pages included), the ledger's HoldService attached as `app[HOLDS_KEY]` (as the lead wires it
-on main), a staff password, and a sandbox catalogue with one hostile title from every member.
+with a ledger config (pages and hold endpoints included, `app[HOLDS_KEY]` set on start-up), a staff password, and a sandbox catalogue with one hostile title from every member.
 """
 
 from __future__ import annotations
@@ -20,14 +19,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from broker.api import REGISTRY_KEY, build_app
+from broker.api import build_app
 from broker.consortium import load_consortium
 from broker.demo import consortium_file, on_sandbox, sandbox_members
-from broker.ledger.routes import HOLDS_KEY, add_hold_routes
-from broker.ledger.runtime import LedgerConfig, open_ledger
+from broker.ledger.runtime import LedgerConfig
 from broker.pages.i18n import EN, JA
 from broker.pages.security import CONTENT_SECURITY_POLICY
-from connectors.base import Capability
 from sandbox import SandboxHost
 from sandbox.catalogue import Catalogue, generate_catalogue
 from sandbox.patrons import patron_named
@@ -59,21 +56,17 @@ async def pages_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     consortium = load_consortium(consortium_file("okayama"))
     async with SandboxHost(sandbox_members(consortium, latency_ms=5), catalogue=hostile_catalogue()) as sandbox:
         on = on_sandbox(consortium, sandbox.base_url)
-        app = build_app(on)
-        registry = app[REGISTRY_KEY]
         config = LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}", key_file=tmp_path / "ledger.key", node="pages-test")
-        async with open_ledger(config, on, lambda m: registry.connector(m, Capability.PLACE_HOLD), background=False) as ledger:
-            if HOLDS_KEY not in app:  # main may already wire the ledger into build_app
-                add_hold_routes(app, ledger.service)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            try:
-                yield Site(f"http://{host}:{port}", app, sandbox)
-            finally:
-                await runner.cleanup()
+        app = build_app(on, ledger=config)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            yield Site(f"http://{host}:{port}", app, sandbox)
+        finally:
+            await runner.cleanup()
 
 
 def client() -> aiohttp.ClientSession:

@@ -187,8 +187,10 @@ async def hold_problems(request: web.Request, handler: Any) -> web.StreamRespons
         return _problem(exc.status, title, exc.message, reason=exc.reason, **exc.params)
 
 
-def add_hold_routes(app: web.Application, service: HoldService) -> None:
-    app[HOLDS_KEY] = service
+def add_hold_routes(app: web.Application, service: HoldService | None = None) -> None:
+    """Mount the hold endpoints; the service is given here or set later (the app's ledger context)."""
+    if service is not None:
+        app[HOLDS_KEY] = service
     app.middlewares.append(hold_problems)
     app.router.add_post("/api/v1/auth/login", login_handler)
     app.router.add_post("/api/v1/auth/logout", logout_handler)

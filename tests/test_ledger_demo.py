@@ -1,0 +1,56 @@
+"""The demo's hold path end to end: the broker app with its ledger, the Okayama sandbox, a test patron.
+
+Log in with a sandbox test patron's 岡山市 card (its holds face is NCIP beside an SRU catalogue),
+place a hold through `POST /api/v1/holds`, see it at the member's own ledger, list and cancel it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography.fernet import Fernet
+
+from broker.api import build_app
+from broker.http_server import bound_port, start_server
+from broker.ledger.runtime import LedgerConfig
+from sandbox.patrons import patron_named
+from sandbox.sru_server import MEMBERS
+from tests.conftest import SandboxedConsortium
+from yokodan import Availability, HoldState
+
+
+@pytest.fixture
+async def broker(okayama_sandbox: SandboxedConsortium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    monkeypatch.setenv("YOKODAN_LEDGER_KEY", Fernet.generate_key().decode())
+    config = LedgerConfig(url=f"sqlite:///{tmp_path / 'ledger.db'}", node="demo-test")
+    runner = await start_server(build_app(okayama_sandbox.consortium, ledger=config), "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{bound_port(runner)}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_test_patron_places_lists_and_cancels_a_hold(broker: str, okayama_sandbox: SandboxedConsortium) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-city")
+    system = okayama_sandbox.host.app[MEMBERS]["okayama-city"]
+    record = next(h.local_id for h in system.held if any(c.availability is Availability.AVAILABLE for c in h.copies)
+                  and h.local_id not in system.ledger.patrons[card.card_number].loans)  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{broker}/api/v1/auth/login", json={"member": "okayama-city", "card_number": card.card_number, "pin": card.pin}) as r:
+            assert r.status == 200, await r.text()
+            auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
+        body = {"member": "okayama-city", "record_id": record, "pickup_branch_id": "okayama-city/chuo"}
+        async with session.post(f"{broker}/api/v1/holds", json=body, headers=auth | {"Idempotency-Key": "demo-0001-key"}) as r:
+            assert r.status == 201, await r.text()
+            hold = await r.json()
+        assert (hold["outcome"], hold["member"]) == ("placed", "okayama-city")
+        at_member = [h for h in system.ledger.holds.values() if h.idempotency_key == hold["id"]]
+        assert [(h.record_id, h.state) for h in at_member] == [(record, HoldState.WAITING)]
+        async with session.get(f"{broker}/api/v1/holds", headers=auth) as r:
+            assert [h["id"] for h in (await r.json())["holds"]] == [hold["id"]]
+        async with session.delete(f"{broker}/api/v1/holds/{hold['id']}", headers=auth) as r:
+            assert r.status == 200 and (await r.json())["state"] == "cancelled"
+        assert at_member[0].state is HoldState.CANCELLED
