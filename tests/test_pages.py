@@ -252,3 +252,42 @@ async def test_another_patrons_hold_cannot_be_cancelled(pages_site: Site) -> Non
         token = csrf_of(await (await s.get(f"{pages_site.url}/holds")).text())
         r = await s.post(f"{pages_site.url}/holds/no-such-hold/cancel", data={"csrf": token}, allow_redirects=False)
         assert r.status == 404
+
+
+async def test_hold_pages_without_a_ledger_say_so_and_search_still_works(tmp_path: Path) -> None:
+    consortium = load_consortium(consortium_file("okayama"))
+    async with SandboxHost(sandbox_members(consortium, latency_ms=0)) as sandbox:
+        app = build_app(on_sandbox(consortium, sandbox.base_url))  # no ledger config
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            async with client() as s:
+                for path in ["/login", "/holds", "/hold?isbn=9784101010137"]:
+                    r = await s.get(f"http://{host}:{port}{path}", allow_redirects=False)
+                    assert r.status == 503 and "no ledger" in await r.text(), path
+                assert (await s.get(f"http://{host}:{port}/?q=こころ")).status == 200
+                r = await s.get(f"http://{host}:{port}/staff/login")
+                assert r.status == 200  # no staff password in this environment: the page says so
+        finally:
+            await runner.cleanup()
+
+
+async def test_bad_work_requests_get_a_page_not_a_traceback(pages_site: Site) -> None:
+    async with client() as s:
+        r = await s.get(f"{pages_site.url}/work")
+        assert r.status == 400 and r.content_type == "text/html" and JA["error.heading"] in await r.text()
+        r = await s.get(f"{pages_site.url}/work?isbn=9780000000002")
+        assert r.status == 404 and JA["work.not_found"] in await r.text()
+
+
+def test_every_planner_assumption_code_has_a_sentence() -> None:
+    # The codes the planner writes (broker/holds): a new one shows as its code until it gets a sentence here.
+    root = Path(__file__).parent.parent / "broker" / "holds"
+    codes = set()
+    for path in root.glob("*.py"):
+        codes |= set(re.findall(r'assumptions?\.(?:add|append)\("([a-z_]+)"', path.read_text()))
+    assert "walk_in_borrower_may_take_the_copy_first" in codes
+    assert sorted(c for c in codes if f"assumption.{c}" not in JA) == []

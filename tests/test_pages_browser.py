@@ -159,3 +159,73 @@ async def test_librarian_exports_csv_and_sees_member_health(pages_site: Site, pa
     assert rows[0][:3] == ["書名", "ISBN", "図書館"]
     on_page = await page.locator("table.holdings tbody tr").count()
     assert len(rows) - 1 == on_page and all(r[1] == "9784101010137" for r in rows[1:])
+
+
+AXE_DIR = Path(__file__).parent.parent / "var" / "axe"
+AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe_js() -> Path:
+    """axe-core's axe.min.js from the npm package, installed into var/axe at test time (never fetched by a page)."""
+    if not AXE_JS.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("axe-core needs npm to install the axe-core package into var/axe")
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        import subprocess
+
+        done = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR), "axe-core@4"],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        if done.returncode != 0 or not AXE_JS.exists():
+            pytest.skip(f"npm could not install axe-core: {done.stderr[-300:]}")
+    return AXE_JS
+
+
+async def test_axe_finds_no_serious_or_critical_violation_on_any_page(pages_site: Site, browser: object, axe_js: Path) -> None:  # noqa: F811
+    # bypass_csp only so that the test can inject axe itself; the pages' own CSP is tested above.
+    context = await browser.new_context(locale="ja-JP", viewport={"width": 375, "height": 900}, bypass_csp=True)
+    page = await context.new_page()
+    found: dict[str, list[str]] = {}
+
+    async def audit(name: str) -> None:
+        await page.add_script_tag(path=str(axe_js))
+        result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        bad = [f"{v['id']} ({v['impact']}): {v['nodes'][0]['target']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
+        found[name] = bad
+
+    try:
+        url = pages_site.url
+        # The audit can fail: an image without alt text on a blank page is a critical violation.
+        await page.set_content('<html lang="ja"><head><title>x</title></head><body><main><img src="data:,"></main></body></html>')
+        await audit("known_bad")
+        assert any(v.startswith("image-alt") for v in found.pop("known_bad")), "axe did not run"
+        await page.goto(f"{url}/?q=こころ")
+        await page.wait_for_selector('#results[aria-busy="false"]', state="attached")
+        await audit("search")
+        await page.goto(f"{url}/work?isbn=9784101010137")
+        await audit("work")
+        await page.goto(f"{url}/hold?isbn=9784101010137")
+        await audit("login")
+        card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+        await page.select_option("#member", "okayama-pref")
+        await page.fill("#card_number", card.card_number)
+        await page.fill("#pin", card.pin)
+        await page.click("button[type=submit] >> text=ログイン")
+        await page.wait_for_selector("text=予約の確認")
+        await audit("plan")
+        await page.click("text=この内容で予約する")
+        await page.wait_for_selector("li.hold")
+        await audit("holds")
+        await page.goto(f"{url}/staff/login")
+        await audit("staff_login")
+        await page.fill("#password", STAFF_PASSWORD)
+        await page.click("button[type=submit] >> text=ログイン")
+        await page.goto(f"{url}/staff?q=9784101010137")
+        await audit("staff")
+        await page.goto(f"{url}/?lang=en")
+        await audit("search_en")
+    finally:
+        await context.close()
+    assert len(found) == 8
+    assert {name: bad for name, bad in found.items() if bad} == {}

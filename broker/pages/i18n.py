@@ -101,6 +101,7 @@ JA: dict[str, str] = {
     "plan.assumptions": "確認できなかったこと",
     "plan.confirm": "この内容で予約する",
     "plan.none": "いまこの資料を予約できる方法はありません。",
+    "plan.more": "ほかの受け取り方法（{n}件）",
     "plan.queue": "順番待ち {n}人",
     "lost.later": "{n}日遅い",
     "lost.preference": "希望の受取館ではない",
@@ -145,6 +146,15 @@ JA: dict[str, str] = {
     "error.heading": "エラー",
     "error.csrf": "フォームの有効期限が切れました。もう一度お試しください。",
     "error.bad_request": "入力内容を確認してください: {detail}",
+    "assumption.walk_in_borrower_may_take_the_copy_first": "書架にある資料は、準備が済むまでに来館者が先に借りることがあります",
+    "assumption.hold_shelf_not_published": "取り置き期間が公表されていないため、受け取り期限は目安です",
+    "assumption.owner_calendar_not_published": "所蔵館の開館日が公表されていないため、日付は目安です",
+    "assumption.pickup_calendar_not_published": "受取館の開館日が公表されていないため、日付は目安です",
+    "assumption.schedule_not_published": "配送の日程が公表されていないため、受け取り予定日は未定です",
+    "assumption.queue_loan_period_not_published": "貸出期間が公表されていないため、順番待ちの日数は目安です",
+    "assumption.due_date_unknown": "返却予定日が分からないため、受け取り予定日は未定です",
+    "assumption.ready_unknown": "受け取り予定日は未定です",
+    "assumption.calendar_never_open": "開館日が見つからないため、受け取り予定日は未定です",
     "csv.title": "書名",
     "csv.isbn": "ISBN",
 }
@@ -236,6 +246,7 @@ EN: dict[str, str] = {
     "plan.assumptions": "Not checked",
     "plan.confirm": "Place this hold",
     "plan.none": "There is no way to hold this work now.",
+    "plan.more": "{n} more ways to collect",
     "plan.queue": "{n} waiting",
     "lost.later": "{n} days later",
     "lost.preference": "not your preferred pickup",
@@ -280,6 +291,15 @@ EN: dict[str, str] = {
     "error.heading": "Error",
     "error.csrf": "This form has expired. Please try again.",
     "error.bad_request": "Please check what you entered: {detail}",
+    "assumption.walk_in_borrower_may_take_the_copy_first": "A copy on the shelf may be borrowed by a visitor before it is set aside",
+    "assumption.hold_shelf_not_published": "The hold shelf period is not published: the collect-by date is an estimate",
+    "assumption.owner_calendar_not_published": "The owning library's opening days are not published: dates are estimates",
+    "assumption.pickup_calendar_not_published": "The pickup library's opening days are not published: dates are estimates",
+    "assumption.schedule_not_published": "The delivery schedule is not published: the ready date is unknown",
+    "assumption.queue_loan_period_not_published": "The loan period is not published: the wait in the queue is an estimate",
+    "assumption.due_date_unknown": "The due date is unknown: the ready date is unknown",
+    "assumption.ready_unknown": "The ready date is unknown",
+    "assumption.calendar_never_open": "No opening day was found: the ready date is unknown",
     "csv.title": "Title",
     "csv.isbn": "ISBN",
 }
@@ -293,6 +313,10 @@ class Translator:
     def __init__(self, language: str) -> None:
         self.language = language
         self.messages = CATALOGUES[language]
+
+    def known(self, key: str, fallback: str) -> str:
+        """For codes from other rooms (planner assumptions): a code without a sentence yet shows as the code."""
+        return self.messages.get(key, fallback)
 
     def __call__(self, key: str, **params: object) -> str:
         text = self.messages[key]
