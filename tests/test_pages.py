@@ -291,3 +291,24 @@ def test_every_planner_assumption_code_has_a_sentence() -> None:
         codes |= set(re.findall(r'assumptions?\.(?:add|append)\("([a-z_]+)"', path.read_text()))
     assert "walk_in_borrower_may_take_the_copy_first" in codes
     assert sorted(c for c in codes if f"assumption.{c}" not in JA) == []
+
+
+async def test_work_page_ranks_copies_on_the_shelf_nearest_first_with_opening_days(pages_site: Site) -> None:
+    async with client() as s:
+        page = await (await s.get(f"{pages_site.url}/work?isbn=9784101010137&near=tsuyama-city/main")).text()
+        assert JA["work.distance"] in page and JA["work.opening"] in page and "次の開館日" in page
+        body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        rows = []
+        for tr in body.split("<tr>")[1:]:
+            km = re.search(r"<td>([0-9.]+) km</td>", tr)
+            rows.append((re.search(r'class="avail avail-([a-z_]+)"', tr).group(1), float(km.group(1)) if km else None))
+        assert len(rows) > 2
+        states = [st for st, _ in rows]
+        on_shelf = sum(st == "available" for st in states)
+        assert 0 < on_shelf < len(rows) and states[:on_shelf] == ["available"] * on_shelf
+        shelf_kms = [km for st, km in rows[:on_shelf] if km is not None]
+        assert shelf_kms == sorted(shelf_kms) and len(shelf_kms) >= 2
+        plain = await (await s.get(f"{pages_site.url}/work?isbn=9784101010137")).text()
+        assert JA["work.distance"] not in plain
+        bad = await s.get(f"{pages_site.url}/work?isbn=9784101010137&near=nowhere")
+        assert bad.status == 400 and bad.content_type == "text/html"

@@ -77,6 +77,13 @@ JA: dict[str, str] = {
     "work.queue": "予約数",
     "work.phone": "電話",
     "work.hold": "予約する",
+    "work.distance": "距離",
+    "work.km": "{km} km",
+    "work.opening": "開館日",
+    "work.next_open": "次の開館日 {day}",
+    "work.closed_on": "休館日: {days}",
+    "work.no_weekly_closure": "定休日なし",
+    "work.closed_unpublished": "休館日は公表されていません",
     "work.authors": "著者",
     "work.year": "出版年",
     "work.publisher": "出版者",
@@ -222,6 +229,13 @@ EN: dict[str, str] = {
     "work.queue": "Holds",
     "work.phone": "Phone",
     "work.hold": "Place a hold",
+    "work.distance": "Distance",
+    "work.km": "{km} km",
+    "work.opening": "Opening days",
+    "work.next_open": "next open {day}",
+    "work.closed_on": "closed: {days}",
+    "work.no_weekly_closure": "no weekly closing day",
+    "work.closed_unpublished": "closing days not published",
     "work.authors": "Authors",
     "work.year": "Year",
     "work.publisher": "Publisher",
@@ -302,6 +316,11 @@ EN: dict[str, str] = {
     "assumption.calendar_never_open": "No opening day was found: the ready date is unknown",
     "csv.title": "Title",
     "csv.isbn": "ISBN",
+}
+
+WEEKDAY_NAMES = {
+    "ja": {"mon": "月", "tue": "火", "wed": "水", "thu": "木", "fri": "金", "sat": "土", "sun": "日"},
+    "en": {"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"},
 }
 
 CATALOGUES: Mapping[str, Mapping[str, str]] = {"ja": JA, "en": EN}

@@ -22,13 +22,14 @@ from pydantic import ValidationError
 import broker.api as api
 from broker.holds.gather import find_work
 from broker.holds.patron import Card, Patron
-from broker.holds.planner import plan_hold
+from broker.holds.calendar import CalendarError
+from broker.holds.planner import RuleBook, plan_hold
 from broker.holds.routes import GATHERER_KEY
 from broker.holds.views import date_ja, plan_view
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.routes import HOLDS_KEY
 from broker.ledger.service import HoldService, HoldServiceError, PlaceBody
-from broker.pages.i18n import CATALOGUES, Translator, choose_language
+from broker.pages.i18n import CATALOGUES, WEEKDAY_NAMES, Translator, choose_language
 from broker.pages.security import (
     CsrfRejected,
     StaffPassword,
@@ -36,9 +37,10 @@ from broker.pages.security import (
     csrf_token,
     install_session_and_headers,
 )
-from broker.pages.views import holding_rows, holdings_csv
+from broker.pages.views import HoldingRow, holding_rows, holdings_csv
+from broker.ranking import distance_km
 from connectors.base import Capability
-from yokodan import SearchQuery
+from yokodan import Availability, SearchQuery
 from yokodan.isbn import to_isbn13
 
 log = logging.getLogger(__name__)
@@ -148,20 +150,42 @@ def _urlencode(params: dict[str, str]) -> str:
 
 async def work_page(request: web.Request) -> web.Response:
     query, work_id = _work_query(request.query)
+    consortium = request.app[api.CONSORTIUM_KEY]
+    near = api._resolve_near(request.query.get("near") or None, consortium)  # the API's own reading of `near`
     work, statuses = await _find(request, query, work_id)
     if work is None:
         return await render(request, "work.html", {"work": None, "rows": [], "statuses": statuses}, status=404)
-    consortium = request.app[api.CONSORTIUM_KEY]
-    rows = holding_rows([work], request.app[api.NAMES_KEY])
     branches = {b.id: b for b in consortium.branches()}
     members = {m.id: m for m in consortium.members}
+    today = _today(request)
+    rows = [_work_row(r, branches.get(r.branch_id or ""), RuleBook.of(consortium), near, today) for r in holding_rows([work], request.app[api.NAMES_KEY])]
+    if near is not None:  # nearest copy on the shelf first, then the nearest of the rest
+        rows.sort(key=lambda row: (row["holding"].availability is not Availability.AVAILABLE, row["km"] if row["km"] is not None else 1e9))
     unanswered = [members[s.member].name for s in statuses if s.state.value != "ok" and s.member in members]
     hold_link = "/hold?" + _urlencode({k: v for k, v in {
         "isbn": query.isbn or "", "title": query.title or "", "author": query.author or "", "work_id": work.work_id}.items() if v})  # fmt: skip
     return await render(
         request, "work.html",
-        {"work": work, "rows": rows, "branches": branches, "members": members, "unanswered": unanswered, "hold_link": hold_link},
+        {"work": work, "rows": rows, "members": members, "unanswered": unanswered, "hold_link": hold_link, "near": near},
     )  # fmt: skip
+
+
+def _work_row(row: HoldingRow, branch: Any, rules: RuleBook, near: tuple[float, float] | None, today: date) -> dict[str, Any]:
+    """One copy with what a patron deciding where to go needs: distance, phone, closed weekdays, next opening day."""
+    calendar = rules.branch_calendars.get(branch.id) if branch is not None else None
+    next_open = None
+    if calendar is not None:
+        try:
+            next_open = calendar.first_open_on_or_after(today)
+        except CalendarError:  # closed for good (a calendar without an opening day in the horizon)
+            next_open = None
+    km = None
+    if near is not None and branch is not None and branch.lat is not None and branch.lon is not None:
+        km = round(distance_km(near, (branch.lat, branch.lon)), 1)
+    return {
+        "holding": row, "branch": branch, "km": km, "next_open": next_open,
+        "closed_weekdays": calendar.rule.weekly_closed if calendar is not None else None,
+    }  # fmt: skip
 
 
 # --- patron log-in, plan, place, my holds ---------------------------------------------------
@@ -392,6 +416,9 @@ async def page_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     try:
         return await handler(request)
+    except api.InvalidRequest as exc:  # e.g. a `near` that is neither 'lat,lon' nor a known branch
+        t = Translator(choose_language(request))
+        return await render(request, "error.html", {"message": t("error.bad_request", detail=exc.detail)}, status=400)
     except CsrfRejected:
         t = Translator(choose_language(request))
         return await render(request, "error.html", {"message": t("error.csrf")}, status=403)
@@ -415,7 +442,9 @@ def add_page_routes(app: web.Application, *, session_key: bytes | None = None) -
         undefined=jinja2.StrictUndefined,
     )
     static_route = app.router.add_static("/static/", HERE / "static", append_version=True, name="pages_static")
-    aiohttp_jinja2.get_env(app).globals["static"] = lambda name: str(static_route.url_for(filename=name))
+    env = aiohttp_jinja2.get_env(app)
+    env.globals["static"] = lambda name: str(static_route.url_for(filename=name))
+    env.filters["weekday"] = lambda code, language: WEEKDAY_NAMES[language][code]
     install_session_and_headers(app, session_key)
     password = StaffPassword.from_environment()
     if password is not None:

@@ -45,6 +45,7 @@
       if (work.authors && work.authors.length) params.set("author", work.authors[0]);
     }
     params.set("work_id", work.work_id);
+    if (config.query.near) params.set("near", config.query.near);
     params.set("lang", config.lang);
     return "/work?" + params.toString();
   }
