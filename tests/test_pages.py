@@ -312,3 +312,13 @@ async def test_work_page_ranks_copies_on_the_shelf_nearest_first_with_opening_da
         assert JA["work.distance"] not in plain
         bad = await s.get(f"{pages_site.url}/work?isbn=9784101010137&near=nowhere")
         assert bad.status == 400 and bad.content_type == "text/html"
+
+
+async def test_a_tampered_hold_option_is_refused_with_a_page(pages_site: Site) -> None:
+    async with client() as s:
+        await login(s, pages_site)
+        token = csrf_of(await (await s.get(f"{pages_site.url}/holds")).text())
+        for option in ["not json", '{"member": "okayama-pref"}', "[]"]:
+            r = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": option}, allow_redirects=False)
+            assert r.status == 400 and r.content_type == "text/html", option
+        assert 'data-hold="' not in await (await s.get(f"{pages_site.url}/holds")).text()

@@ -229,3 +229,34 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(pages_site
         await context.close()
     assert len(found) == 8
     assert {name: bad for name, bad in found.items() if bad} == {}
+
+
+async def test_search_and_open_a_work_with_the_keyboard_only(pages_site: Site, pages: Pages) -> None:  # noqa: F811
+    page = pages.page
+    await page.goto(f"{pages_site.url}/")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip"
+    await page.keyboard.press("Enter")  # the skip link moves focus past the navigation
+    assert await page.evaluate("document.activeElement.id") == "main"
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "q"
+    await page.keyboard.type("こころ")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector('#results[aria-busy="false"]', state="attached")
+    await page.focus("#results .work-card h3 a")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("table.holdings tbody tr")
+    # every form control on the search page has a label a screen reader announces
+    await page.goto(f"{pages_site.url}/")
+    unlabelled = await page.evaluate(
+        "[...document.querySelectorAll('input:not([type=hidden]), select')].filter(e => !e.labels || !e.labels.length).map(e => e.id || e.name)"
+    )
+    assert unlabelled == []
+    assert await page.locator("header, nav, main").count() == 3
+
+
+async def test_a_search_the_api_refuses_says_so_on_the_page(pages_site: Site, pages: Pages) -> None:  # noqa: F811
+    page = pages.page
+    await page.goto(f"{pages_site.url}/?q=こころ&members=no-such-member")
+    await page.wait_for_selector("#progress:has-text('エラー')")
+    assert await page.locator("#results .work-card").count() == 0
