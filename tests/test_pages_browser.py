@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -85,12 +86,15 @@ async def test_patron_searches_opens_the_work_logs_in_places_and_cancels_a_hold(
     pages_site.sandbox.set_faults("okayama-pref", FaultConfig(delay_ms=2500))
     await page.goto(f"{pages_site.url}/")
     await page.fill("#q", "こころ")
+    started = time.perf_counter()
     await page.press("#q", "Enter")
     await page.wait_for_selector("#results .work-card")
+    first_s = time.perf_counter() - started
     assert await page.locator('#targets li.pending[data-member="okayama-pref"]').count() == 1
     assert await page.locator("#targets li.state-ok").count() >= 1
     assert await page.get_attribute("#progress", "aria-live") == "polite"
     await page.wait_for_selector('#targets li.state-ok[data-member="okayama-pref"]', timeout=10_000)
+    print(f"first work on screen {first_s * 1000:.0f} ms, the held-back member {(time.perf_counter() - started) * 1000:.0f} ms")
     await page.wait_for_selector('#results[aria-busy="false"]', state="attached")
     await pages.check_widths("search")
     pages_site.sandbox.set_faults("okayama-pref", FaultConfig())
