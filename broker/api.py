@@ -298,6 +298,7 @@ def build_app(
 
         add_hold_routes(app)
         app.cleanup_ctx.append(_ledger_lifecycle(ledger))
+    __import__("broker.pages").pages.add_page_routes(app)  # the patrons' and librarians' pages (broker/pages)
 
     from broker.openapi import add_openapi_routes  # imported here: openapi imports this module
 

@@ -278,11 +278,17 @@ OPERATIONS: tuple[Operation, ...] = (
 BY_OPERATION_ID = {op.operation_id: op for op in OPERATIONS}
 
 
+# The machine interfaces the document describes; the pages (broker/pages: HTML for people, with their
+# own CSRF-protected forms) are not part of the portal API.
+_MACHINE_PREFIXES = ("/api/", "/sru", "/healthz")
+
+
 def _registered(app: web.Application) -> set[tuple[str, str]]:
     routes = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        routes.add((route.method.lower(), path))
+        if path.startswith(_MACHINE_PREFIXES):
+            routes.add((route.method.lower(), path))
     return routes
 
 

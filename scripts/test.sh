@@ -12,6 +12,9 @@ if ! command -v zebrasrv >/dev/null 2>&1 || ! command -v yaz-marcdump >/dev/null
 fi
 # curl: tests/test_readme_commands.py runs the README's curl lines as a person would.
 command -v curl >/dev/null 2>&1 || _yokodan_apt_install curl
+# Debian's Chromium (and a Japanese font for legible screenshots): tests/test_pages_browser.py drives it with
+# Playwright, whose own browser download is not available here.
+[ -x /usr/bin/chromium ] || _yokodan_apt_install chromium fonts-ipafont-gothic
 
 # PostgreSQL for the shared hold ledger's tests (two broker nodes on one database). Machines of this
 # kind run one on 127.0.0.1 with trust auth; a fresh Debian machine gets Debian's package, its cluster
