@@ -44,7 +44,7 @@ from broker.querytext import UndecodableText, clean_text
 from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.members import MemberRegistry, UnknownMembers
-from broker.search import SearchService
+from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import HttpClient
 from index.store import UnionIndex
@@ -181,7 +181,7 @@ async def search_handler(request: web.Request) -> web.Response:
     gate = request.app[GATE_KEY]
     chosen = tuple(service.chosen(members))  # unknown names are a 400 before any waiting
 
-    async def fan_out() -> Any:
+    async def fan_out() -> SearchOutcome:
         async with gate.place():
             return await service.search(query, members, near=near)
 

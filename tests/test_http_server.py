@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 import pytest
-from aiohttp import web, web_protocol
+from aiohttp import http_parser, web, web_protocol
 
 from broker.api import build_app
 from broker.http_server import bound_port, percent_encode_target, start_server
@@ -47,7 +47,7 @@ def get(target: bytes, *, close: bool = True) -> bytes:
 @pytest.fixture
 def restore_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """start_server swaps aiohttp's request parser process-wide: put the strict one back afterwards."""
-    monkeypatch.setattr(web_protocol, "HttpRequestParser", web_protocol.HttpRequestParser)
+    monkeypatch.setattr(web_protocol, "HttpRequestParser", http_parser.HttpRequestParser)  # the strict one, even after a swap
 
 
 async def _echo(request: web.Request) -> web.Response:
