@@ -285,7 +285,20 @@ async def members_handler(request: web.Request) -> web.Response:
 
 
 async def health_handler(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "consortium": request.app[CONSORTIUM_KEY].id})
+    lag, gate = request.app[LAG_KEY], request.app[GATE_KEY]
+    return json_response(
+        {
+            "status": "ok",
+            "consortium": request.app[CONSORTIUM_KEY].id,
+            # what an operator (and bench/soak.py) needs to see the broker itself saturating
+            "event_loop": {
+                "lag_ms": round(lag.last_lag_s * 1000, 1),
+                "max_lag_ms": round(lag.max_lag_s * 1000, 1),
+                "saturated": lag.saturated(),
+            },
+            "searches": {"running": gate.running, "refused_busy": gate.refused},
+        }
+    )
 
 
 @web.middleware
