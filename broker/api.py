@@ -5,6 +5,14 @@
   GET /api/v1/members         members, branches, connectors, circuits, unknown status words
   GET /healthz
 
+HEAD of either search path checks the parameters and answers without a fan-out.
+
+Query text is cleaned before it leaves (broker.querytext: control characters become spaces,
+U+FFFD and lone surrogates are a 400). Searches pass admission first (broker.admission: a token
+bucket per client address, 429; a cap on concurrent fan-outs with a short queue, 503), and
+identical searches in flight share one fan-out (broker.coalesce). Every response carries the
+security headers of `security_headers` and a `Server` header without versions.
+
 Invalid requests get 400 with an RFC 9457 `application/problem+json` body that
 names each bad parameter. Search requests carry no patron identity and are
 never logged with one.
@@ -26,13 +34,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
+from broker.coalesce import Coalescer
+from broker.http_server import add_security_headers
 from broker.consortium import Consortium
+from broker.querytext import UndecodableText, clean_text
 from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
-from broker.search import SearchService
+from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient
 from index.store import UnionIndex
@@ -45,6 +58,13 @@ SEARCH_KEY = web.AppKey("search", SearchService)
 NAMES_KEY = web.AppKey("names", DisplayNames)
 HTTP_KEY = web.AppKey("http", HttpClient)
 REGISTRY_KEY = web.AppKey("registry", MemberRegistry)
+ADMISSION_KEY = web.AppKey("admission", AdmissionSettings)
+GATE_KEY = web.AppKey("search_gate", SearchGate)
+LIMITER_KEY = web.AppKey("rate_limiter", ClientRateLimiter)
+LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
+COALESCER_KEY = web.AppKey("coalescer", Coalescer)
+RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
+SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
 
 class SearchParams(BaseModel):
@@ -61,6 +81,16 @@ class SearchParams(BaseModel):
     near: str | None = Field(default=None, max_length=80, description="'lat,lon' or a branch id: rank copies nearby first")
     start: int = Field(default=1, ge=1, le=10_000)
     page_size: int = Field(default=20, ge=1, le=100)
+
+    @field_validator("q", "title", "author", "isbn", mode="before")
+    @classmethod
+    def _clean_text(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return clean_text(value)
+        except UndecodableText as exc:
+            raise PydanticCustomError("undecodable_text", str(exc)) from None
 
     @field_validator("members", mode="before")
     @classmethod
@@ -149,7 +179,15 @@ async def search_handler(request: web.Request) -> web.Response:
     query, members, near = parse_search_params(request)
     service = request.app[SEARCH_KEY]
     names = request.app[NAMES_KEY]
-    outcome = await service.search(query, members, near=near)
+    gate = request.app[GATE_KEY]
+    chosen = tuple(service.chosen(members))  # unknown names are a 400 before any waiting
+
+    async def fan_out() -> SearchOutcome:
+        async with gate.place():
+            return await service.search(query, members, near=near)
+
+    key = (query.model_dump_json(), chosen, near)
+    outcome = await request.app[COALESCER_KEY].run(key, fan_out)
     return json_response(
         {
             "query": query.model_dump(mode="json", exclude_none=True),
@@ -168,21 +206,34 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     names = request.app[NAMES_KEY]
     # Check the names before sending headers, so unknown members still get a 400 problem.
     service.chosen(members)
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    # From here on the status line is sent: a failure can only end the stream with an
-    # error line, never become a second response (the problem middleware's job before this).
-    try:
-        async with aclosing(service.stream(query, members, near=near)) as events:
-            async for event in events:
-                await response.write(orjson.dumps(_stream_line(event, names)) + b"\n")
-    except ConnectionResetError:
-        return response  # the caller went away; aclosing has already stopped the members
-    except Exception:
-        log.exception("search stream failed on %s", request.path)  # path only: the query may be private
-        await response.write(orjson.dumps(STREAM_ERROR_LINE) + b"\n")
-    await response.write_eof()
-    return response
+    # Each stream is its own caller's progress, so streams are not coalesced; they do take a place.
+    async with request.app[GATE_KEY].place():
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        # From here on the status line is sent: a failure can only end the stream with an
+        # error line, never become a second response (the problem middleware's job before this).
+        try:
+            async with aclosing(service.stream(query, members, near=near)) as events:
+                async for event in events:
+                    await response.write(orjson.dumps(_stream_line(event, names)) + b"\n")
+        except ConnectionResetError:
+            # The caller went away (closed tab, portal timeout): routine, one line, no traceback;
+            # aclosing has already stopped the members.
+            log.debug("search stream: client %s disconnected", request.remote)
+            return response
+        except Exception:
+            log.exception("search stream failed on %s", request.path)  # path only: the query may be private
+            await response.write(orjson.dumps(STREAM_ERROR_LINE) + b"\n")
+        await response.write_eof()
+        return response
+
+
+async def search_head_handler(request: web.Request) -> web.Response:
+    """HEAD of a search path: the parameters are checked (400 as for GET), but no member is asked."""
+    _, members, _ = parse_search_params(request)
+    request.app[SEARCH_KEY].chosen(members)
+    content_type = "application/x-ndjson" if request.path.endswith("/stream") else "application/json"
+    return web.Response(status=200, headers={"Content-Type": content_type})
 
 
 # The last line of a stream that failed after it began (RFC 9457 fields, as the 500 problem body).
@@ -235,7 +286,20 @@ async def members_handler(request: web.Request) -> web.Response:
 
 
 async def health_handler(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "consortium": request.app[CONSORTIUM_KEY].id})
+    lag, gate = request.app[LAG_KEY], request.app[GATE_KEY]
+    return json_response(
+        {
+            "status": "ok",
+            "consortium": request.app[CONSORTIUM_KEY].id,
+            # what an operator (and bench/soak.py) needs to see the broker itself saturating
+            "event_loop": {
+                "lag_ms": round(lag.last_lag_s * 1000, 1),
+                "max_lag_ms": round(lag.max_lag_s * 1000, 1),
+                "saturated": lag.saturated(),
+            },
+            "searches": {"running": gate.running, "refused_busy": gate.refused},
+        }
+    )
 
 
 @web.middleware
@@ -250,6 +314,10 @@ async def problem_middleware(
         return problem(
             400, "Unknown member", str(exc), errors=[{"parameter": "members", "detail": m} for m in exc.unknown]
         )
+    except BrokerBusy as exc:
+        response = problem(503, "Service Unavailable", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -259,12 +327,49 @@ async def problem_middleware(
         return problem(500, "Internal Server Error", "the broker failed; the error is logged")
 
 
+@web.middleware
+async def rate_limit_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Anonymous searches are limited per client address; a refusal costs no fan-out."""
+    if request.method != "GET" or request.path not in SEARCH_PATHS:
+        return await handler(request)
+    decision = request.app[LIMITER_KEY].take(request.remote or "unknown")
+    request[RATE_DECISION] = decision
+    if not decision.allowed:
+        response = problem(
+            429, "Too Many Requests", f"too many searches from this address; retry in {decision.retry_after_s} s"
+        )
+        response.headers["Retry-After"] = str(decision.retry_after_s)
+        return response
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs for every response, streamed ones and the router's 404/405 included.
+
+    A signal rather than a middleware: a middleware sees a stream only after its headers are sent.
+    """
+    # The pages' policy for everything a browser loads as part of a page (HTML, its script and style,
+    # redirects between pages); the strict API policy for the machine interfaces.
+    content_type = response.content_type or ""
+    machine = request.path.startswith(("/api/", "/sru", "/healthz")) or "json" in content_type or "xml" in content_type
+    page = content_type.startswith("text/html") or not machine
+    add_security_headers(response.headers, html=page)
+    decision = request.get(RATE_DECISION)
+    if decision is not None:  # draft-ietf-httpapi-ratelimit-headers (the widely implemented fields)
+        response.headers["RateLimit-Limit"] = str(decision.limit)
+        response.headers["RateLimit-Remaining"] = str(decision.remaining)
+        response.headers["RateLimit-Reset"] = str(decision.reset_s)
+
+
 def build_app(
     consortium: Consortium,
     *,
     http: HttpClient | None = None,
     open_index: Callable[[], UnionIndex] | None = None,
     ledger: LedgerConfig | None = None,
+    admission: AdmissionSettings | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -275,7 +380,7 @@ def build_app(
     works are cached there. With `ledger`, the hold endpoints are mounted and the
     ledger (database, reconciler, poller) opens and closes with the app.
     """
-    app = web.Application(middlewares=[problem_middleware])
+    app = web.Application(middlewares=[problem_middleware, rate_limit_middleware])
     app[CONSORTIUM_KEY] = consortium
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
@@ -284,8 +389,18 @@ def build_app(
     app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
     if open_index is not None:
         app.cleanup_ctx.append(_union_index_lifecycle(open_index))
-    app.router.add_get("/api/v1/search", search_handler)
-    app.router.add_get("/api/v1/search/stream", search_stream_handler)
+    app[ADMISSION_KEY] = admission or AdmissionSettings()
+    app[GATE_KEY] = SearchGate(app[ADMISSION_KEY])
+    app[LIMITER_KEY] = ClientRateLimiter(app[ADMISSION_KEY])
+    app[LAG_KEY] = LagMonitor(app[ADMISSION_KEY])
+    app[COALESCER_KEY] = Coalescer()
+    app[REGISTRY_KEY].broker_saturated = app[LAG_KEY].saturated
+    app.cleanup_ctx.append(_lag_monitor_lifecycle)
+    app.on_response_prepare.append(security_headers)
+    app.router.add_get("/api/v1/search", search_handler, allow_head=False)
+    app.router.add_get("/api/v1/search/stream", search_stream_handler, allow_head=False)
+    app.router.add_head("/api/v1/search", search_head_handler)
+    app.router.add_head("/api/v1/search/stream", search_head_handler)
     app.router.add_get("/api/v1/members", members_handler)
     app.router.add_get("/healthz", health_handler)
     from broker.sru_server import add_sru_routes  # imported here: it imports this module's keys
@@ -338,6 +453,12 @@ def _http_client_lifecycle(*, owns_client: bool) -> Callable[[web.Application], 
             await app[HTTP_KEY].close()
 
     return lifecycle
+
+
+async def _lag_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[LAG_KEY].start()
+    yield
+    await app[LAG_KEY].stop()
 
 
 def _union_index_lifecycle(open_index: Callable[[], UnionIndex]) -> Callable[[web.Application], AsyncIterator[None]]:

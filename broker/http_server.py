@@ -19,16 +19,88 @@ takes tens to hundreds of milliseconds; member answers are parsed by the client 
 the module-global name `aiohttp.web_protocol.HttpRequestParser` once per connection, and offers no
 per-server setting, so the swap is process-wide: in `yokodan demo` the sandbox members, served in
 the same process, accept raw UTF-8 too. tests/test_http_server.py fails if aiohttp moves that name.
+
+Requests the parser refuses never reach the app, and aiohttp would answer them with a plain-text
+400 and log a traceback quoting the first 100 bytes of the offending line (the patron's query)
+beside the client address. The parser here also answers those: a request line over
+`max_line_size` is 414, a header line over `max_field_size` or too many headers is 431, any
+other malformed head is 400, each as RFC 9457 problem+json with the security headers, and each
+logged as one line naming the status and the client, never the bytes.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 
-from aiohttp import web, web_protocol
+import orjson
+from aiohttp import web, web_protocol, web_server
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.http_parser import HttpRequestParserPy, RawRequestMessage
 
+log = logging.getLogger(__name__)
+
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
+PROBLEM_JSON = "application/problem+json"
+# Pages may load only their own scripts and styles; JSON answers nothing at all. Neither is framed.
+# Pages (broker/pages): their own script, styles and stream only; no inline script, no framing.
+HTML_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+SERVER_NAME = "Yokodan"  # no aiohttp or Python version for a scanner to match against
+
+
+def add_security_headers(headers: Any, *, html: bool) -> None:
+    """The headers every broker response carries (the app's through broker.api, the parser's here)."""
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Content-Security-Policy"] = HTML_CSP if html else API_CSP
+    headers["Server"] = SERVER_NAME
+
+
+class _RequestHeadRefused(BadHttpMessage):
+    """A request head the parser refuses; carries the status to answer and no request bytes."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _refused(exc: HttpProcessingError, request_line_done: bool) -> _RequestHeadRefused:
+    if isinstance(exc, LineTooLong):
+        if not request_line_done:
+            return _RequestHeadRefused(414, "URI Too Long", "the request line is too long; send long queries shorter")
+        return _RequestHeadRefused(431, "Request Header Fields Too Large", "a request header line is too long")
+    if "Too many headers" in str(exc):  # aiohttp names no class for it
+        return _RequestHeadRefused(431, "Request Header Fields Too Large", "too many request headers")
+    return _RequestHeadRefused(400, "Bad Request", "the request line or headers are malformed")
+
+
+def _problem_response(refused: _RequestHeadRefused) -> web.Response:
+    body = {"type": "about:blank", "title": refused.title, "status": refused.status, "detail": refused.detail}
+    response = web.Response(body=orjson.dumps(body), status=refused.status, content_type=PROBLEM_JSON)
+    add_security_headers(response.headers, html=False)
+    response.force_close()  # the rest of what this client sent cannot be framed
+    return response
+
+
+class ProblemRequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, answering the parser's refusals as problem+json in one log line."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if not isinstance(exc, _RequestHeadRefused):
+            return super().handle_error(request, status, exc, message)
+        log.info("refused a request head from %s: %d %s", request.remote, exc.status, exc.title)  # never the bytes
+        return _problem_response(exc)
 
 
 def percent_encode_target(request_line: bytes) -> bytes:
@@ -43,7 +115,20 @@ def percent_encode_target(request_line: bytes) -> bytes:
 
 
 class Utf8TargetRequestParser(HttpRequestParserPy):
-    """aiohttp's pure-Python request parser, with non-ASCII target bytes percent-encoded first."""
+    """aiohttp's pure-Python request parser, with non-ASCII target bytes percent-encoded first.
+
+    Its refusals are answered as problem+json with 414/431/400 (see the module doc).
+    """
+
+    def feed_data(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().feed_data(data, *args, **kwargs)
+        except _RequestHeadRefused:
+            raise
+        except HttpProcessingError as exc:
+            # The parser still holds the lines of the head it was reading: none means the
+            # request line itself was the one too long.
+            raise _refused(exc, request_line_done=bool(self._lines)) from None
 
     def parse_message(self, lines: list[bytes]) -> RawRequestMessage:
         line = lines[0]
@@ -56,6 +141,10 @@ def accept_utf8_request_targets() -> None:
     if not hasattr(web_protocol, "HttpRequestParser"):  # pragma: no cover - guards an aiohttp upgrade
         raise RuntimeError("aiohttp.web_protocol.HttpRequestParser is gone: revisit broker/http_server.py")
     web_protocol.HttpRequestParser = Utf8TargetRequestParser  # type: ignore[misc]
+    # The connection handler is built from this module-global name, likewise with no setting.
+    if not hasattr(web_server, "RequestHandler"):  # pragma: no cover - guards an aiohttp upgrade
+        raise RuntimeError("aiohttp.web_server.RequestHandler is gone: revisit broker/http_server.py")
+    web_server.RequestHandler = ProblemRequestHandler  # type: ignore[misc]
 
 
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:

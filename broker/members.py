@@ -38,6 +38,28 @@ BUSY_REASON = "busy"
 # Failures that say nothing about the member's health: the query did not fit it, or
 # the broker itself had no slot free for it.
 _NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported", BUSY_REASON})
+# A timeout says something about the member only while the broker itself keeps time: with the
+# event loop lagging, the member's answer may have sat unread in our socket buffer.
+_TIMEOUT_REASONS = frozenset({"timeout"})
+# Answers we could not read: the member's fault for a clean request, ours for a request that
+# carried control characters or broken text the member then echoed into its document.
+_GARBLE_REASONS = frozenset({"malformed", "undecodable", "hostile_document"})
+
+
+def counts_against_member(
+    state: TargetState, reason: str | None, *, request_clean: bool = True, broker_saturated: bool = False
+) -> bool:
+    """Whether one failed outcome says something about the member (and so feeds its breaker).
+
+    Counted: connect errors, 5xx and other HTTP errors, timeouts while the broker is not
+    saturated, unreadable answers to clean requests. Not counted: query diagnostics, our own
+    full queue (`busy`), timeouts while the broker is saturated, garble answering a dirty request.
+    """
+    if state not in (TargetState.ERROR, TargetState.TIMEOUT) or reason in _NOT_HEALTH_FAILURES:
+        return False
+    if broker_saturated and (state is TargetState.TIMEOUT or reason in _TIMEOUT_REASONS):
+        return False
+    return request_clean or reason not in _GARBLE_REASONS
 
 
 class UnknownMembers(BadRequest):
@@ -133,6 +155,9 @@ class MemberRegistry:
         self.clock = clock
         self.timezone = ZoneInfo(consortium.timezone)
         self.unknown_words = UnknownWords() if unknown_words is None else unknown_words
+        # Set by the app's event-loop lag monitor (broker.admission.LagMonitor.saturated);
+        # never saturated without one (the CLI, tests of the registry alone).
+        self.broker_saturated: Callable[[], bool] = lambda: False
         self._entries: dict[str, _MemberEntry] = {
             member.id: _MemberEntry(
                 member=member,
@@ -234,13 +259,20 @@ class MemberRegistry:
                 plan.probes.add(member_id)
         return plan
 
-    def record(self, member_id: str, state: TargetState, reason: str | None = None) -> CircuitState:
+    def record(
+        self, member_id: str, state: TargetState, reason: str | None = None, *, request_clean: bool = True
+    ) -> CircuitState:
         """Feed one outcome (a TargetStatus's or a ConnectorError's state and reason) to the member's breaker.
 
-        Query problems and our own full queue are no health signal; returns the circuit's state after.
+        Only failures that say something about the member count (`counts_against_member`):
+        `request_clean=False` (see broker.querytext.query_is_clean) when the request carried text
+        the member may have garbled; the broker's saturation is read from `broker_saturated`.
+        Returns the circuit's state after.
         """
         breaker = self.breaker(member_id)
-        if state in (TargetState.ERROR, TargetState.TIMEOUT) and reason not in _NOT_HEALTH_FAILURES:
+        if counts_against_member(
+            state, reason, request_clean=request_clean, broker_saturated=self.broker_saturated()
+        ):
             breaker.record_failure()
         elif state is TargetState.OK:
             breaker.record_success()

@@ -134,7 +134,11 @@ NDJSON = "application/x-ndjson"
 
 _SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
                     "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20}  # fmt: skip
-_SEARCH_PROBLEMS = {400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)"}
+_SEARCH_PROBLEMS = {
+    400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)",
+    429: "too many searches from this client address (token bucket): `Retry-After` and `RateLimit-*` headers say when",
+    503: "the broker runs as many federated searches as it admits: `Retry-After` says when to try again",
+}
 _AUTH_PROBLEMS = {401: "no bearer token, or a token that expired or was revoked (log in first)"}
 _HOLD_PROBLEMS = {
     404: "no such hold for this patron (another patron's hold id answers the same)",
@@ -201,7 +205,9 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get", "/healthz", "health", "Liveness", "consortium",
-        replies={200: Reply("the broker is up", wire.HealthResponse, example={"status": "ok", "consortium": "okayama"})},
+        replies={200: Reply("the broker is up", wire.HealthResponse, example={"status": "ok", "consortium": "okayama",
+                                                               "event_loop": {"lag_ms": 1.2, "max_lag_ms": 14.0, "saturated": False},
+                                                               "searches": {"running": 0, "refused_busy": 0}})},
     ),
     Operation(
         "post", "/api/v1/holds/plan", "planHold", "Plan a hold (dry run): choice, alternatives, refusals, card advice", "holds",

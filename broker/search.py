@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
+from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
 from yokodan import Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work
@@ -265,7 +266,9 @@ class SearchService:
     async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
         answer = await self._answer(connector, query)
         status = answer.status
-        status.circuit = self.registry.record(connector.member, status.state, status.reason).value
+        # A garbled answer to a query that carried control characters is the query's fault, not the member's.
+        clean = query_is_clean(query)
+        status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
         return answer
 
     async def _answer(self, connector: Connector, query: SearchQuery, deadline_s: float | None = None) -> MemberAnswer:

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from sandbox.catalogue import DEFAULT_SIZE
-from sandbox.host import SandboxHost
+from sandbox.host import AdminRoutesExposed, SandboxHost
 from sandbox.spec import SandboxMember
 
 
@@ -27,6 +27,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--catalogue-size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument(
+        "--admin", action="store_true", help="serve the /_admin/... fault-injection routes (loopback --host only)"
+    )
     return parser.parse_args(argv)
 
 
@@ -40,12 +43,15 @@ def _load_members(path: Path) -> list[SandboxMember]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    host = SandboxHost(_load_members(args.spec), seed=args.seed, catalogue_size=args.catalogue_size)
+    host = SandboxHost(_load_members(args.spec), seed=args.seed, catalogue_size=args.catalogue_size, admin=args.admin)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    url = await host.start(args.host, args.port)
+    try:
+        url = await host.start(args.host, args.port)
+    except AdminRoutesExposed as error:
+        sys.exit(f"python -m sandbox: {error}")
     print(f"READY {url}", flush=True)
     try:
         await stop.wait()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Sequence
 from datetime import date
 from types import TracebackType
@@ -12,9 +14,25 @@ from sandbox.catalogue import DEFAULT_SIZE, Catalogue, generate_catalogue
 from sandbox.patrons import enrol_cards
 from sandbox.spec import FaultConfig, SandboxMember
 from sandbox.sru_server import MEMBERS, build_app
+from yokodan.errors import ConfigError
 
 # Seconds a stopping host waits for in-flight requests (a hung member never finishes).
 _SHUTDOWN_GRACE_S = 0.25
+_SERVER_LOG = logging.getLogger("sandbox.server")
+
+
+class AdminRoutesExposed(ConfigError):
+    """The sandbox's unauthenticated admin routes were asked for on an address others can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    """'127.0.0.1', '::1', 'localhost' -> True; '0.0.0.0', '' (every interface), other names -> False."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SandboxHost:
@@ -28,9 +46,11 @@ class SandboxHost:
         catalogue_size: int = DEFAULT_SIZE,
         catalogue: Catalogue | None = None,
         as_of: date | None = None,
+        admin: bool = False,
     ) -> None:
         self.catalogue = catalogue or generate_catalogue(catalogue_size, seed)
-        self.app = build_app(list(members), self.catalogue, as_of=as_of)
+        self.admin = admin  # serve /_admin/... (fault injection, no authentication): loopback only
+        self.app = build_app(list(members), self.catalogue, as_of=as_of, admin=admin)
         for spec in members:
             if spec.patrons:  # the test patrons' cards, beside every ledger's default cards
                 system = self.app[MEMBERS][spec.id]
@@ -45,9 +65,17 @@ class SandboxHost:
         return self._base_url
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on host:port (0 picks a free port); returns the base URL."""
+        """Listen on host:port (0 picks a free port); returns the base URL.
+
+        With admin routes, only a loopback address: anyone who reaches them can break members.
+        """
+        if self.admin and not is_loopback(host):
+            raise AdminRoutesExposed(f"sandbox admin routes are served on loopback addresses only, not on {host!r}")
         # handler_cancellation: a client that gives up on a hung member frees its handler.
-        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE_S)
+        # Its own logger: in one process with the broker (demo, tests), a member's errors are the member's.
+        runner = web.AppRunner(
+            self.app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE_S, logger=_SERVER_LOG
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

@@ -11,7 +11,7 @@ forced status, random 500s, and on the body `malformed_xml` (a truncated page),
 `wrong_charset` (bytes in another charset than the labels say), `slow_drip_s`
 and `huge_body_mb`. `entity_bomb` has no HTML meaning and is ignored.
 
-Admin: POST /_admin/{member_id}/opac/expire-sessions ends every login at once;
+Admin (only in an app built with `admin=True`): POST /_admin/{member_id}/opac/expire-sessions ends every login at once;
 GET /_admin/{member_id}/opac reports live sessions and hold placements received.
 Tests may also set `OpacState.after_next_hold` (see sandbox.html_state).
 """
@@ -35,7 +35,7 @@ from sandbox.html_tos import TosStyle
 from sandbox.html_wopc import WopcStyle
 from sandbox.member import MemberSystem
 from sandbox.spec import FaultConfig
-from sandbox.sru_server import MEMBERS
+from sandbox.sru_server import ADMIN_ROUTES, MEMBERS
 
 OPAC_STATES = web.AppKey("opac_states", dict[str, OpacState])
 STYLES: dict[str, OpacStyle] = {style.name: style for style in (TosStyle(), WopcStyle())}
@@ -56,8 +56,9 @@ def add_routes(app: web.Application) -> None:
         ttl = float(spec.protocol_options.get("session_ttl_s", DEFAULT_SESSION_TTL_S))
         states[member_id] = OpacState(ttl_s=ttl, works={h.local_id: h for h in system.held})
     app[OPAC_STATES] = states
-    app.router.add_post("/_admin/{member_id}/opac/expire-sessions", _expire_sessions)
-    app.router.add_get("/_admin/{member_id}/opac", _opac_status)
+    if app[ADMIN_ROUTES]:
+        app.router.add_post("/_admin/{member_id}/opac/expire-sessions", _expire_sessions)
+        app.router.add_get("/_admin/{member_id}/opac", _opac_status)
     app.router.add_route("GET", "/{member_id}/opac/{page:.+}", _handle)
     app.router.add_route("POST", "/{member_id}/opac/{page:.+}", _handle)
 

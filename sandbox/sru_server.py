@@ -8,7 +8,9 @@ is capped at 100, nextRecordPosition is sent, an unknown recordSchema is a fatal
 diagnostic 66 (Zebra: a surrogate diagnostic per record), and Content-Type
 carries `charset=utf-8`.
 
-`/_admin/...` lets tests and the demo change a member's faults at run time.
+`/_admin/...` lets tests change a member's faults at run time. Those routes are fault injection
+without authentication, so they exist only in an app built with `admin=True` (`SandboxHost(admin=True)`,
+`python -m sandbox --admin`), and `SandboxHost.start` refuses to serve them on a non-loopback address.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from sandbox.sru_xml import (
 )
 
 MEMBERS = web.AppKey("members", dict[str, MemberSystem])
+# Whether this app serves the unauthenticated `/_admin/...` routes (each protocol module adds its own).
+ADMIN_ROUTES = web.AppKey("admin_routes", bool)
 
 DEFAULT_MAXIMUM_RECORDS = 10
 MAXIMUM_RECORDS_CAP = 100
@@ -63,18 +67,25 @@ _SCHEMAS = {
 }
 
 
-def build_app(members: list[SandboxMember], catalogue: Catalogue, *, as_of: date | None = None) -> web.Application:
-    """An app serving every member; holdings are computed here, records serialised on first use."""
+def build_app(
+    members: list[SandboxMember], catalogue: Catalogue, *, as_of: date | None = None, admin: bool = False
+) -> web.Application:
+    """An app serving every member; holdings are computed here, records serialised on first use.
+
+    `admin=True` adds the fault-injection routes under `/_admin/` (tests only; see the module doc).
+    """
     systems = {m.id: MemberSystem(m, catalogue, as_of) for m in members}
     if len(systems) != len(members):
         raise ValueError("sandbox member ids must be unique")
     app = web.Application()
     app[MEMBERS] = systems
-    app.router.add_get("/_admin/health", _health)
-    app.router.add_get("/_admin/{member_id}/faults", _get_faults)
-    app.router.add_put("/_admin/{member_id}/faults", _put_faults)
-    app.router.add_get("/_admin/{member_id}/holds", _member_holds)
-    app.router.add_get("/_admin/{member_id}/holdable", _holdable)
+    app[ADMIN_ROUTES] = admin
+    if admin:
+        app.router.add_get("/_admin/health", _health)
+        app.router.add_get("/_admin/{member_id}/faults", _get_faults)
+        app.router.add_put("/_admin/{member_id}/faults", _put_faults)
+        app.router.add_get("/_admin/{member_id}/holds", _member_holds)
+        app.router.add_get("/_admin/{member_id}/holdable", _holdable)
     # Other protocol families add their routes before the catch-all SRU ones
     # (each module owns its paths, e.g. /{member_id}/opensearch, /calil/check).
     for protocol in sorted({p for m in members for p in m.protocols} - {"sru"}):

@@ -192,7 +192,7 @@ async def test_every_hold_lands_exactly_once_through_kills_and_lost_answers(stor
     env = os.environ | {"YOKODAN_LEDGER_KEY": Fernet.generate_key().decode()}
     spec_file = tmp_path / "members.json"
     spec_file.write_text(json.dumps([m.model_dump(mode="json") for m in member_specs()]))
-    sandbox = Process([sys.executable, "-m", "sandbox", "--spec", str(spec_file), "--port", "0", "--catalogue-size", "400"], env)
+    sandbox = Process([sys.executable, "-m", "sandbox", "--spec", str(spec_file), "--port", "0", "--catalogue-size", "400", "--admin"], env)
     dbname = None
     if store == "sqlite":
         ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"

@@ -100,7 +100,7 @@ async def opac() -> AsyncIterator[Opac]:
         )
         for member_id, (_, options, words) in MEMBERS_UNDER_TEST.items()
     ]
-    async with SandboxHost(specs) as host, HttpClient() as http:
+    async with SandboxHost(specs, admin=True) as host, HttpClient() as http:
         yield Opac(host, http)
 
 

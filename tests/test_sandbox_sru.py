@@ -76,7 +76,7 @@ Fetch = Callable[..., Awaitable[tuple[int, bytes]]]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def host() -> AsyncIterator[SandboxHost]:
-    async with SandboxHost(MEMBERS, seed=7, catalogue_size=CATALOGUE_SIZE) as started:
+    async with SandboxHost(MEMBERS, seed=7, catalogue_size=CATALOGUE_SIZE, admin=True) as started:
         yield started
 
 

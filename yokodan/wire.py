@@ -263,9 +263,22 @@ class MembersResponse(WireModel):
     members: list[MemberView]
 
 
+class EventLoopHealth(WireModel):
+    lag_ms: float = Field(description="the last measured event-loop lag")
+    max_lag_ms: float
+    saturated: bool = Field(description="the broker itself is the bottleneck: member timeouts do not count against members")
+
+
+class SearchLoad(WireModel):
+    running: int = Field(description="federated searches running now")
+    refused_busy: int = Field(description="searches refused with 503 since start")
+
+
 class HealthResponse(WireModel):
     status: Literal["ok"]
     consortium: str
+    event_loop: EventLoopHealth
+    searches: SearchLoad
 
 
 # --- hold plans ------------------------------------------------------------------------------

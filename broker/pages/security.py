@@ -25,18 +25,13 @@ from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
+from broker.http_server import HTML_CSP
 from yokodan.errors import YokodanError
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
+# The broker sets CSP, nosniff, Referrer-Policy and Server on every response (broker.http_server);
+# pages add only what an HTML page needs on top.
+CONTENT_SECURITY_POLICY = HTML_CSP
+SECURITY_HEADERS = {"X-Frame-Options": "DENY"}
 SESSION_COOKIE = "yokodan_session"
 SESSION_MAX_AGE_S = 12 * 3600  # as the ledger's tokens
 

@@ -1,0 +1,165 @@
+"""Admission control for federated searches: one client, or one burst, must not sink the others.
+
+- `SearchGate`: at most `max_searches` fan-outs run at once per process; a search beyond that
+  waits up to `queue_wait_s` for a place, then is refused (503 + Retry-After). Queuing briefly
+  absorbs a burst; refusing beyond it keeps a backlog from turning into timeouts that members
+  would be blamed for.
+- `ClientRateLimiter`: a token bucket per client address for anonymous callers (429 + Retry-After
+  and RateLimit-* headers). Written here rather than taken from `limits`/`aiolimiter`: those wait
+  for a token or keep windows with a timer thread, where this needs a non-blocking "may I, and
+  when next?" over a bounded number of keys.
+- `LagMonitor`: a task that sleeps `lag_interval_s` and measures how late it wakes. While the loop
+  lags more than `lag_threshold_s` (and for `saturation_hold_s` after, since timeouts reported now
+  began earlier), the broker is saturated: member timeouts then say nothing about members
+  (`MemberRegistry.broker_saturated`).
+
+Every number is in `AdmissionSettings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from yokodan.errors import YokodanError
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    """Admission and fairness settings of one broker process."""
+
+    max_searches: int = 48  # concurrent fan-outs (each asks every member once)
+    queue_wait_s: float = 2.0  # how long a search may wait for a place before 503
+    busy_retry_after_s: int = 2  # Retry-After of the 503
+    client_burst: int = 40  # searches a client may make at once (bucket size)
+    client_rate_per_s: float = 5.0  # sustained searches per second per client (refill)
+    max_tracked_clients: int = 10_000  # buckets kept; the least recently seen is dropped first
+    lag_interval_s: float = 0.05
+    lag_threshold_s: float = 0.2
+    saturation_hold_s: float = 10.0  # > the longest member deadline a lagging loop may have hurt
+
+    def __post_init__(self) -> None:
+        if self.max_searches < 1 or self.client_burst < 1 or self.max_tracked_clients < 1:
+            raise AdmissionSettingsError("max_searches, client_burst and max_tracked_clients must be >= 1")
+        if min(self.queue_wait_s, self.client_rate_per_s, self.lag_interval_s, self.lag_threshold_s) <= 0:
+            raise AdmissionSettingsError("queue_wait_s, client_rate_per_s and the lag settings must be > 0")
+
+
+class AdmissionSettingsError(YokodanError):
+    """An admission setting that cannot be used."""
+
+
+class BrokerBusy(YokodanError):
+    """No search place came free within the queue wait (HTTP 503)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"the broker is busy; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class SearchGate:
+    """At most `settings.max_searches` searches at once; a short wait, then BrokerBusy."""
+
+    def __init__(self, settings: AdmissionSettings) -> None:
+        self.settings = settings
+        self._places = asyncio.Semaphore(settings.max_searches)
+        self.running = 0
+        self.refused = 0
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.settings.queue_wait_s):
+                await self._places.acquire()
+        except TimeoutError:
+            self.refused += 1
+            raise BrokerBusy(self.settings.busy_retry_after_s) from None
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._places.release()
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the bucket is full again
+    retry_after_s: int  # seconds until one token (0 when allowed)
+
+
+class ClientRateLimiter:
+    """A token bucket per client key, holding at most `max_tracked_clients` buckets."""
+
+    def __init__(self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    def take(self, key: str) -> RateDecision:
+        burst, rate = self.settings.client_burst, self.settings.client_rate_per_s
+        now = self.clock()
+        tokens, at = self._buckets.pop(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)  # most recently seen last
+        if len(self._buckets) > self.settings.max_tracked_clients:
+            self._buckets.popitem(last=False)  # a dropped client starts again with a full bucket
+        return RateDecision(
+            allowed=allowed,
+            limit=burst,
+            remaining=int(tokens),
+            reset_s=math.ceil((burst - tokens) / rate),
+            retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate)),
+        )
+
+    def tracked(self) -> int:
+        return len(self._buckets)
+
+
+class LagMonitor:
+    """Measures event-loop lag; `saturated()` while it is over the threshold (and a hold after)."""
+
+    def __init__(self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.last_lag_s = 0.0
+        self.max_lag_s = 0.0
+        self._saturated_until = -math.inf
+        self._task: asyncio.Task[None] | None = None
+
+    def saturated(self) -> bool:
+        return self.clock() < self._saturated_until
+
+    def observe(self, lag_s: float) -> None:
+        """One measurement (the monitor's own, or a test's)."""
+        self.last_lag_s = lag_s
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+        if lag_s > self.settings.lag_threshold_s:
+            self._saturated_until = self.clock() + self.settings.saturation_hold_s
+
+    async def _run(self) -> None:
+        interval = self.settings.lag_interval_s
+        while True:
+            started = self.clock()
+            await asyncio.sleep(interval)
+            self.observe(max(0.0, self.clock() - started - interval))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-loop-lag-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
