@@ -397,7 +397,14 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
         if reply.headers:
             entry["headers"] = {name: {"description": d, "schema": {"type": "string"}} for name, d in reply.headers.items()}
         responses[str(status)] = entry
-    problems = {400: _PARSER_REFUSED, **op.problems, 500: "the broker failed; the error is logged (no query or patron in the log)"}
+    problems = {
+        400: _PARSER_REFUSED,
+        # Answered by the broker's request parser (broker/http_server.py) before any handler runs.
+        414: "the request line is longer than the server reads (8190 bytes; a long query percent-encodes to 3 bytes per byte)",
+        431: "a header, or all headers together, are larger than the server reads",
+        **op.problems,
+        500: "the broker failed; the error is logged (no query or patron in the log)",
+    }
     for status, when in sorted(problems.items()):
         example = {"type": "about:blank", "title": _PROBLEM_TITLES.get(status, "Error"), "status": status, "detail": when}
         entry = {"description": when, "content": {PROBLEM: {"schema": references[wire.Problem], "example": example}}}
@@ -415,7 +422,7 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
 _PARSER_REFUSED = ("or (text/plain) the HTTP parser refused the request itself: a request line or header over 8190 bytes "
                    "(a long query percent-encodes to 3 bytes per byte of UTF-8), a NUL or control byte in a header")
 _PROBLEM_TITLES = {400: "Invalid request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 413: "Request body too large",
-                   422: "Hold request refused", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+                   414: "URI Too Long", 422: "Hold request refused", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 
 
 def _json_line(value: Any) -> str:

@@ -96,7 +96,7 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
     for target in ("showHold", "cancelHold", "changePickup"):  # links: where the next call finds the hold id
         assert document["paths"]["/api/v1/holds"]["post"]["responses"]["201"]["links"][target]["parameters"] == {"hold_id": "$response.body#/id"}
     place = document["paths"]["/api/v1/holds"]["post"]
-    assert set(place["responses"]) == {"200", "201", "202", "400", "401", "422", "500", "503"}
+    assert set(place["responses"]) == {"200", "201", "202", "400", "401", "414", "422", "431", "500", "503"}
     assert place["security"] == [{"bearer": []}]
     assert [p["name"] for p in place["parameters"]] == ["Idempotency-Key"]
 
