@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from broker.consortium import load_consortium  # noqa: E402
 from broker.demo import start_sandbox  # noqa: E402
+from broker.members import MemberRegistry  # noqa: E402
 from broker.holds.gather import HoldsGatherer, find_work  # noqa: E402
 from broker.holds.patron import Card, Patron  # noqa: E402
 from broker.holds.planner import RuleBook, plan_hold  # noqa: E402
@@ -99,7 +100,7 @@ async def bench_lookups(rounds: int) -> None:
         async with HttpClient() as http:
             work, _ = await find_work(SearchService(consortium, http), SearchQuery(isbn="9784101010137"))
             assert work is not None
-            gatherer = HoldsGatherer(consortium, http)
+            gatherer = HoldsGatherer(MemberRegistry(consortium, http))
             patron = Patron(cards=[Card(member=m, card_number="10000001") for m in CARDS])
             gathers: list[float] = []
             totals: list[float] = []

@@ -108,7 +108,7 @@ async def test_member_without_patron_lookup_is_unreachable(okayama_sandbox: Sand
         member_data(data, "okayama-city")["holds"] = None  # SRU only: it cannot look a patron up
 
     consortium = with_changes(okayama_sandbox.consortium, no_holds_face)
-    gathered = await HoldsGatherer(consortium, http).gather(
+    gathered = await HoldsGatherer(MemberRegistry(consortium, http)).gather(
         Patron(cards=[Card(member="okayama-city", card_number="1")]), []
     )
     assert gathered.statuses["okayama-city"].reason == "not_supported"
@@ -120,7 +120,7 @@ async def test_hanging_member_is_cut_at_its_deadline(okayama_sandbox: SandboxedC
     assert work is not None
     okayama_sandbox.host.set_faults("okayama-pref", FaultConfig(hang=True))
     started = time.perf_counter()
-    gathered = await HoldsGatherer(consortium, http).gather(
+    gathered = await HoldsGatherer(MemberRegistry(consortium, http)).gather(
         Patron(cards=[Card(member="okayama-pref", card_number="10000001")]), work.records
     )
     elapsed = time.perf_counter() - started
@@ -199,6 +199,6 @@ async def test_member_in_maintenance_is_not_contacted(http) -> None:
     # fail as an error, so "maintenance" proves it was skipped without a request.
     kumamoto = shipped("kumamoto").with_base_url("http://127.0.0.1:9")
     at_0445 = lambda: datetime(2026, 12, 1, 4, 45, tzinfo=ZoneInfo("Asia/Tokyo"))  # noqa: E731
-    gatherer = HoldsGatherer(kumamoto, http, clock=at_0445)
+    gatherer = HoldsGatherer(MemberRegistry(kumamoto, http, clock=at_0445))
     gathered = await gatherer.gather(Patron(cards=[Card(member="kumamoto-pref", card_number="1")]), [])
     assert gathered.statuses["kumamoto-pref"].reason == "maintenance"

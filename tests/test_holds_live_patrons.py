@@ -12,6 +12,7 @@ import pytest
 
 from broker.consortium import CONSORTIA_DIR, Consortium, load_consortium
 from broker.demo import start_sandbox
+from broker.members import MemberRegistry
 from broker.holds.gather import HoldsGatherer
 from broker.holds.patron import Card, Patron
 from broker.holds.planner import Plan, plan_hold
@@ -40,7 +41,7 @@ async def plan_for(consortium: Consortium, http: HttpClient, patron_id: str, mem
         cards=[Card(member=m, card_number=c.card_number, pin=TEST_PIN) for m, c in test_patron.cards.items()],
         home_municipality=test_patron.home_municipality, **fields,
     )
-    gathered = await HoldsGatherer(consortium, http).gather(patron, [])
+    gathered = await HoldsGatherer(MemberRegistry(consortium, http)).gather(patron, [])
     records = [copy(member, branch, record_id=record_id)]
     return plan_hold(consortium, patron, records, gathered.statuses, TUE), gathered.statuses
 

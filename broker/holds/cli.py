@@ -114,7 +114,7 @@ async def _plan(args: argparse.Namespace) -> int:
             if work is None:
                 print("yokodan holds plan: no member's catalogue has this work", file=sys.stderr)
                 return 1
-            gathered = await HoldsGatherer(consortium, http).gather(patron, work.records)
+            gathered = await HoldsGatherer(MemberRegistry(consortium, http)).gather(patron, work.records)
         plan = plan_hold(consortium, patron, gathered.records, gathered.statuses, today, pickup_only=args.pickup_only)
         if args.json:
             print(orjson.dumps(plan_view(plan), option=orjson.OPT_INDENT_2).decode())

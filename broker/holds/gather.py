@@ -3,7 +3,8 @@
 Every member is asked in parallel, each under its own deadline (the member's `timeout_s`), and a
 member that fails, hangs or cannot answer becomes a named `MemberUnreachable` for the planner rather
 than an exception: one slow municipal system never costs the patron the whole plan. Members in their
-maintenance window are not contacted (Kumamoto, 04:30–05:00).
+maintenance window or with an open circuit are not contacted (Kumamoto, 04:30–05:00): the member
+registry decides, as it does for search and the ledger.
 
 Privacy: nothing here logs; the PIN goes to the member inside `PatronCredentials` and nowhere else.
 """
@@ -11,23 +12,18 @@ Privacy: nothing here logs; the PIN goes to the member inside `PatronCredentials
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from broker.consortium import Consortium
 from broker.holds.patron import Card, Patron
 from broker.holds.planner import MemberUnreachable
 from broker.search import SearchService
-from connectors import Capability, Connector, HttpClient, connector_for
+from broker.members import MemberRegistry
+from connectors import Capability, Connector
 from connectors.errors import ConnectorError, HoldRefused
 from yokodan import Holding, PatronStatus, Record, SearchQuery, TargetStatus, Work, trusted
 
-__all__ = ["ConnectorFactory", "Gathered", "HoldsGatherer", "find_work"]
-
-# member id -> the connector that answers patron lookups and holdings for it (None: none can).
-ConnectorFactory = Callable[[str], Connector | None]
+__all__ = ["Gathered", "HoldsGatherer", "find_work"]
 
 
 @dataclass(slots=True)
@@ -39,40 +35,23 @@ class Gathered:
 
 
 class HoldsGatherer:
-    """One per process (it keeps the connectors); `gather` is safe to run concurrently."""
+    """Asks members for what a plan needs; `gather` is safe to run concurrently.
 
-    def __init__(
-        self,
-        consortium: Consortium,
-        http: HttpClient,
-        *,
-        connector_factory: ConnectorFactory | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.consortium = consortium
-        self.timezone = ZoneInfo(consortium.timezone)
-        self.clock = clock or (lambda: datetime.now(self.timezone))
-        if connector_factory is None:
-            # The `[members.holds]` connector where a member has one (its catalogue protocol, e.g. SRU,
-            # cannot look patrons up), else the catalogue connector.
-            built = {
-                m.id: connector_for(consortium.holds_settings(m.id) or consortium.target_settings(m.id), http)
-                for m in consortium.members
-            }
-            connector_factory = built.get
-        self.connector_for = connector_factory
+    The connectors, maintenance windows and circuit breakers are the registry's (the same ones
+    search and the hold ledger use): a member's `[members.holds]` face answers patron lookups
+    and live holdings where it has one.
+    """
+
+    def __init__(self, registry: MemberRegistry) -> None:
+        self.registry = registry
+        self.consortium = registry.consortium
 
     def _deadline_s(self, member_id: str) -> float:
         return self.consortium.member(member_id).connector.timeout_s
 
     def _skip_reason(self, member_id: str, capability: Capability) -> tuple[Connector | None, str | None]:
-        member = self.consortium.member(member_id)
-        if member.maintenance_at(self.clock().astimezone(self.timezone)) is not None:
-            return None, "maintenance"
-        connector = self.connector_for(member_id)
-        if connector is None or not connector.supports(capability):
-            return None, "not_supported"
-        return connector, None
+        admission = self.registry.admit(member_id, capability)  # capability, maintenance, open circuit
+        return admission.connector, None if admission.skip is None else admission.skip.value
 
     async def _lookup(self, card: Card) -> PatronStatus | MemberUnreachable:
         connector, skipped = self._skip_reason(card.member, Capability.LOOKUP_PATRON)

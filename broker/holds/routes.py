@@ -131,5 +131,5 @@ async def plan_handler(request: web.Request) -> web.Response:
 
 def add_plan_routes(app: web.Application) -> None:
     """Register the plan endpoint on the broker's app (after CONSORTIUM_KEY and HTTP_KEY are set)."""
-    app[GATHERER_KEY] = HoldsGatherer(app[api.CONSORTIUM_KEY], app[api.HTTP_KEY])
+    app[GATHERER_KEY] = HoldsGatherer(app[api.REGISTRY_KEY])  # search's connectors, breakers and windows
     app.router.add_post("/api/v1/holds/plan", plan_handler)
