@@ -98,9 +98,10 @@ async def bench_lookups(rounds: int) -> None:
     sandbox, consortium = await start_sandbox(load_consortium(), latency_ms=5)
     try:
         async with HttpClient() as http:
-            work, _ = await find_work(SearchService(consortium, http), SearchQuery(isbn="9784101010137"))
+            registry = MemberRegistry(consortium, http)  # one owner of connectors, as in the broker
+            work, _ = await find_work(SearchService(registry), SearchQuery(isbn="9784101010137"))
             assert work is not None
-            gatherer = HoldsGatherer(MemberRegistry(consortium, http))
+            gatherer = HoldsGatherer(registry)
             patron = Patron(cards=[Card(member=m, card_number="10000001") for m in CARDS])
             gathers: list[float] = []
             totals: list[float] = []
