@@ -21,6 +21,8 @@ with the request. Everything else (members, health, the OpenAPI document, hold p
 
 from __future__ import annotations
 
+import logging
+from http.cookies import SimpleCookie
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,9 +30,11 @@ from typing import Literal
 from aiohttp import web
 
 from broker.consortium import AccessSettings
-from broker.portals.first_party import PASS_COOKIE, PassSigner
-from broker.portals.keys import KeyStore, PortalKey, looks_like_key
+from broker.portals.first_party import PASS_COOKIE, PASS_TTL_S, PassSigner
+from broker.portals.keys import KeyStore, PortalKey, looks_like_key, split_key
 from yokodan.errors import YokodanError
+
+log = logging.getLogger(__name__)
 
 CHECK_PATH = "/api/v1/check"
 # Prefixes: '/api/v1/search' covers /search, /search/stream and /searches/… alike.
@@ -126,6 +130,9 @@ def identify(request: web.Request, access: PortalAccess) -> Principal:
                                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'})  # fmt: skip
         key = access.keys.verify(presented[0])
         if key is None:
+            parts = split_key(presented[0])
+            if parts is not None:  # the id only, for the operator; never the secret
+                log.info("refused API key %s from %s", parts[0], request.remote)
             raise invalid_key()
         return Principal("key", key)
     if access.passes.valid(request.cookies.get(PASS_COOKIE)):
@@ -174,7 +181,10 @@ def set_pages_pass(request: web.Request, response: web.StreamResponse) -> None:
         return  # nothing to pass: anyone may search
     if not (response.content_type or "").startswith("text/html") or response.status >= 300:
         return
-    response.set_cookie(
-        PASS_COOKIE, access.passes.issue(), max_age=3600, path="/", httponly=True, samesite="Strict",
-        secure=request.secure,
-    )  # fmt: skip
+    # A header, not response.set_cookie: aiohttp has already turned the cookies into headers
+    # when on_response_prepare runs.
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[PASS_COOKIE] = access.passes.issue()
+    morsel = cookie[PASS_COOKIE]
+    morsel.update({"max-age": str(PASS_TTL_S), "path": "/", "httponly": True, "samesite": "Strict", "secure": request.secure})
+    response.headers.add("Set-Cookie", morsel.OutputString())
