@@ -335,6 +335,9 @@ class Member(_Model):
                     problems.append((("branches", i, "codes", j), f"code {code!r} listed twice"))
                 elif other != branch.id:
                     problems.append((("branches", i, "codes", j), f"{code!r} already names branch {other!r}"))
+            if branch.calil_libkey is not None and owner.setdefault(branch.calil_libkey, branch.id) != branch.id:
+                other = owner[branch.calil_libkey]
+                problems.append((("branches", i, "calil_libkey"), f"{branch.calil_libkey!r} already names branch {other!r}"))
         if problems:
             raise _Problems(problems)
         return self
@@ -343,7 +346,8 @@ class Member(_Model):
         """Every code, name and id of every branch -> branch id (what `TargetSettings.branch_codes` holds)."""
         labels: dict[str, str] = {}
         for branch in self.branches:
-            for label in (branch.id, branch.name, *branch.codes):
+            # Calil's libkey too: a Calil-family connector (ours, or a Yokodan answering as Calil) names branches by it.
+            for label in (branch.id, branch.name, *branch.codes, *([branch.calil_libkey] if branch.calil_libkey else [])):
                 labels[label] = branch.id
         return labels
 
