@@ -295,6 +295,7 @@ async def members_handler(request: web.Request) -> web.Response:
                 "in_maintenance": registry.maintenance_now(member_id) is not None,
                 "unknown_status_words": registry.unknown_words.words_of(member_id),
                 "unknown_status_words_dropped": registry.unknown_words.overflow_of(member_id),
+                "calil_systemid": m.calil_systemid,
                 "branches": [b.model_dump(mode="json", exclude_none=True) for b in m.branches],
             }
         )
