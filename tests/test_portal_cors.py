@@ -89,3 +89,24 @@ async def test_without_configured_origins_no_origin_gets_cors() -> None:
             assert response.status == 403 and cors_of(response.headers) == {}
         async with session.get(f"{broker.url}/api/v1/members", headers={"Origin": CONSORTIUM_ORIGIN}) as response:
             assert response.status == 200 and cors_of(response.headers) == {}
+
+
+def test_access_settings_are_validated_with_their_path() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from broker.consortium import Consortium, load_consortium
+
+    data = load_consortium().model_dump()
+    for bad in ("https://portal.example.jp/search", "*.example.jp", "ftp://portal.example.jp", "https://*.example.jp"):
+        with pytest.raises(ValidationError) as caught:
+            Consortium.model_validate({**data, "access": {"cors_origins": [bad]}})
+        assert [e["loc"] for e in caught.value.errors()] == [("access", "cors_origins", 0)], bad
+    good = Consortium.model_validate({**data, "access": {"cors_origins": ["HTTPS://Portal.Example.JP:8443/", "http://[::1]:8080"]}})
+    assert good.access.cors_origins == ["https://portal.example.jp:8443", "http://[::1]:8080"]
+    with pytest.raises(ValidationError):
+        Consortium.model_validate({**data, "access": {"anonymous_search": True, "origins": []}})  # a typo is an error
+    twice = {**data, "members": [{**m, "calil_systemid": "Okayama_Okayama"} if m["id"] == "tsuyama-city" else m for m in data["members"]]}
+    with pytest.raises(ValidationError) as caught:
+        Consortium.model_validate(twice)
+    assert "'Okayama_Okayama' already names member 'okayama-city'" in str(caught.value)
