@@ -4,8 +4,9 @@
   waits up to `queue_wait_s` for a place, then is refused (503 + Retry-After). Queuing briefly
   absorbs a burst; refusing beyond it keeps a backlog from turning into timeouts that members
   would be blamed for.
-- `ClientRateLimiter`: a token bucket per client address for anonymous callers (429 + Retry-After
-  and RateLimit-* headers). Written here rather than taken from `limits`/`aiolimiter`: those wait
+- `ClientRateLimiter`: a token bucket per client key (429 + Retry-After and RateLimit-* headers):
+  per address for anonymous callers, and in a second instance per portal key, each key with its own
+  burst and rate (`take(key, burst=…, rate_per_s=…)`; broker/portals). Written here rather than taken from `limits`/`aiolimiter`: those wait
   for a token or keep windows with a timer thread, where this needs a non-blocking "may I, and
   when next?" over a bounded number of keys.
 - `LagMonitor`: a task that sleeps `lag_interval_s` and measures how late it wakes. While the loop
@@ -94,6 +95,13 @@ class RateDecision:
     remaining: int
     reset_s: int  # seconds until the bucket is full again
     retry_after_s: int  # seconds until one token (0 when allowed)
+    rate_per_s: float = 0.0  # the bucket's refill (RateLimit-Policy's window is limit / rate)
+    policy: str = "address"  # whose bucket: 'address' (anonymous) or 'key' (a portal key)
+
+    @property
+    def window_s(self) -> int:
+        """The time a full bucket takes to refill from empty: the policy's window."""
+        return max(1, math.ceil(self.limit / self.rate_per_s)) if self.rate_per_s > 0 else 1
 
 
 class ClientRateLimiter:
@@ -104,8 +112,11 @@ class ClientRateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
 
-    def take(self, key: str) -> RateDecision:
-        burst, rate = self.settings.client_burst, self.settings.client_rate_per_s
+    def take(self, key: str, *, burst: int | None = None, rate_per_s: float | None = None, policy: str = "address") -> RateDecision:
+        """One token from `key`'s bucket; `burst`/`rate_per_s` override the settings for this bucket
+        (a portal key's own numbers; a changed number applies from the next request on)."""
+        burst = burst or self.settings.client_burst
+        rate = rate_per_s or self.settings.client_rate_per_s
         now = self.clock()
         tokens, at = self._buckets.pop(key, (float(burst), now))
         tokens = min(float(burst), tokens + (now - at) * rate)
@@ -121,6 +132,8 @@ class ClientRateLimiter:
             remaining=int(tokens),
             reset_s=math.ceil((burst - tokens) / rate),
             retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate)),
+            rate_per_s=rate,
+            policy=policy,
         )
 
     def tracked(self) -> int:

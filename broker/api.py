@@ -29,6 +29,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,6 +46,18 @@ from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
+from broker.portals.access import (
+    ACCESS_KEY,
+    CHECK_PATH,
+    PortalAccess,
+    PortalRefusal,
+    members_for,
+    portal_access_middleware,
+    principal_of,
+    set_pages_pass,
+)
+from broker.portals.cors import cors_preflight_middleware, cors_response_headers
+from broker.portals.keys import KeyStore
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient
@@ -61,6 +74,7 @@ REGISTRY_KEY = web.AppKey("registry", MemberRegistry)
 ADMISSION_KEY = web.AppKey("admission", AdmissionSettings)
 GATE_KEY = web.AppKey("search_gate", SearchGate)
 LIMITER_KEY = web.AppKey("rate_limiter", ClientRateLimiter)
+KEY_LIMITER_KEY = web.AppKey("key_rate_limiter", ClientRateLimiter)  # one bucket per portal key
 LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
@@ -172,7 +186,9 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], t
         raise InvalidRequest(
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
-    return query, params.members, _resolve_near(params.near, request.app[CONSORTIUM_KEY])
+    consortium = request.app[CONSORTIUM_KEY]
+    members = members_for(request, params.members, [m.id for m in consortium.members])  # a key's member subset
+    return query, members, _resolve_near(params.near, consortium)
 
 
 async def search_handler(request: web.Request) -> web.Response:
@@ -279,6 +295,7 @@ async def members_handler(request: web.Request) -> web.Response:
                 "in_maintenance": registry.maintenance_now(member_id) is not None,
                 "unknown_status_words": registry.unknown_words.words_of(member_id),
                 "unknown_status_words_dropped": registry.unknown_words.overflow_of(member_id),
+                "calil_systemid": m.calil_systemid,
                 "branches": [b.model_dump(mode="json", exclude_none=True) for b in m.branches],
             }
         )
@@ -308,6 +325,13 @@ async def problem_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except PortalRefusal as exc:  # broker/portals: 401 bad or missing key, 403 members / CORS
+        extra: dict[str, Any] = {"reason": exc.reason}
+        if exc.errors:
+            extra["errors"] = exc.errors
+        response = problem(exc.status, exc.title, exc.detail, **extra)
+        response.headers.update(exc.headers)
+        return response
     except InvalidRequest as exc:
         return problem(400, "Invalid request", exc.detail, errors=exc.errors)
     except UnknownMembers as exc:
@@ -331,18 +355,33 @@ async def problem_middleware(
 async def rate_limit_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Anonymous searches are limited per client address; a refusal costs no fan-out."""
-    if request.method != "GET" or request.path not in SEARCH_PATHS:
+    """Searches take a token: from the portal key's own bucket when a key came with the request,
+    else from the client address's (anonymous callers and the pages). A refusal costs no fan-out."""
+    if not _costs_a_search(request):
         return await handler(request)
-    decision = request.app[LIMITER_KEY].take(request.remote or "unknown")
+    key = principal_of(request).key
+    if key is not None:
+        decision = request.app[KEY_LIMITER_KEY].take(key.id, burst=key.burst, rate_per_s=key.rate_per_s, policy="key")
+        whose = "with this API key"
+    else:
+        decision = request.app[LIMITER_KEY].take(request.remote or "unknown")
+        whose = "from this address"
     request[RATE_DECISION] = decision
     if not decision.allowed:
         response = problem(
-            429, "Too Many Requests", f"too many searches from this address; retry in {decision.retry_after_s} s"
+            429, "Too Many Requests", f"too many searches {whose}; retry in {decision.retry_after_s} s",
+            reason="rate_limited",
         )
         response.headers["Retry-After"] = str(decision.retry_after_s)
         return response
     return await handler(request)
+
+
+def _costs_a_search(request: web.Request) -> bool:
+    if request.method != "GET":
+        return False
+    # The Calil-compatible check: starting one costs a token, polling it with `session` does not (as at Calil).
+    return request.path in SEARCH_PATHS or (request.path == CHECK_PATH and "session" not in request.query)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -361,6 +400,11 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["RateLimit-Limit"] = str(decision.limit)
         response.headers["RateLimit-Remaining"] = str(decision.remaining)
         response.headers["RateLimit-Reset"] = str(decision.reset_s)
+        # draft-ietf-httpapi-ratelimit-headers-09: the named policy, and what is left of it
+        response.headers["RateLimit-Policy"] = f'"{decision.policy}";q={decision.limit};w={decision.window_s}'
+        response.headers["RateLimit"] = f'"{decision.policy}";r={decision.remaining};t={decision.reset_s}'
+    cors_response_headers(request, response)
+    set_pages_pass(request, response)
 
 
 def build_app(
@@ -370,6 +414,7 @@ def build_app(
     open_index: Callable[[], UnionIndex] | None = None,
     ledger: LedgerConfig | None = None,
     admission: AdmissionSettings | None = None,
+    portal_keys: Path | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -378,9 +423,14 @@ def build_app(
     the app opens the union index on startup, off the event loop, and closes it
     on cleanup; streamed searches then answer first from it and every search's
     works are cached there. With `ledger`, the hold endpoints are mounted and the
-    ledger (database, reconciler, poller) opens and closes with the app.
+    ledger (database, reconciler, poller) opens and closes with the app. `portal_keys` is the
+    portal keys file (broker/portals/keys.py); without one, every presented key is a 401.
     """
-    app = web.Application(middlewares=[problem_middleware, rate_limit_middleware])
+    # Order: problems outermost; a CORS preflight before any key check (it carries none); the
+    # caller's identity before rate limiting (whose bucket).
+    app = web.Application(
+        middlewares=[problem_middleware, cors_preflight_middleware, portal_access_middleware, rate_limit_middleware]
+    )
     app[CONSORTIUM_KEY] = consortium
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
@@ -392,6 +442,11 @@ def build_app(
     app[ADMISSION_KEY] = admission or AdmissionSettings()
     app[GATE_KEY] = SearchGate(app[ADMISSION_KEY])
     app[LIMITER_KEY] = ClientRateLimiter(app[ADMISSION_KEY])
+    app[KEY_LIMITER_KEY] = ClientRateLimiter(app[ADMISSION_KEY])
+    app[ACCESS_KEY] = PortalAccess(
+        consortium.access,
+        KeyStore(portal_keys, consortium_id=consortium.id, member_ids=[m.id for m in consortium.members]),
+    )
     app[LAG_KEY] = LagMonitor(app[ADMISSION_KEY])
     app[COALESCER_KEY] = Coalescer()
     app[REGISTRY_KEY].broker_saturated = app[LAG_KEY].saturated
@@ -405,6 +460,9 @@ def build_app(
     app.router.add_get("/healthz", health_handler)
     from broker.sru_server import add_sru_routes  # imported here: it imports this module's keys
     add_sru_routes(app)  # GET /sru: SRU 1.2/2.0 explain and searchRetrieve
+    from broker.calil_check import add_check_routes  # imported here: it imports this module's keys
+
+    add_check_routes(app)  # GET /api/v1/check: Calil's check API, answered by this consortium
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan

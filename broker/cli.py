@@ -21,6 +21,7 @@ from broker.http_server import bound_port, start_server
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
 from broker.holds.cli import add_holds_parser, run_holds
+from broker.portals.cli import add_keys_parser, run_keys
 from yokodan import Availability, SearchQuery, TargetState
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
@@ -158,8 +159,10 @@ async def _serve(
     port: int,
     open_index: Callable[[], UnionIndex] | None,
     ledger: LedgerConfig | None = None,
+    portal_keys: Path | None = None,
 ) -> web.AppRunner:
-    return await start_server(build_app(consortium, open_index=open_index, ledger=ledger), host, port)
+    app = build_app(consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys)
+    return await start_server(app, host, port)
 
 
 def _ledger_config(args: argparse.Namespace, consortium: Consortium) -> LedgerConfig | None:
@@ -194,7 +197,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
     ledger = _ledger_config(args, consortium)
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger)
+    portal_keys = Path(args.portal_keys) if getattr(args, "portal_keys", None) else None
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):
@@ -239,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
+    demo.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`)")
     _index_options(demo)
     _ledger_options(demo)
 
@@ -261,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
+    serve.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`); without it every key is refused")
     _index_options(serve)
     _ledger_options(serve)
     add_holds_parser(commands)
+    add_keys_parser(commands)
     return parser
 
 
@@ -278,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_search(args))
         if args.command == "holds":
             return run_holds(args)
+        if args.command == "keys":
+            return run_keys(args)
         if args.command == "demo":
             if args.consortium:
                 from broker.demo import consortium_file  # demo-only, like the sandbox it starts

@@ -46,6 +46,7 @@ from connectors.settings import TargetSettings
 __all__ = [
     "CONSORTIA_DIR",
     "DEFAULT_CONSORTIUM_FILE",
+    "AccessSettings",
     "Branch",
     "Consortium",
     "ConsortiumFileError",
@@ -57,6 +58,7 @@ __all__ = [
     "Member",
     "load_consortium",
     "normalise_phone",
+    "web_origin",
 ]
 
 # Shipped consortium files sit beside the packages (repo layout <repo>/{broker,consortia});
@@ -268,6 +270,9 @@ class Branch(_Model):
     holds_stock: bool = True
     mobile: bool = False
     calendar: CalendarRule | None = None  # replaces the member's policy.calendar for this branch
+    # The branch's key in Calil's `libkey` map ('中央図書館', '本館'), where a source gives it: the
+    # Calil-compatible check endpoint (broker/calil_check.py) answers with it instead of `name`.
+    calil_libkey: NonEmpty | None = None
     notes: str | None = None
 
     @model_validator(mode="after")
@@ -299,6 +304,9 @@ class Member(_Model):
     branches: list[Branch] = Field(min_length=1)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # overrides the consortium's policy, section by section
+    # Calil's id of this library system ('Okayama_Okayama'), where a source documents it: the check
+    # endpoint accepts it as `systemid` beside the member id. Never guessed from the name.
+    calil_systemid: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+$")] | None = None
     notes: str | None = None
 
     def maintenance_at(self, local_moment: datetime) -> MaintenanceWindow | None:
@@ -327,6 +335,9 @@ class Member(_Model):
                     problems.append((("branches", i, "codes", j), f"code {code!r} listed twice"))
                 elif other != branch.id:
                     problems.append((("branches", i, "codes", j), f"{code!r} already names branch {other!r}"))
+            if branch.calil_libkey is not None and owner.setdefault(branch.calil_libkey, branch.id) != branch.id:
+                other = owner[branch.calil_libkey]
+                problems.append((("branches", i, "calil_libkey"), f"{branch.calil_libkey!r} already names branch {other!r}"))
         if problems:
             raise _Problems(problems)
         return self
@@ -335,7 +346,8 @@ class Member(_Model):
         """Every code, name and id of every branch -> branch id (what `TargetSettings.branch_codes` holds)."""
         labels: dict[str, str] = {}
         for branch in self.branches:
-            for label in (branch.id, branch.name, *branch.codes):
+            # Calil's libkey too: a Calil-family connector (ours, or a Yokodan answering as Calil) names branches by it.
+            for label in (branch.id, branch.name, *branch.codes, *([branch.calil_libkey] if branch.calil_libkey else [])):
                 labels[label] = branch.id
         return labels
 
@@ -355,6 +367,37 @@ class SearchSettings(_Model):
     second_stage: bool = True
 
 
+def web_origin(value: object) -> object:
+    """'https://Portal.example.jp/' -> 'https://portal.example.jp': the form browsers send in `Origin`."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"an origin is scheme://host[:port] with nothing after it, got {value!r}")
+    if "*" in text:
+        raise ValueError(f"origins are listed one by one, no wildcards: {value!r}")
+    port = f":{parts.port}" if parts.port else ""
+    host = parts.hostname.lower()
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
+
+
+WebOrigin = Annotated[str, BeforeValidator(web_origin)]
+
+
+class AccessSettings(_Model):
+    """`[access]`: who may use the machine interfaces (broker/portals).
+
+    `anonymous_search = false` makes every search surface (`/api/v1/search…`, `/sru`, `/api/v1/check`)
+    answer 401 without a portal key; the consortium's own pages keep searching (a first-party pass,
+    broker/portals/first_party.py). `cors_origins` are the web origins whose pages may call the API
+    from a browser with no key of their own (each key adds its own origins).
+    """
+
+    anonymous_search: bool = True
+    cors_origins: list[WebOrigin] = Field(default_factory=list)
+
+
 class Consortium(_Model):
     """A set of member library systems searched together (DOMAIN.md: three kinds)."""
 
@@ -369,6 +412,7 @@ class Consortium(_Model):
     policy: HoldPolicy = Field(default_factory=HoldPolicy)  # hold-rule defaults for every member
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     notes: str | None = None
 
     @field_validator("timezone")
@@ -405,6 +449,12 @@ class Consortium(_Model):
                             f"relative endpoint {settings.endpoint!r} needs base_url at the top of the file",
                         )
                     )
+        systemids: dict[str, str] = {}
+        for i, member in enumerate(self.members):
+            if member.calil_systemid is not None:
+                other = systemids.setdefault(member.calil_systemid, member.id)
+                if other != member.id:
+                    problems.append((("members", i, "calil_systemid"), f"{member.calil_systemid!r} already names member {other!r}"))
         branch_ids = {b.id for m in self.members for b in m.branches}
         problems.extend((("policy", *loc), msg) for loc, msg in unknown_branch_references(self.policy, branch_ids))
         for i, member in enumerate(self.members):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from broker.api import CONSORTIUM_KEY, SearchParams, json_response
+from broker.calil_check import CheckParams
 from broker.docs_page import render_docs
 from broker.holds.routes import PlanRequest
 from broker.ledger.routes import ChangePickupBody, LoginBody, PlaceHoldBody
@@ -44,6 +45,7 @@ class Reply:
     media_type: str = "application/json"
     example: Any = None
     headers: dict[str, str] = field(default_factory=dict)  # name -> description
+    also: dict[str, str] = field(default_factory=dict)  # another media type of the same answer -> an example (a string)
     links: dict[str, str] = field(default_factory=dict)  # operationId -> the answer's field holding its path parameter
 
 
@@ -72,6 +74,7 @@ class Operation:
     replies: dict[int, Reply] = field(default_factory=dict)
     problems: dict[int, str] = field(default_factory=dict)  # status -> when it is sent (problem+json)
     bearer: bool = False
+    portal_key: bool = False  # a search surface: a portal key may (or, per consortium, must) come with it
 
     @property
     def path_parameters(self) -> list[str]:
@@ -134,9 +137,14 @@ NDJSON = "application/x-ndjson"
 
 _SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
                     "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20}  # fmt: skip
+_KEY_PROBLEM = ("`invalid_api_key`: the portal key sent is unknown, revoked or for another consortium; "
+                "`api_key_required`: this consortium allows no anonymous search (`WWW-Authenticate` says how)")  # fmt: skip
 _SEARCH_PROBLEMS = {
     400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)",
-    429: "too many searches from this client address (token bucket): `Retry-After` and `RateLimit-*` headers say when",
+    401: _KEY_PROBLEM,
+    403: "`members_not_allowed`: the portal key may search only some members (`errors` names the others)",
+    429: "too many searches from this portal key (its own bucket) or, without a key, from this client address: "
+    "`Retry-After`, `RateLimit-Policy`/`RateLimit` and `RateLimit-*` headers say when",
     503: "the broker runs as many federated searches as it admits: `Retry-After` says when to try again",
 }
 _AUTH_PROBLEMS = {401: "no bearer token, or a token that expired or was revoked (log in first)"}
@@ -166,6 +174,14 @@ _SRU_EXAMPLE = (
     '<?xml version="1.0" encoding="UTF-8"?><zs:searchRetrieveResponse xmlns:zs="http://www.loc.gov/zing/srw/">'
     "<zs:version>1.2</zs:version><zs:numberOfRecords>1</zs:numberOfRecords>…</zs:searchRetrieveResponse>"
 )
+_CHECK_SESSION = "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60"
+_CHECK = {"session": _CHECK_SESSION, "continue": 0, "books": {"4101010137": {
+    "Okayama_Okayama": {"status": "OK", "reserveurl": "http://127.0.0.1:8400/work?isbn=9784101010137",
+                        "libkey": {"中央図書館": "貸出可", "幸町図書館": "貸出中"}},
+    "tsuyama-city": {"status": "Running", "reserveurl": ""}}}}  # fmt: skip
+_CHECK_XML = ('<?xml version="1.0" encoding="UTF-8"?><result><session>' + _CHECK_SESSION + "</session><continue>0</continue>"
+              '<books><book isbn="4101010137" calilurl=""><system systemid="Okayama_Okayama"><status>OK</status>'
+              "<reserveurl>…</reserveurl><libkeys><libkey name=\"中央図書館\">貸出可</libkey></libkeys></system></book></books></result>")  # fmt: skip
 _SRU_REPLY = {
     200: Reply("an SRU explain or searchRetrieve answer; diagnostics are inside it, never an HTTP error", str, "text/xml", example=_SRU_EXAMPLE)
 }
@@ -176,19 +192,20 @@ OPERATIONS: tuple[Operation, ...] = (
         description="Yokodan as one SRU target of a larger federation: MARCXML with one 852 per copy, or Dublin Core.",
         query=SruQuery, query_examples={"version": "1.2", "operation": "searchRetrieve", "query": "title=こころ", "startRecord": 1,
                                         "maximumRecords": 10, "recordSchema": "marcxml", "recordPacking": "xml"},
-        replies=_SRU_REPLY,
+        replies=_SRU_REPLY, portal_key=True, problems={401: _KEY_PROBLEM, 403: _SEARCH_PROBLEMS[403]},
     ),
     Operation(
         "post", "/sru", "sruPost", "SRU over POST: the same parameters, form-encoded", "sru",
         description="The GET parameters as an application/x-www-form-urlencoded body (SRU 2.0 POST binding).",
-        replies=_SRU_REPLY, problems={400: "the body is not form-encoded parameters"},
+        replies=_SRU_REPLY, portal_key=True,
+        problems={400: "the body is not form-encoded parameters", 401: _KEY_PROBLEM, 403: _SEARCH_PROBLEMS[403]},
     ),
     Operation(
         "get", "/api/v1/search", "search", "Search every member; merged works and one status per member", "search",
         description="Waits for every member (each under its own deadline). Members in maintenance or with an open "
         "circuit are skipped without contact and reported as `skipped`.",
         query=SearchParams, query_examples=_SEARCH_EXAMPLES, replies={200: Reply("merged works, facets and every member's status", wire.SearchResponse, example=_SEARCH)},
-        problems=_SEARCH_PROBLEMS,
+        problems=_SEARCH_PROBLEMS, portal_key=True,
     ),
     Operation(
         "get", "/api/v1/search/stream", "searchStream", "The same search, progressively, as NDJSON", "search",
@@ -197,7 +214,26 @@ OPERATIONS: tuple[Operation, ...] = (
         "with an `error` line instead of `final`.",
         query=SearchParams, query_examples=_SEARCH_EXAMPLES,
         replies={200: Reply("newline-delimited JSON, one StreamLine per line", wire.StreamLine, NDJSON, example=_STREAM)},
-        problems=_SEARCH_PROBLEMS,
+        problems=_SEARCH_PROBLEMS, portal_key=True,
+    ),
+    Operation(
+        "get", "/api/v1/check", "calilCheck", "Calil's check API (カーリル): availability by ISBN × system, polled", "search",
+        description="Answers in Calil's shape, so a site written for Calil's check API can point here: start with `isbn` "
+        "and `systemid` (member ids, or the Calil system ids the consortium file declares), then poll with `session` "
+        "every 1–2 s while `continue` is 1. `format=xml` gives Calil's XML; JSON is JSONP unless `callback=no`. "
+        "Starting a check takes a search token; polls do not. `appkey` is a portal key when it starts with `yk_`.",
+        query=CheckParams,
+        query_examples={"appkey": "a-calil-appkey", "isbn": "4101010137", "systemid": "Okayama_Okayama,tsuyama-city",
+                        "session": _CHECK_SESSION, "format": "json", "callback": "no"},  # fmt: skip
+        replies={200: Reply("the check so far (every system `Running`, `OK` or `Error`)", wire.CalilCheckResponse, example=_CHECK,
+                            also={"application/javascript": "/**/callback(" + orjson.dumps(_CHECK).decode() + ");", "application/xml": _CHECK_XML})},
+        problems={400: "an unknown systemid, a bad ISBN, more than 100 ISBN × system pairs, a bad `format`, "
+                       "a `callback` that is not a JavaScript identifier (`errors` names each)",
+                  401: _KEY_PROBLEM, 403: _SEARCH_PROBLEMS[403],
+                  404: "`unknown_session`: the session ended or was idle too long; start a new check",
+                  429: _SEARCH_PROBLEMS[429],
+                  503: "too many check sessions open, or the broker runs as many searches as it admits: `Retry-After`"},
+        portal_key=True,
     ),
     Operation(
         "get", "/api/v1/members", "members", "Members, branches, connectors, circuits, maintenance", "consortium",
@@ -388,6 +424,8 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
                 # An NDJSON body is lines; its example is the list of lines a stream sends.
                 media["example"] = "\n".join(_json_line(x) for x in reply.example) if reply.media_type == NDJSON else reply.example
             entry["content"] = {reply.media_type: media}
+            for other, example in reply.also.items():
+                entry["content"][other] = {"schema": {"type": "string"}, "example": example}
         if reply.links:
             # OpenAPI links: where a client (or schemathesis's stateful phase) finds the next call's ids.
             entry["links"] = {
@@ -402,6 +440,8 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
         # Answered by the broker's request parser (broker/http_server.py) before any handler runs.
         414: "the request line is longer than the server reads (8190 bytes; a long query percent-encodes to 3 bytes per byte)",
         431: "a header, or all headers together, are larger than the server reads",
+        # Any route: a portal key that is not valid here is refused, never taken for anonymous.
+        401: "`invalid_api_key`: the portal key sent (`X-Api-Key`, `Authorization: Bearer yk_…`) is unknown, revoked or for another consortium",
         **op.problems,
         500: "the broker failed; the error is logged (no query or patron in the log)",
     }
@@ -416,13 +456,16 @@ def _operation(op: Operation, references: dict[Any, dict[str, Any]]) -> dict[str
     doc["responses"] = responses
     if op.bearer:
         doc["security"] = [{"bearer": []}]
+    elif op.portal_key:
+        # {}: anonymous, where the consortium allows it; else a portal key, in either header.
+        doc["security"] = [{}, {"portalKey": []}, {"portalBearer": []}]
     return doc
 
 
 _PARSER_REFUSED = ("or (text/plain) the HTTP parser refused the request itself: a request line or header over 8190 bytes "
                    "(a long query percent-encodes to 3 bytes per byte of UTF-8), a NUL or control byte in a header")
-_PROBLEM_TITLES = {400: "Invalid request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 413: "Request body too large",
-                   414: "URI Too Long", 422: "Hold request refused", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+_PROBLEM_TITLES = {400: "Invalid request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 413: "Request body too large",
+                   414: "URI Too Long", 422: "Hold request refused", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 
 
 def _json_line(value: Any) -> str:
@@ -447,8 +490,16 @@ def openapi_document(app: web.Application, *, title: str = "Yokodan 横断") -> 
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    schemes: dict[str, Any] = {}
     if any(op.bearer for op in operations):
-        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        schemes["bearer"] = {"type": "http", "scheme": "bearer", "description": "a patron's token from POST /api/v1/auth/login"}
+    if any(op.portal_key for op in operations):
+        schemes["portalKey"] = {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                                "description": "a portal's API key (`yk_<id>_<secret>`, from `yokodan keys create`)"}  # fmt: skip
+        schemes["portalBearer"] = {"type": "http", "scheme": "bearer", "bearerFormat": "yk_<id>_<secret>",
+                                   "description": "the same portal key as a bearer token (not on the patron routes)"}  # fmt: skip
+    if schemes:
+        document["components"]["securitySchemes"] = schemes
     return document
 
 

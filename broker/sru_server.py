@@ -28,6 +28,7 @@ from lxml import etree
 
 from broker import cql as cql_plan
 from broker.api import CONSORTIUM_KEY, NAMES_KEY, SEARCH_KEY
+from broker.portals.access import principal_of
 from broker.ranking import rank_works
 from broker.search import SearchOutcome, SearchService
 from broker.sru_records import DC_SCHEMA, MARCXML_SCHEMA, RENDERERS, SCHEMA_NAMES
@@ -152,7 +153,8 @@ async def _search_retrieve(request: web.Request, params: Mapping[str, str], flav
     schema = _schema(params)
     escaping = _escaping(params, flavour)
     alternatives = cql_plan.plan(query, page_size=MEMBER_PAGE_SIZE)
-    works, statuses = await federated_works(request.app[SEARCH_KEY], alternatives)
+    members = portal_members(request)  # a portal key limited to some members searches those only
+    works, statuses = await federated_works(request.app[SEARCH_KEY], alternatives, members)
     if statuses and not any(s.state is TargetState.OK for s in statuses):
         # Zero hits would tell a federating client "nothing matches"; nobody was asked, really.
         failed = ", ".join(f"{s.member} {s.reason or s.state.value}" for s in statuses)
@@ -176,8 +178,13 @@ async def _search_retrieve(request: web.Request, params: Mapping[str, str], flav
     return root
 
 
+def portal_members(request: web.Request) -> list[str] | None:
+    key = principal_of(request).key
+    return list(key.members) if key is not None and key.members else None
+
+
 async def federated_works(
-    service: SearchService, alternatives: Sequence[cql_plan.Alternative]
+    service: SearchService, alternatives: Sequence[cql_plan.Alternative], members: Sequence[str] | None = None
 ) -> tuple[list[Work], list[TargetStatus]]:
     """Run each alternative as one federated search; merge their works into one ranked list."""
     runnable = [a for a in alternatives if a.query is not None]
@@ -187,7 +194,7 @@ async def federated_works(
 
     async def run(query: SearchQuery) -> SearchOutcome:
         async with in_flight:
-            return await service.search(query)
+            return await service.search(query, members or None)
 
     outcomes: list[SearchOutcome] = list(await asyncio.gather(*(run(a.query) for a in runnable if a.query is not None)))
     kept = [[w for w in o.works if cql_plan.keep(w, a.excluded)] for a, o in zip(runnable, outcomes)]

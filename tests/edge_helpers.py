@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -49,10 +50,17 @@ async def running_broker(
     timeout_s: float = 2.0,
     admin: bool = False,
     sru_keeps: str = "",
+    access: dict | None = None,
+    portal_keys: Path | None = None,
+    setup: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[Broker]:
     """`sru_keeps`: characters the SRU members' query terms keep and send as they are (see
-    connectors/query_terms.toml), as a member that passes raw text to its server would."""
+    connectors/query_terms.toml), as a member that passes raw text to its server would.
+    `access`: the consortium's `[access]` table; `portal_keys`: the keys file; `setup(app)` adds
+    routes before the app starts."""
     consortium = with_member_timeouts(load_consortium(), timeout_s)
+    if access is not None:
+        consortium = Consortium.model_validate({**consortium.model_dump(), "access": access})
     if sru_keeps:
         data = consortium.model_dump()
         for member in data["members"]:
@@ -64,7 +72,9 @@ async def running_broker(
     sandbox.app.middlewares.append(counter.middleware)  # before start: the app freezes then
     base_url = await sandbox.start()
     consortium = consortium.with_base_url(base_url)
-    app = build_app(consortium, admission=admission)
+    app = build_app(consortium, admission=admission, portal_keys=portal_keys)
+    if setup is not None:
+        setup(app)
     runner = await start_server(app, "127.0.0.1", 0)
     try:
         yield Broker(f"http://127.0.0.1:{bound_port(runner)}", app, sandbox, consortium, counter)

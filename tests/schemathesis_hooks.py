@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import orjson
 import schemathesis
+from lxml import etree
 from pydantic import TypeAdapter, ValidationError
 
-from yokodan.wire import StreamLine
+from yokodan.wire import CalilCheckResponse, StreamLine
 
 _LINE = TypeAdapter(StreamLine)
 
@@ -31,3 +34,25 @@ def ndjson_lines(ctx: Any, response: Any) -> Any:
     if lines[-1]["type"] not in ("final", "error"):
         raise ValueError(f"the stream ended on a {lines[-1]['type']!r} line")
     return lines[-1]
+
+
+_JSONP = re.compile(rb"/\*\*/[A-Za-z_$][\w$.]*\((.*)\);", re.DOTALL)
+
+
+@schemathesis.deserializer("application/javascript")
+def jsonp(ctx: Any, response: Any) -> Any:
+    """The Calil check's JSONP: `/**/name({…});` around a CalilCheckResponse; the schema is a string."""
+    match = _JSONP.fullmatch(response.content)
+    if match is None:
+        raise ValueError("not a JSONP answer: /**/callback({...});")
+    CalilCheckResponse.model_validate_json(match[1])
+    return response.content.decode()
+
+
+@schemathesis.deserializer("application/xml")
+def calil_xml(ctx: Any, response: Any) -> Any:
+    """XML answers (SRU's text/xml too) must parse; Calil's `result` must carry its session."""
+    root = etree.fromstring(response.content)
+    if root.tag == "result" and root.find("session") is None:
+        raise ValueError("Calil's XML answer has no session")
+    return response.content.decode()

@@ -37,7 +37,7 @@ EVERY_ENDPOINT = {
     ("post", "/api/v1/holds/plan"), ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("get", "/api/v1/holds"),
     ("get", "/api/v1/holds/{hold_id}"), ("delete", "/api/v1/holds/{hold_id}"), ("patch", "/api/v1/holds/{hold_id}"),
-    ("get", "/api/v1/openapi.json"), ("get", "/api/v1/docs"), ("get", "/sru"), ("post", "/sru"),
+    ("get", "/api/v1/openapi.json"), ("get", "/api/v1/docs"), ("get", "/sru"), ("post", "/sru"), ("get", "/api/v1/check"),
 }  # fmt: skip
 BY_ID = {op.operation_id: op for op in OPERATIONS}
 
@@ -99,6 +99,15 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
     assert set(place["responses"]) == {"200", "201", "202", "400", "401", "414", "422", "431", "500", "503"}
     assert place["security"] == [{"bearer": []}]
     assert [p["name"] for p in place["parameters"]] == ["Idempotency-Key"]
+    # search surfaces: anonymous where the consortium allows it, else a portal key in either header
+    for path in ("/api/v1/search", "/api/v1/search/stream", "/api/v1/check"):
+        operation = document["paths"][path]["get"]
+        assert operation["security"] == [{}, {"portalKey": []}, {"portalBearer": []}]
+        assert {"401", "403", "429"} <= set(operation["responses"])
+    assert document["components"]["securitySchemes"]["portalKey"] == {
+        "type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "a portal's API key (`yk_<id>_<secret>`, from `yokodan keys create`)"}  # fmt: skip
+    check = document["paths"]["/api/v1/check"]["get"]["responses"]["200"]["content"]
+    assert list(check) == ["application/json", "application/javascript", "application/xml"]
 
 
 def test_an_app_without_the_ledger_describes_no_hold_endpoints() -> None:
@@ -107,8 +116,8 @@ def test_an_app_without_the_ledger_describes_no_hold_endpoints() -> None:
     document = openapi_document(app)
     validate(document)
     assert set(document["paths"]) == {"/api/v1/search", "/api/v1/search/stream", "/api/v1/members", "/healthz",
-                                      "/api/v1/holds/plan", "/api/v1/openapi.json", "/api/v1/docs", "/sru"}  # fmt: skip
-    assert "securitySchemes" not in document["components"]
+                                      "/api/v1/holds/plan", "/api/v1/openapi.json", "/api/v1/docs", "/sru", "/api/v1/check"}  # fmt: skip
+    assert set(document["components"]["securitySchemes"]) == {"portalKey", "portalBearer"}  # no patron bearer without the ledger
 
 
 async def test_a_route_nobody_described_is_named() -> None:
@@ -153,6 +162,13 @@ async def test_live_answers_match_the_document(broker: LiveBroker) -> None:
         assert status == 400 and [e.parameter for e in problem.errors] == ["page_size"]
         status, problem = await call(session, "search", f"{url}/api/v1/search", params={"q": "x", "members": "nowhere"})
         assert status == 400 and problem.title == "Unknown member"
+        status, check = await call(session, "calilCheck", f"{url}/api/v1/check",
+                                   params={"isbn": KOKORO, "systemid": "Okayama_Okayama", "callback": "no"})  # fmt: skip
+        assert status == 200 and list(check.books[KOKORO]) == ["Okayama_Okayama"]
+        status, problem = await call(session, "calilCheck", f"{url}/api/v1/check", params={"session": "x", "callback": "no"})
+        assert (status, problem.reason) == (404, "unknown_session")
+        status, problem = await call(session, "search", f"{url}/api/v1/search", params={"q": "x"}, headers={"X-Api-Key": "yk_nope"})
+        assert (status, problem.reason) == (401, "invalid_api_key")
         status, members = await call(session, "members", f"{url}/api/v1/members")
         assert len(members.members) == 13 and members.consortium.id == "okayama"
         assert (await call(session, "health", f"{url}/healthz"))[1].status == "ok"
@@ -234,7 +250,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # It really ran every operation but logout, with a token that stayed valid: only a log-in with
     # a made-up card answers nothing but 401; and the stream's lines were read.
-    assert "Tested: 15" in result.stdout, result.stdout[:5000]
+    assert "Tested: 16" in result.stdout, result.stdout[:5000]
     unauthorized = result.stdout.partition("401 Unauthorized")[2].partition("💡")[0]
     assert [line.strip() for line in unauthorized.splitlines() if line.strip().startswith("-")] in ([], ["- POST /api/v1/auth/login"])
     assert "cannot validate application/x-ndjson" not in result.stdout

@@ -13,9 +13,11 @@ Every error is a `yokodan.errors.YokodanError`:
     ├── ApiError              the broker answered 4xx/5xx: status, type, title, detail, reason, errors, problem
     │   ├── InvalidRequest    400 (`errors` names each bad parameter)
     │   ├── Unauthorized      401 (log in; a wrong card or PIN has reason authentication_failed)
+    │   ├── Forbidden         403 (a portal key limited to some members: reason members_not_allowed)
     │   ├── NotFound          404
     │   ├── Conflict          409
     │   ├── Refused           422 (`reason` is a RefusalReason code; `problem` has library, phone …)
+    │   ├── RateLimited       429 (`retry_after_s`; a portal key has its own bucket)
     │   ├── Unavailable       503 and other 5xx but 500
     │   ├── ServerError       500
     │   └── StreamFailed      a stream that ended with an error line after it began
@@ -55,8 +57,9 @@ from yokodan.wire import (
 )
 
 __all__ = [
-    "ApiError", "AsyncClient", "Client", "ClientError", "Conflict", "InvalidRequest", "NotFound", "Refused",
-    "ServerError", "StreamFailed", "TransportError", "Unauthorized", "Unavailable", "UnexpectedResponse",
+    "ApiError", "AsyncClient", "Client", "ClientError", "Conflict", "Forbidden", "InvalidRequest", "NotFound",
+    "RateLimited", "Refused", "ServerError", "StreamFailed", "TransportError", "Unauthorized", "Unavailable",
+    "UnexpectedResponse",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -110,8 +113,18 @@ class NotFound(ApiError):
     pass
 
 
+class Forbidden(ApiError):
+    """403: e.g. `members_not_allowed`, a portal key limited to some members."""
+
+
 class Conflict(ApiError):
     pass
+
+
+class RateLimited(ApiError):
+    """429: this key's (or, without a key, this address's) searches are used up; `retry_after_s` says when."""
+
+    retry_after_s: int | None = None
 
 
 class Refused(ApiError):
@@ -130,8 +143,8 @@ class StreamFailed(ApiError):
     """The stream began and then failed: the lines already delivered are incomplete."""
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {400: InvalidRequest, 401: Unauthorized, 404: NotFound, 409: Conflict,
-                                         422: Refused, 500: ServerError}  # fmt: skip
+_BY_STATUS: dict[int, type[ApiError]] = {400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
+                                         409: Conflict, 422: Refused, 429: RateLimited, 500: ServerError}  # fmt: skip
 
 
 def _error_class(status: int) -> type[ApiError]:
@@ -140,6 +153,14 @@ def _error_class(status: int) -> type[ApiError]:
 
 def api_error(response: httpx.Response) -> ApiError:
     """The error an error answer means; a body that is not problem+json still gives its status and text."""
+    error = _api_error(response)
+    retry_after = response.headers.get("retry-after", "")
+    if isinstance(error, RateLimited) and retry_after.isdigit():
+        error.retry_after_s = int(retry_after)
+    return error
+
+
+def _api_error(response: httpx.Response) -> ApiError:
     status = response.status_code
     cls = _error_class(status)
     problem: Any = None
@@ -293,6 +314,11 @@ def _search_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
             "start": 1, "page_size": 20} | kw  # fmt: skip
 
 
+def _key_header(api_key: str | None) -> dict[str, str]:
+    """A portal key goes in X-Api-Key on every request: Authorization stays free for the patron's token."""
+    return {"X-Api-Key": api_key} if api_key else {}
+
+
 def _transport_error(exc: httpx.HTTPError) -> TransportError:
     return TransportError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
@@ -303,10 +329,10 @@ def _transport_error(exc: httpx.HTTPError) -> TransportError:
 class Client(_Calls):
     """A blocking client. Use as a context manager, or call `close()`."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
+    def __init__(self, base_url: str, *, token: str | None = None, api_key: str | None = None,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
         self.token = token
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport, headers=_key_header(api_key))
 
     def __enter__(self) -> Client:
         return self
@@ -393,10 +419,10 @@ class Client(_Calls):
 class AsyncClient(_Calls):
     """The same operations, awaited. Use as an async context manager, or await `aclose()`."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:  # fmt: skip
+    def __init__(self, base_url: str, *, token: str | None = None, api_key: str | None = None,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, transport: httpx.AsyncBaseTransport | None = None) -> None:  # fmt: skip
         self.token = token
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport, headers=_key_header(api_key))
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -224,6 +224,7 @@ class BranchView(WireModel):
     holds_stock: bool
     mobile: bool
     calendar: dict[str, Any] | None = Field(default=None, description="the branch's own calendar rule (policy schema)")
+    calil_libkey: str | None = Field(default=None, description="the branch's key in Calil's libkey map (GET /api/v1/check)")
     notes: str | None = None
 
 
@@ -250,6 +251,7 @@ class MemberView(WireModel):
     in_maintenance: bool
     unknown_status_words: dict[str, int] = Field(description="member words with no mapping, with how often each was seen")
     unknown_status_words_dropped: int
+    calil_systemid: str | None = Field(default=None, description="Calil's system id of this member, accepted as `systemid` by GET /api/v1/check")
     branches: list[BranchView]
 
 
@@ -446,3 +448,26 @@ class HoldsResponse(WireModel):
     holds: list[HoldView]
 
 
+
+
+# --- the Calil-compatible check (GET /api/v1/check) -------------------------------------------------
+
+
+class CalilSystemView(WireModel):
+    """One system (member) for one ISBN, in Calil's words."""
+
+    status: Literal["Running", "OK", "Error"]
+    reserveurl: str = Field(description="the broker's work page for the ISBN where the system holds it, else empty")
+    libkey: dict[str, str] | None = Field(
+        default=None, description="branch (its Calil libkey or name) -> 貸出可 | 館内のみ | 蔵書あり | 貸出中 | 予約中 | 準備中 | 休館中; only when OK"
+    )
+
+
+class CalilCheckResponse(WireModel):
+    """Calil's check answer: poll with `session` while `continue` is 1."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    session: str
+    continues: Literal[0, 1] = Field(alias="continue", description="1: poll again with `session`; 0: every system answered")
+    books: dict[str, dict[str, CalilSystemView]] = Field(description="ISBN as sent -> systemid as sent -> the system's answer")
