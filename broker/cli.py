@@ -264,7 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     _index_options(serve)
     _ledger_options(serve)
     add_holds_parser(commands)
+
+    consortium = commands.add_parser("consortium", help="consortium files: generate the national one")
+    consortium_commands = consortium.add_subparsers(dest="consortium_command", required=True)
+    national = consortium_commands.add_parser(
+        "generate-national", help="write the national consortium from the P27 and CiNii library lists"
+    )
+    national.add_argument("--data", required=True, help="the folder with the P27 and CiNii CSV files (../shared/data/libraries)")
+    national.add_argument("--out", help="write here (default: print to stdout)")
     return parser
+
+
+def _generate_national(args: argparse.Namespace) -> int:
+    from broker.national_file import generate_national
+
+    text = generate_national(Path(args.data))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_search(args))
         if args.command == "holds":
             return run_holds(args)
+        if args.command == "consortium":
+            return _generate_national(args)
         if args.command == "demo":
             if args.consortium:
                 from broker.demo import consortium_file  # demo-only, like the sandbox it starts
