@@ -45,6 +45,7 @@ from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
+from broker.selection import MemberSelector, NoMembersSelected, PlaceQuery, UnknownPlace
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient
@@ -63,6 +64,7 @@ GATE_KEY = web.AppKey("search_gate", SearchGate)
 LIMITER_KEY = web.AppKey("rate_limiter", ClientRateLimiter)
 LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
+SELECTOR_KEY = web.AppKey("member_selector", MemberSelector)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
@@ -79,6 +81,10 @@ class SearchParams(BaseModel):
     year: int | None = Field(default=None, ge=0, le=9999)
     members: list[str] = Field(default_factory=list, description="comma-separated member ids")
     near: str | None = Field(default=None, max_length=80, description="'lat,lon' or a branch id: rank copies nearby first")
+    # Members by place (broker/selection.py); comma-separated values; narrowed by each other and `members`.
+    prefecture: str | None = Field(default=None, max_length=200, description="JIS codes or names: 33, 岡山県")
+    region: str | None = Field(default=None, max_length=100, description="regions (地方): 中国, 近畿")
+    near_prefecture: str | None = Field(default=None, max_length=200, description="a prefecture and its land neighbours")
     start: int = Field(default=1, ge=1, le=10_000)
     page_size: int = Field(default=20, ge=1, le=100)
 
@@ -172,7 +178,14 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], t
         raise InvalidRequest(
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
-    return query, params.members, _resolve_near(params.near, request.app[CONSORTIUM_KEY])
+    places = PlaceQuery(prefecture=params.prefecture, region=params.region, near_prefecture=params.near_prefecture)
+    try:
+        members = request.app[SELECTOR_KEY].select(params.members, places)
+    except UnknownPlace as exc:
+        raise InvalidRequest(str(exc), [{"parameter": exc.parameter, "detail": str(exc)}]) from None
+    except NoMembersSelected as exc:
+        raise InvalidRequest(str(exc), [{"parameter": p, "detail": "no member matches"} for p in exc.parameters]) from None
+    return query, members or [], _resolve_near(params.near, request.app[CONSORTIUM_KEY])
 
 
 async def search_handler(request: web.Request) -> web.Response:
@@ -386,6 +399,7 @@ def build_app(
     app[HTTP_KEY] = http or HttpClient()
     app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY])
     app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY])
+    app[SELECTOR_KEY] = MemberSelector(consortium)
     app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
     if open_index is not None:
         app.cleanup_ctx.append(_union_index_lifecycle(open_index))

@@ -125,6 +125,11 @@ def _needs_sandbox(args: argparse.Namespace, consortium: Consortium) -> bool:
 async def _search(args: argparse.Namespace) -> int:
     query = _query_from(args)  # before starting anything: a bad argument costs no sandbox
     consortium = _load(args.consortium, args.base_url)
+    from broker.selection import MemberSelector, PlaceQuery
+
+    places = PlaceQuery(prefecture=args.prefecture, region=args.region, near_prefecture=args.near_prefecture)
+    named = [m for m in (args.members or "").split(",") if m]
+    members = MemberSelector(consortium).select(named, places) or []  # unknown names or places: exit 2
     sandbox = None
     if _needs_sandbox(args, consortium):
         from broker.demo import start_sandbox  # the sandbox is demo-only; import it only then
@@ -133,7 +138,6 @@ async def _search(args: argparse.Namespace) -> int:
     try:
         async with HttpClient() as http:
             service = SearchService(MemberRegistry(consortium, http))
-            members = [m for m in (args.members or "").split(",") if m]
             outcome = await service.search(query, members)
         print(format_outcome(outcome, consortium, limit=args.limit))
     finally:
@@ -248,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--author")
     search.add_argument("--isbn")
     search.add_argument("--members", help="comma-separated member ids (default: all)")
+    search.add_argument("--prefecture", help="members in these prefectures: JIS codes or names (33,岡山県)")
+    search.add_argument("--region", help="members in these regions (地方): 中国,近畿")
+    search.add_argument("--near-prefecture", help="members in a prefecture and its land neighbours (33)")
     search.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network, on the sandbox)")
     search.add_argument("--base-url", help="resolve relative member endpoints against this URL")
     search.add_argument("--sandbox", action="store_true", help="serve the members from an embedded sandbox")

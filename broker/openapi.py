@@ -133,9 +133,11 @@ PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
 
 _SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
-                    "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20}  # fmt: skip
+                    "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20,
+                    "prefecture": "33", "region": "中国", "near_prefecture": "岡山県"}  # fmt: skip
 _SEARCH_PROBLEMS = {
-    400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)",
+    400: "an invalid, repeated or unknown parameter, an empty query, an unknown member, branch, prefecture or region, "
+    "or places that leave no member (`errors` names each parameter)",
     429: "too many searches from this client address (token bucket): `Retry-After` and `RateLimit-*` headers say when",
     503: "the broker runs as many federated searches as it admits: `Retry-After` says when to try again",
 }
