@@ -45,6 +45,7 @@ from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
+from broker.outbound import FanoutSettings, OutboundGate
 from broker.selection import MemberSelector, NoMembersSelected, PlaceQuery, UnknownPlace
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
@@ -383,6 +384,7 @@ def build_app(
     open_index: Callable[[], UnionIndex] | None = None,
     ledger: LedgerConfig | None = None,
     admission: AdmissionSettings | None = None,
+    fanout: FanoutSettings | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -398,7 +400,8 @@ def build_app(
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
     app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY])
-    app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY])
+    # One outbound gate per process: a cap on member requests in flight, fair between searches.
+    app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY], gate=OutboundGate(fanout or FanoutSettings()))
     app[SELECTOR_KEY] = MemberSelector(consortium)
     app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
     if open_index is not None:

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from broker.api import SEARCH_KEY, build_app
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import bound_port, start_server
+from broker.fd_limit import connection_cap, raise_nofile_limit
+from broker.outbound import DEFAULT_BURST, DEFAULT_MAX_IN_FLIGHT, FanoutSettings
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
 from broker.holds.cli import add_holds_parser, run_holds
@@ -162,8 +164,27 @@ async def _serve(
     port: int,
     open_index: Callable[[], UnionIndex] | None,
     ledger: LedgerConfig | None = None,
+    *,
+    http: HttpClient | None = None,
+    fanout: FanoutSettings | None = None,
 ) -> web.AppRunner:
-    return await start_server(build_app(consortium, open_index=open_index, ledger=ledger), host, port)
+    app = build_app(consortium, open_index=open_index, ledger=ledger, http=http, fanout=fanout)
+    return await start_server(app, host, port)
+
+
+def _outbound(args: argparse.Namespace) -> tuple[HttpClient, FanoutSettings, str]:
+    """The HTTP client and fan-out settings of `serve`/`demo`, sized below the descriptor limit (raised first)."""
+    limit = raise_nofile_limit()
+    connections = connection_cap(args.connections, limit)
+    fanout = FanoutSettings(max_in_flight=min(args.max_in_flight, connections), burst=args.start_burst)
+    http = HttpClient(total_connections=connections, connections_per_host=args.connections_per_host)
+    raised = f" (raised from {limit.raised_from})" if limit.raised_from is not None else ""
+    note = (
+        f"open files: soft limit {limit.soft}{raised}; member sockets ≤ {connections}"
+        f"{f' (≤ {args.connections_per_host} per host)' if args.connections_per_host else ''}; "
+        f"requests in flight ≤ {fanout.max_in_flight}"
+    )
+    return http, fanout, note
 
 
 def _ledger_config(args: argparse.Namespace, consortium: Consortium) -> LedgerConfig | None:
@@ -198,12 +219,14 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
     ledger = _ledger_config(args, consortium)
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger)
+    http, fanout, outbound_note = _outbound(args)
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, http=http, fanout=fanout)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):
         print(f"READY {url}", flush=True)  # a parent process (tests, benchmarks) waits for this line
     print(f"Yokodan broker for {consortium.name}: {url}")
+    print(outbound_note)
     if ledger is not None:
         print(f"hold ledger: {ledger.url} (node {ledger.node})")
         if with_sandbox:
@@ -216,7 +239,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     try:
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()  # closes the union index and the HTTP client
+        await runner.cleanup()  # closes the union index
+        await http.close()  # given to the app, so the app does not close it
         if sandbox is not None:
             await sandbox.stop()
     return 0
@@ -227,6 +251,13 @@ def _ledger_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ledger", action="store_true", help="search only: no hold endpoints")
     parser.add_argument("--node-id", help="this node's name in the ledger's leases (default: host-pid)")
     parser.add_argument("--hold-resend-after-s", type=float, help="re-send a placement the member does not have after this long")
+
+
+def _outbound_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=int, default=512, help="member sockets open at once (kept below the open-files limit)")
+    parser.add_argument("--connections-per-host", type=int, default=0, help="member sockets per host:port (0: no cap of its own)")
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="member requests at once, all searches together")
+    parser.add_argument("--start-burst", type=int, default=DEFAULT_BURST, help="member requests started per event-loop turn")
 
 
 def _index_options(parser: argparse.ArgumentParser) -> None:
@@ -245,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
     _index_options(demo)
     _ledger_options(demo)
+    _outbound_options(demo)
 
     search = commands.add_parser("search", help="search every member once and print the merged works")
     search.add_argument("query", nargs="?", default="", help="free text (all words)")
@@ -270,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
     _index_options(serve)
     _ledger_options(serve)
+    _outbound_options(serve)
     add_holds_parser(commands)
 
     consortium = commands.add_parser("consortium", help="consortium files: generate the national one")
