@@ -183,10 +183,18 @@ class SearchService:
                     if kind is not None:
                         cached_works = [work_from_cached(c.work) for c in cached.works]
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
+            # Finished tasks arrive through a queue fed by done callbacks: asyncio.wait would add and
+            # remove a callback on every pending task at each wake, O(members²) over a national fan-out.
+            finished: asyncio.Queue[asyncio.Task[MemberAnswer]] = asyncio.Queue()
+            for task in tasks:
+                task.add_done_callback(finished.put_nowait)
             pending: set[asyncio.Task[MemberAnswer]] = set(tasks)
             order = {task: n for n, task in enumerate(tasks)}
             while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                pending.difference_update(done)
                 for task in sorted(done, key=lambda t: order[t]):
                     answer = task.result()
                     asked = extra.get(task)
@@ -212,6 +220,7 @@ class SearchService:
                             task = self._ask_again(connectors[member], follow, deadline)
                             extra[task] = follow
                             order[task] = len(order)
+                            task.add_done_callback(finished.put_nowait)
                             pending.add(task)
                         empty.clear()
         finally:
