@@ -119,6 +119,16 @@ class SandboxProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def cpu_s(self) -> float:
+        """CPU seconds the sandbox process has used (Linux /proc; 0 where unavailable)."""
+        try:
+            assert self.proc is not None
+            with open(f"/proc/{self.proc.pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AssertionError, IndexError, ValueError):
+            return 0.0
+
     def consortium(self, consortium: Consortium) -> Consortium:
         return on_sandbox(consortium, self.base_url)
 
