@@ -14,7 +14,8 @@ Printed per member count, measured in this process (the broker) only:
   fds         peak open descriptors during the searches (sampled every 2 ms) and the cap on sockets
   in flight   the outbound gate's peak of concurrent member requests (its cap)
   rss         peak RSS of the process (getrusage) and the RSS now
-  bytes/member tracemalloc: Python memory per member at rest (consortium + registry + search service)
+  bytes/member tracemalloc: Python memory per member at rest (the validated consortium model; the
+              registry's connectors, breakers and slots with the search service)
               and the extra peak during one search (a separate, untimed search: tracemalloc is slow)
 
 Usage: python3 bench/national.py [--members 500 1700] [--rounds 5] [--query 'こころ 夏目漱石'] [--page-size 5]
@@ -77,16 +78,19 @@ async def timed_search(service: SearchService, query: SearchQuery) -> dict[str, 
 
 
 async def measure(args: argparse.Namespace, sandbox: SandboxProcess, count: int) -> dict[str, float]:
+    gc.collect()
+    tracemalloc.start()
+    before_file = tracemalloc.get_traced_memory()[0]
     consortium, real = national_members(count, timeout_s=args.timeout_s)
     served = sandbox.consortium(consortium)
-    latencies = [latency_of(m.id, args.latency_min_ms, args.latency_max_ms) for m in consortium.members]
+    del consortium  # what the broker keeps is the served copy
+    file_bytes = tracemalloc.get_traced_memory()[0] - before_file
+    latencies = [latency_of(m.id, args.latency_min_ms, args.latency_max_ms) for m in served.members]
     query = SearchQuery(text=args.query, page_size=args.page_size)
     limit = raise_nofile_limit()
     connections = connection_cap(args.connections, limit)
     fanout = FanoutSettings(max_in_flight=min(args.max_in_flight, connections), burst=args.burst)
     async with HttpClient(total_connections=connections, connections_per_host=args.connections_per_host) as http:
-        gc.collect()
-        tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         gate = OutboundGate(fanout)
         service = SearchService(MemberRegistry(served, http), gate=gate)
@@ -135,6 +139,7 @@ async def measure(args: argparse.Namespace, sandbox: SandboxProcess, count: int)
         "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_now_mb": rss_bytes() / 2**20,
         "bytes_per_member_rest": at_rest / count,
+        "bytes_per_member_model": file_bytes / count,
         "bytes_per_member_search": during / count,
     }
 
@@ -152,7 +157,8 @@ def report(r: dict[str, float]) -> None:
           f"RLIMIT_NOFILE soft {int(r['fd_soft_limit'])}")  # fmt: skip
     print(f"  in flight   {int(r['in_flight_peak']):8d} peak member requests (cap {int(r['in_flight_cap'])})")
     print(f"  rss         {r['rss_peak_mb']:8.1f} MB peak (process), {r['rss_now_mb']:.1f} MB now")
-    print(f"  bytes/member {r['bytes_per_member_rest']:7.0f} B at rest, +{r['bytes_per_member_search']:.0f} B peak during a search (tracemalloc)")
+    print(f"  bytes/member {r['bytes_per_member_model']:7.0f} B consortium model + {r['bytes_per_member_rest']:.0f} B registry "
+          f"(connectors, breakers, slots) at rest, +{r['bytes_per_member_search']:.0f} B peak during a search (tracemalloc)")
 
 
 def main() -> None:
