@@ -58,6 +58,8 @@ from broker.portals.access import (
 )
 from broker.portals.cors import cors_preflight_middleware, cors_response_headers
 from broker.portals.keys import KeyStore
+from broker.outbound import FanoutSettings, OutboundGate
+from broker.selection import MemberSelector, NoMembersSelected, PlaceQuery, UnknownPlace
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient
@@ -77,6 +79,7 @@ LIMITER_KEY = web.AppKey("rate_limiter", ClientRateLimiter)
 KEY_LIMITER_KEY = web.AppKey("key_rate_limiter", ClientRateLimiter)  # one bucket per portal key
 LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
+SELECTOR_KEY = web.AppKey("member_selector", MemberSelector)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
@@ -93,6 +96,10 @@ class SearchParams(BaseModel):
     year: int | None = Field(default=None, ge=0, le=9999)
     members: list[str] = Field(default_factory=list, description="comma-separated member ids")
     near: str | None = Field(default=None, max_length=80, description="'lat,lon' or a branch id: rank copies nearby first")
+    # Members by place (broker/selection.py); comma-separated values; narrowed by each other and `members`.
+    prefecture: str | None = Field(default=None, max_length=200, description="JIS codes or names: 33, 岡山県")
+    region: str | None = Field(default=None, max_length=100, description="regions (地方): 中国, 近畿")
+    near_prefecture: str | None = Field(default=None, max_length=200, description="a prefecture and its land neighbours")
     start: int = Field(default=1, ge=1, le=10_000)
     page_size: int = Field(default=20, ge=1, le=100)
 
@@ -187,8 +194,16 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], t
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
     consortium = request.app[CONSORTIUM_KEY]
-    members = members_for(request, params.members, [m.id for m in consortium.members])  # a key's member subset
-    return query, members, _resolve_near(params.near, consortium)
+    # A key's member subset first (naming a member outside it is 403), then the places narrow it.
+    asked = members_for(request, params.members, [m.id for m in consortium.members])
+    places = PlaceQuery(prefecture=params.prefecture, region=params.region, near_prefecture=params.near_prefecture)
+    try:
+        members = request.app[SELECTOR_KEY].select(asked, places)
+    except UnknownPlace as exc:
+        raise InvalidRequest(str(exc), [{"parameter": exc.parameter, "detail": str(exc)}]) from None
+    except NoMembersSelected as exc:
+        raise InvalidRequest(str(exc), [{"parameter": p, "detail": "no member matches"} for p in exc.parameters]) from None
+    return query, members or [], _resolve_near(params.near, consortium)
 
 
 async def search_handler(request: web.Request) -> web.Response:
@@ -415,6 +430,7 @@ def build_app(
     ledger: LedgerConfig | None = None,
     admission: AdmissionSettings | None = None,
     portal_keys: Path | None = None,
+    fanout: FanoutSettings | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -435,7 +451,9 @@ def build_app(
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
     app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY])
-    app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY])
+    # One outbound gate per process: a cap on member requests in flight, fair between searches.
+    app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY], gate=OutboundGate(fanout or FanoutSettings()))
+    app[SELECTOR_KEY] = MemberSelector(consortium)
     app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
     if open_index is not None:
         app.cleanup_ctx.append(_union_index_lifecycle(open_index))

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from broker.api import SEARCH_KEY, build_app
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import bound_port, start_server
+from broker.fd_limit import connection_cap, raise_nofile_limit
+from broker.outbound import DEFAULT_BURST, DEFAULT_MAX_IN_FLIGHT, FanoutSettings
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
 from broker.holds.cli import add_holds_parser, run_holds
@@ -126,6 +128,11 @@ def _needs_sandbox(args: argparse.Namespace, consortium: Consortium) -> bool:
 async def _search(args: argparse.Namespace) -> int:
     query = _query_from(args)  # before starting anything: a bad argument costs no sandbox
     consortium = _load(args.consortium, args.base_url)
+    from broker.selection import MemberSelector, PlaceQuery
+
+    places = PlaceQuery(prefecture=args.prefecture, region=args.region, near_prefecture=args.near_prefecture)
+    named = [m for m in (args.members or "").split(",") if m]
+    members = MemberSelector(consortium).select(named, places) or []  # unknown names or places: exit 2
     sandbox = None
     if _needs_sandbox(args, consortium):
         from broker.demo import start_sandbox  # the sandbox is demo-only; import it only then
@@ -134,7 +141,6 @@ async def _search(args: argparse.Namespace) -> int:
     try:
         async with HttpClient() as http:
             service = SearchService(MemberRegistry(consortium, http))
-            members = [m for m in (args.members or "").split(",") if m]
             outcome = await service.search(query, members)
         print(format_outcome(outcome, consortium, limit=args.limit))
     finally:
@@ -160,9 +166,27 @@ async def _serve(
     open_index: Callable[[], UnionIndex] | None,
     ledger: LedgerConfig | None = None,
     portal_keys: Path | None = None,
+    *,
+    http: HttpClient | None = None,
+    fanout: FanoutSettings | None = None,
 ) -> web.AppRunner:
-    app = build_app(consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys)
+    app = build_app(consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout)
     return await start_server(app, host, port)
+
+
+def _outbound(args: argparse.Namespace) -> tuple[HttpClient, FanoutSettings, str]:
+    """The HTTP client and fan-out settings of `serve`/`demo`, sized below the descriptor limit (raised first)."""
+    limit = raise_nofile_limit()
+    connections = connection_cap(args.connections, limit)
+    fanout = FanoutSettings(max_in_flight=min(args.max_in_flight, connections), burst=args.start_burst)
+    http = HttpClient(total_connections=connections, connections_per_host=args.connections_per_host)
+    raised = f" (raised from {limit.raised_from})" if limit.raised_from is not None else ""
+    note = (
+        f"open files: soft limit {limit.soft}{raised}; member sockets ≤ {connections}"
+        f"{f' (≤ {args.connections_per_host} per host)' if args.connections_per_host else ''}; "
+        f"requests in flight ≤ {fanout.max_in_flight}"
+    )
+    return http, fanout, note
 
 
 def _ledger_config(args: argparse.Namespace, consortium: Consortium) -> LedgerConfig | None:
@@ -198,12 +222,14 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
     ledger = _ledger_config(args, consortium)
     portal_keys = Path(args.portal_keys) if getattr(args, "portal_keys", None) else None
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys)
+    http, fanout, outbound_note = _outbound(args)
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys, http=http, fanout=fanout)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):
         print(f"READY {url}", flush=True)  # a parent process (tests, benchmarks) waits for this line
     print(f"Yokodan broker for {consortium.name}: {url}")
+    print(outbound_note)
     if ledger is not None:
         print(f"hold ledger: {ledger.url} (node {ledger.node})")
         if with_sandbox:
@@ -216,7 +242,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     try:
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()  # closes the union index and the HTTP client
+        await runner.cleanup()  # closes the union index
+        await http.close()  # given to the app, so the app does not close it
         if sandbox is not None:
             await sandbox.stop()
     return 0
@@ -227,6 +254,13 @@ def _ledger_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ledger", action="store_true", help="search only: no hold endpoints")
     parser.add_argument("--node-id", help="this node's name in the ledger's leases (default: host-pid)")
     parser.add_argument("--hold-resend-after-s", type=float, help="re-send a placement the member does not have after this long")
+
+
+def _outbound_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connections", type=int, default=512, help="member sockets open at once (kept below the open-files limit)")
+    parser.add_argument("--connections-per-host", type=int, default=0, help="member sockets per host:port (0: no cap of its own)")
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="member requests at once, all searches together")
+    parser.add_argument("--start-burst", type=int, default=DEFAULT_BURST, help="member requests started per event-loop turn")
 
 
 def _index_options(parser: argparse.ArgumentParser) -> None:
@@ -246,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`)")
     _index_options(demo)
     _ledger_options(demo)
+    _outbound_options(demo)
 
     search = commands.add_parser("search", help="search every member once and print the merged works")
     search.add_argument("query", nargs="?", default="", help="free text (all words)")
@@ -253,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--author")
     search.add_argument("--isbn")
     search.add_argument("--members", help="comma-separated member ids (default: all)")
+    search.add_argument("--prefecture", help="members in these prefectures: JIS codes or names (33,岡山県)")
+    search.add_argument("--region", help="members in these regions (地方): 中国,近畿")
+    search.add_argument("--near-prefecture", help="members in a prefecture and its land neighbours (33)")
     search.add_argument("--consortium", help="consortium TOML (default: the shipped Okayama network, on the sandbox)")
     search.add_argument("--base-url", help="resolve relative member endpoints against this URL")
     search.add_argument("--sandbox", action="store_true", help="serve the members from an embedded sandbox")
@@ -269,9 +307,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`); without it every key is refused")
     _index_options(serve)
     _ledger_options(serve)
+    _outbound_options(serve)
     add_holds_parser(commands)
     add_keys_parser(commands)
+
+    consortium = commands.add_parser("consortium", help="consortium files: generate the national one")
+    consortium_commands = consortium.add_subparsers(dest="consortium_command", required=True)
+    national = consortium_commands.add_parser(
+        "generate-national", help="write the national consortium from the P27 and CiNii library lists"
+    )
+    national.add_argument("--data", required=True, help="the folder with the P27 and CiNii CSV files (../shared/data/libraries)")
+    national.add_argument("--out", help="write here (default: print to stdout)")
     return parser
+
+
+def _generate_national(args: argparse.Namespace) -> int:
+    from broker.national_file import generate_national
+
+    text = generate_national(Path(args.data))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_holds(args)
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "consortium":
+            return _generate_national(args)
         if args.command == "demo":
             if args.consortium:
                 from broker.demo import consortium_file  # demo-only, like the sandbox it starts

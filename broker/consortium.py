@@ -40,6 +40,7 @@ from pydantic import (
 from yokodan import Availability
 from yokodan.errors import ConfigError
 from connectors.options import OPTIONS_BY_KIND, ConnectorOptions, allowed_names
+from broker.prefectures import PREFECTURES, REGIONS
 from broker.holds.policy import CalendarRule, HoldPolicy, _PolicyProblem, calendar_references, unknown_branch_references
 from connectors.settings import TargetSettings
 
@@ -56,6 +57,7 @@ __all__ = [
     "ConnectorSettings",
     "MaintenanceWindow",
     "Member",
+    "MemberPrefecture",
     "load_consortium",
     "normalise_phone",
     "web_origin",
@@ -290,6 +292,33 @@ class Branch(_Model):
         return self
 
 
+class MemberPrefecture(_Model):
+    """`prefecture = { code = "33", name = "岡山県" }`: where a member is, by JIS X 0401 code and name.
+
+    Both are written so that a person reading the file sees the name and the broker keys on the
+    code; they must agree (broker/prefectures.py is the table).
+    """
+
+    code: str
+    name: NonEmpty
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _check_code(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:02d}"  # `code = 33` in TOML
+        if isinstance(value, str) and value not in PREFECTURES:
+            raise ValueError(f"unknown JIS X 0401 prefecture code {value!r} (01–47, two digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_name(self) -> MemberPrefecture:
+        expected = PREFECTURES[self.code].name
+        if self.name != expected:
+            raise _Problems([(("name",), f"prefecture {self.code} is {expected}, not {self.name!r}")])
+        return self
+
+
 class Member(_Model):
     """One library system of the consortium: one catalogue, one card, one or more branches."""
 
@@ -307,7 +336,33 @@ class Member(_Model):
     # Calil's id of this library system ('Okayama_Okayama'), where a source documents it: the check
     # endpoint accepts it as `systemid` beside the member id. Never guessed from the name.
     calil_systemid: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+$")] | None = None
+    # Where the member is, for choosing members by place (`prefecture=33`, `region=中国`,
+    # `near_prefecture=33` on a search; broker/selection.py). Optional: a city consortium needs neither.
+    prefecture: MemberPrefecture | None = None
+    region: str | None = None  # 地方 of the eight-region division: 東北, 近畿, 中国, 九州 …
     notes: str | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is not None and value not in REGIONS:
+            raise ValueError(f"unknown region {value!r} (allowed: {', '.join(REGIONS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_region_of_prefecture(self) -> Member:
+        if self.prefecture is not None and self.region is not None:
+            expected = PREFECTURES[self.prefecture.code].region
+            if self.region != expected:
+                raise _Problems([(("region",), f"{self.prefecture.name} is in {expected}, not {self.region!r}")])
+        return self
+
+    @property
+    def region_name(self) -> str | None:
+        """The member's region: as written, or that of its prefecture."""
+        if self.region is not None or self.prefecture is None:
+            return self.region
+        return PREFECTURES[self.prefecture.code].region
 
     def maintenance_at(self, local_moment: datetime) -> MaintenanceWindow | None:
         """The maintenance window `local_moment` falls in, if any."""

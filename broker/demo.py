@@ -148,10 +148,14 @@ def on_sandbox(consortium: Consortium, base_url: str) -> Consortium:
     """
     data = consortium.with_base_url(base_url).model_dump()
     for member, raw in zip(consortium.members, data["members"], strict=True):
-        if member.holds is None:
-            continue
-        codes = sandbox_pickup_codes(member)
-        for branch in raw["branches"]:
-            if branch["id"] in codes and not branch["codes"]:
-                branch["codes"] = [codes[branch["id"]]]
+        if member.holds is not None:
+            codes = sandbox_pickup_codes(member)
+            for branch in raw["branches"]:
+                if branch["id"] in codes and not branch["codes"]:
+                    branch["codes"] = [codes[branch["id"]]]
+        elif all(not b.codes for b in member.branches):
+            # A file whose sources name no catalogue codes at all (the generated national file):
+            # the sandbox's 952 holdings carry its made-up code, so the branch must know it.
+            for branch, model in zip(raw["branches"], member.branches, strict=True):
+                branch["codes"] = [_sandbox_code(model)]
     return Consortium.model_validate(data)

@@ -136,11 +136,13 @@ PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
 
 _SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
-                    "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20}  # fmt: skip
+                    "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20,
+                    "prefecture": "33", "region": "中国", "near_prefecture": "岡山県"}  # fmt: skip
 _KEY_PROBLEM = ("`invalid_api_key`: the portal key sent is unknown, revoked or for another consortium; "
                 "`api_key_required`: this consortium allows no anonymous search (`WWW-Authenticate` says how)")  # fmt: skip
 _SEARCH_PROBLEMS = {
-    400: "an invalid, repeated or unknown parameter, an empty query, an unknown member or branch (`errors` names each)",
+    400: "an invalid, repeated or unknown parameter, an empty query, an unknown member, branch, prefecture or region, "
+    "or places that leave no member (`errors` names each parameter)",
     401: _KEY_PROBLEM,
     403: "`members_not_allowed`: the portal key may search only some members (`errors` names the others)",
     429: "too many searches from this portal key (its own bucket) or, without a key, from this client address: "

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
+from broker.outbound import OutboundGate
 from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
@@ -109,8 +110,15 @@ class SearchService:
         *,
         clusterer_factory: Callable[[], Clusterer] = default_clusterer,
         index: UnionIndex | None = None,
+        gate: OutboundGate | None = None,
     ) -> None:
         self.registry = registry
+        # The process-wide cap on member requests in flight, fair between searches (broker/outbound.py);
+        # None: every member is asked at once (a consortium of a few dozen members needs no queue).
+        self.gate = gate
+        # Each member's last answer time (ms): known-fast members are asked first, so that the first
+        # results come at the fastest member's pace even when hundreds of requests are still to start.
+        self._latency_ms: dict[str, float] = {}
         consortium = registry.consortium
         self.index = index  # set and cleared by the app's lifecycle (broker.api) when it owns the index
         self.municipalities = {m.id: m.municipality for m in consortium.members}
@@ -155,8 +163,11 @@ class SearchService:
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
         connectors = {c.member: c for c in plan.ask}
-        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
-        for task, connector in zip(tasks, plan.ask):
+        # Known-fast first (never-seen members count as fastest, to learn their pace); one sort per search.
+        launch = sorted(plan.ask, key=lambda c: self._latency_ms.get(c.member, 0.0)) if self.gate else plan.ask
+        flow = object()  # this search's turn in the outbound gate's round-robin
+        tasks = [asyncio.create_task(self._ask(c, query, flow), name=f"search:{c.member}") for c in launch]
+        for task, connector in zip(tasks, launch):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
                 # its first step never runs its own code, and must still give its verdict.
@@ -172,10 +183,18 @@ class SearchService:
                     if kind is not None:
                         cached_works = [work_from_cached(c.work) for c in cached.works]
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
+            # Finished tasks arrive through a queue fed by done callbacks: asyncio.wait would add and
+            # remove a callback on every pending task at each wake, O(members²) over a national fan-out.
+            finished: asyncio.Queue[asyncio.Task[MemberAnswer]] = asyncio.Queue()
+            for task in tasks:
+                task.add_done_callback(finished.put_nowait)
             pending: set[asyncio.Task[MemberAnswer]] = set(tasks)
             order = {task: n for n, task in enumerate(tasks)}
             while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                pending.difference_update(done)
                 for task in sorted(done, key=lambda t: order[t]):
                     answer = task.result()
                     asked = extra.get(task)
@@ -201,6 +220,7 @@ class SearchService:
                             task = self._ask_again(connectors[member], follow, deadline)
                             extra[task] = follow
                             order[task] = len(order)
+                            task.add_done_callback(finished.put_nowait)
                             pending.add(task)
                         empty.clear()
         finally:
@@ -263,13 +283,40 @@ class SearchService:
 
         return callback
 
-    async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
-        answer = await self._answer(connector, query)
+    async def _ask(self, connector: Connector, query: SearchQuery, flow: object = None) -> MemberAnswer:
+        if self.gate is None:
+            answer = await self._answer(connector, query)
+        else:
+            answer = await self._through_gate(connector, query, flow)
         status = answer.status
+        if status.reason != BUSY_REASON and status.elapsed_ms is not None:
+            self._latency_ms[connector.member] = status.elapsed_ms
         # A garbled answer to a query that carried control characters is the query's fault, not the member's.
         clean = query_is_clean(query)
         status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
         return answer
+
+    async def _through_gate(self, connector: Connector, query: SearchQuery, flow: object) -> MemberAnswer:
+        """The member's request once the outbound gate has a slot; the wait counts in its deadline."""
+        assert self.gate is not None
+        timeout_s = connector.settings.timeout_s
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.gate.acquire(flow)
+        except TimeoutError:  # the broker's own queue: says nothing about the member
+            return MemberAnswer(
+                TargetStatus(
+                    member=connector.member, state=TargetState.TIMEOUT, reason=BUSY_REASON,
+                    elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+                    message=f"{self.gate.settings.max_in_flight} member requests already in flight; "
+                    f"no slot within {timeout_s:g} s; not contacted",
+                )
+            )  # fmt: skip
+        try:
+            return await self._answer(connector, query, timeout_s - (time.perf_counter() - started))
+        finally:
+            self.gate.release()
 
     async def _answer(self, connector: Connector, query: SearchQuery, deadline_s: float | None = None) -> MemberAnswer:
         member = connector.member

@@ -146,10 +146,15 @@ class HttpClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         member_concurrency: int = DEFAULT_MEMBER_CONCURRENCY,
         total_connections: int = 512,
+        connections_per_host: int = 0,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.member_concurrency = member_concurrency
-        self._total_connections = total_connections
+        # Sockets open at once, in all (each is a descriptor: keep it below RLIMIT_NOFILE, see
+        # broker/fd_limit.py) and per host:port (0: no cap of its own; sandbox members and a vendor's
+        # hosted catalogues share one host, so a per-host cap is a cap on all of them together).
+        self.total_connections = total_connections
+        self.connections_per_host = connections_per_host
         self._session: aiohttp.ClientSession | None = None
         # A cap per *member*, not per host: sandbox members share one host:port,
         # and real consortia put several members behind one vendor's host.
@@ -165,8 +170,8 @@ class HttpClient:
     async def start(self) -> None:
         if self._session is None or self._session.closed:
             connector = _ProgressConnector(
-                limit=self._total_connections,
-                limit_per_host=0,
+                limit=self.total_connections,
+                limit_per_host=self.connections_per_host,
                 ttl_dns_cache=300,
                 keepalive_timeout=30,
             )

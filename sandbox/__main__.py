@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -42,7 +43,18 @@ def _load_members(path: Path) -> list[SandboxMember]:
         sys.exit(f"{path}: not a list of sandbox members:\n{error}")
 
 
+def _raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE -> hard: one sandbox process may serve 1,700 members' open connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass  # not allowed here: serve within the soft limit
+
+
 async def _serve(args: argparse.Namespace) -> None:
+    _raise_open_files_limit()
     host = SandboxHost(_load_members(args.spec), seed=args.seed, catalogue_size=args.catalogue_size, admin=args.admin)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

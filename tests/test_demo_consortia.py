@@ -35,13 +35,14 @@ from sandbox.sru_server import MEMBERS
 from yokodan import Availability, HoldRequest, HoldState, MaterialType, PatronCredentials, SearchQuery, TargetState
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ["aomori", "kumamoto", "okayama", "takarazuka"]
+SHIPPED = ["aomori", "kumamoto", "national", "okayama", "takarazuka"]
 # One fan-out over every member of the biggest file must answer well inside this.
 SEARCH_DEADLINE_S = 20.0
 
 
-def test_the_shipped_consortia_are_the_four_files() -> None:
-    # Five seeds, four files: seeds 000 (mutual use) and 001 (prefectural library) are both okayama.toml.
+def test_the_shipped_consortia_are_the_five_files() -> None:
+    # Five seeds, four files: seeds 000 (mutual use) and 001 (prefectural library) are both okayama.toml;
+    # national.toml is generated from the P27 and CiNii lists (broker/national_file.py).
     assert shipped_consortia() == SHIPPED
 
 
@@ -51,7 +52,7 @@ def test_consortium_names_resolve_to_shipped_files_and_paths_stay_paths(tmp_path
     for bad in ("nagano", "oka yama", "Okayama", ""):
         with pytest.raises(ConsortiumFileError) as error:
             consortium_file(bad)
-        assert "aomori, kumamoto, okayama, takarazuka" in str(error.value)
+        assert "aomori, kumamoto, national, okayama, takarazuka" in str(error.value)
 
 
 # --- every member of every shipped file answers -------------------------------------------------

@@ -89,7 +89,7 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
                     media = response["content"][PROBLEM]
                     assert media["schema"] == {"$ref": "#/components/schemas/Problem"} and media["example"]["status"] == int(status)
     search = {p["name"]: p for p in document["paths"]["/api/v1/search"]["get"]["parameters"]}
-    assert list(search) == ["q", "title", "author", "isbn", "year", "members", "near", "start", "page_size"]
+    assert list(search) == ["q", "title", "author", "isbn", "year", "members", "near", "prefecture", "region", "near_prefecture", "start", "page_size"]
     assert search["members"]["style"] == "form" and search["members"]["explode"] is False
     assert search["page_size"]["schema"] == {"default": 20, "maximum": 100, "minimum": 1, "type": "integer"}
     assert all("example" in p for p in search.values()) and search["members"]["example"] == ["okayama-city", "tsuyama-city"]
