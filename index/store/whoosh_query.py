@@ -8,36 +8,30 @@ query never builds a matcher for a term no document has.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from whoosh import fields, query
 
+from index.store.query_plan import (
+    EXACT_TITLE_BOOST,
+    FIELD_BOOSTS,
+    HAS_KANJI,
+    ISBN_BOOST,
+    KANA_ONLY,
+    NOT_FOR_KANA,
+    READING_FIELDS,
+)
 from index.text import key
 from yokodan import SearchQuery
 from yokodan import isbn as isbn_tools
 
 __all__ = ["EXACT_TITLE_BOOST", "FIELD_BOOSTS", "ISBN_BOOST", "QueryBuilder"]
 
-# Query-time field boosts (BM25F term weights are multiplied by them). Query-time rather
-# than whoosh's index-time field_boost so they can be tuned without a re-index.
-FIELD_BOOSTS: dict[str, float] = {
-    "title": 4.0,
-    "title_reading": 2.5,
-    "author": 2.0,
-    "author_reading": 1.5,
-    "publisher": 0.8,
-}
-# The whole query equals a title (or main title, or reading) of the work: beats any sum of
-# bigram scores, so the exact title is first among works merely containing the words.
-EXACT_TITLE_BOOST = 60.0
-# An ISBN typed into the free-text box: that work first, whatever else matches.
-ISBN_BOOST = 200.0
-
-_READING_FIELDS = frozenset({"title_reading", "author_reading"})
-_NOT_FOR_KANA = frozenset({"author", "publisher"})
-_KANA_ONLY = re.compile("[\u3041-\u30fa\u30fc-\u30ff\uff66-\uff9f]+")
-_HAS_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3005-\u3007]")
+# The shared query semantics and ranking constants (query_plan.py, used by every engine).
+_READING_FIELDS = READING_FIELDS
+_NOT_FOR_KANA = NOT_FOR_KANA
+_KANA_ONLY = KANA_ONLY
+_HAS_KANJI = HAS_KANJI
 
 Presence = Callable[[str, str], bool]
 
