@@ -189,6 +189,22 @@ def test_whoosh_stays_behind_the_adapter() -> None:
     assert {name for name, used in internals.items() if used} == {"whoosh_backend.py"}
 
 
+def _imports_of(path: Path, package: str) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package:
+            return True
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == package for a in node.names):
+            return True
+    return False
+
+
+def test_psycopg_stays_behind_the_postgres_modules() -> None:
+    modules = sorted((ROOT / "index" / "store").glob("*.py"))
+    users = {p.name for p in modules if _imports_of(p, "psycopg") or _imports_of(p, "psycopg_pool")}
+    assert users == {"postgres_backend.py"}
+    assert not any(_imports_of(p, "whoosh") for p in modules if p.name.startswith("postgres_"))
+
+
 # --- the analyzers ---------------------------------------------------------------------------
 
 
@@ -813,6 +829,28 @@ class TestSharedPostgres:
             found = a.search(SearchQuery(text="共有の本"), limit=100)
             assert found.total == 60
             assert {tuple(sorted(w.work["members"])) for w in found.works} == {("kurashiki", "okayama-city")}
+
+    def test_searches_and_writes_survive_the_server_dropping_connections(self, pg_store: IndexStore) -> None:
+        ix = pg_store.open("ix", batch_delay_s=0.01)
+        indexed(ix, [WAGAHAI])
+        assert ids(ix, text="猫") == [WAGAHAI.work_id]
+        _, options = pg_store.location("ix")
+        admin = postgres_admin()
+        try:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE %s",
+                (f"yokodan-index:{options['schema']}:%",),
+            ).fetchone()[0]
+        finally:
+            admin.close()
+        assert dropped >= 2  # the writer's connection and the search pool's
+        try:
+            assert ids(ix, text="猫") == [WAGAHAI.work_id]  # retried on a fresh connection
+            indexed(ix, [make_work("after", "再接続後の本")])  # the writer reconnected: no batch lost
+            assert ids(ix, text="再接続後") == ["after"]
+            assert ix.stats().failed_batches == 0
+        finally:
+            ix.close()
 
     def test_a_closed_index_refuses_searches(self, pg_store: IndexStore) -> None:
         ix = pg_store.open("ix", batch_delay_s=0.01)

@@ -47,7 +47,11 @@ __all__ = ["PostgresBackend", "PostgresTransaction", "is_postgres_url", "redacte
 
 _CONNECT_TIMEOUT_S = 5
 _POOL_SIZE = 8  # concurrent searches per process; more wait for a connection (up to _POOL_WAIT_S)
-_POOL_WAIT_S = 10.0
+# A search's bounds. The broker awaits the cached answer before it streams the members' answers,
+# so a database that hangs or is gone must cost a search about a second, not the pool's default
+# 30 s: past these the search fails (UnionIndexError) and the broker answers live only.
+_POOL_WAIT_S = 1.0
+_SEARCH_STATEMENT_TIMEOUT_MS = 2_000
 _COUNT_MAX_AGE_S = 2.0  # doc_count() re-counts at most this often (other nodes write too)
 
 
@@ -76,10 +80,17 @@ def _configure(connection: Any) -> None:
     set_json_loads(_orjson_loads, connection)  # blobs: orjson is several times faster than json
 
 
-def _connect(url: str) -> Any:
+def _application_name(schema: str, role: str) -> str:
+    # Seen in pg_stat_activity: which index and which part of it holds a connection.
+    return f"yokodan-index:{schema}:{role}"[:63]
+
+
+def _connect(url: str, schema: str) -> Any:
     import psycopg  # only nodes configured for PostgreSQL need the driver
 
-    connection = psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
+    connection = psycopg.connect(
+        url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S, application_name=_application_name(schema, "writer")
+    )
     _configure(connection)
     return connection
 
@@ -166,7 +177,7 @@ class PostgresBackend:
         self._count_lock = threading.Lock()
         self._doc_count = 0
         self._counted_at = 0.0
-        self._recount()
+        self._recount(writer)
 
     @classmethod
     def open(
@@ -182,14 +193,19 @@ class PostgresBackend:
             raise UnionIndexError(f"union index {shown}: the PostgreSQL driver is not installed ({exc})") from exc
         writer = None
         try:
-            writer = _connect(url)
+            writer = _connect(url, schema)
             migrate(writer, schema)
             _create_staging(writer, schema)
             pool = ConnectionPool(
                 url,
                 min_size=1,
                 max_size=_POOL_SIZE,
-                kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+                kwargs={
+                    "autocommit": True,
+                    "connect_timeout": _CONNECT_TIMEOUT_S,
+                    "application_name": _application_name(schema, "search"),
+                    "options": f"-c statement_timeout={_SEARCH_STATEMENT_TIMEOUT_MS}",
+                },
                 configure=_configure,
                 timeout=_POOL_WAIT_S,
                 name=f"union-index:{schema}",
@@ -212,11 +228,12 @@ class PostgresBackend:
     def transaction(self) -> Iterator[PostgresTransaction]:
         with self._writer_mutex:
             self._check_open()
-            if self._writer.closed or self._writer.broken:
-                # The server restarted or the connection dropped since the last batch: a new one.
+            if not self._writer_alive():
+                # The server restarted or dropped the connection since the last batch: a new one,
+                # so that the batch is written instead of failing on the dead connection.
                 with contextlib.suppress(Exception):
                     self._writer.close()
-                self._writer = _connect(self.url)
+                self._writer = _connect(self.url, self.schema)
                 _create_staging(self._writer, self.schema)
             with self._writer.transaction():
                 # SET LOCAL: lock_timeout bounds the wait for another node's writer, this batch only.
@@ -227,6 +244,17 @@ class PostgresBackend:
                 tx.flush()
             if tx.changed:
                 self._recount(self._writer)
+
+    def _writer_alive(self) -> bool:
+        import psycopg
+
+        if self._writer.closed or self._writer.broken:
+            return False
+        try:
+            self._writer.execute("SELECT 1")  # one round trip per batch: a dropped connection shows here
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def doc_count(self) -> int:
         """Works in the shared index, re-counted when older than a couple of seconds (other nodes write)."""
@@ -258,11 +286,7 @@ class PostgresBackend:
         if plan is None:
             return BackendResult([], 0, {} if facets else None)
         sql, params = search_statement(self.schema, plan, offset=offset, limit=limit, facets=facets)
-        try:
-            with self._pool.connection() as connection:
-                rows = connection.execute(sql, params).fetchall()
-        except Exception as exc:
-            raise UnionIndexError(f"union index {self.location}: search failed: {_first_line(exc)}") from exc
+        rows = self._fetch(sql, params)
         total = 0
         counts: dict[str, int] = {}
         hits: list[BackendHit] = []
@@ -275,6 +299,22 @@ class PostgresBackend:
                 hits.append(BackendHit(key, float(score), blob, int(updated)))
         hits.sort(key=lambda h: (-h.score, h.work_id))
         return BackendResult(hits, total, counts if facets else None)
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as connection:
+                    return list(connection.execute(sql, params).fetchall())
+            except psycopg.OperationalError as exc:
+                # A connection the server dropped (a restart, a failover) surfaces on its next use;
+                # the pool discards it, and one more attempt on a fresh connection hides the blip.
+                if attempt == 2 or self._closed:
+                    raise UnionIndexError(f"union index {self.location}: search failed: {_first_line(exc)}") from exc
+            except Exception as exc:
+                raise UnionIndexError(f"union index {self.location}: search failed: {_first_line(exc)}") from exc
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._closed = True
