@@ -852,6 +852,32 @@ class TestSharedPostgres:
         finally:
             ix.close()
 
+    def test_nodes_starting_together_create_the_schema_once(self, pg_store: IndexStore) -> None:
+        """Four nodes open a fresh schema at the same moment: the migration lock lets one create it."""
+        opened: list[UnionIndex] = []
+        failures: list[BaseException] = []
+        go = threading.Barrier(4)
+
+        def start() -> None:
+            go.wait(5)
+            try:
+                opened.append(pg_store.open("fresh", batch_delay_s=0.01))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        try:
+            assert failures == [] and len(opened) == 4
+            indexed(opened[0], [WAGAHAI])
+            assert [ids(ix, text="猫") for ix in opened] == [[WAGAHAI.work_id]] * 4
+        finally:
+            for ix in opened:
+                ix.close()
+
     def test_a_closed_index_refuses_searches(self, pg_store: IndexStore) -> None:
         ix = pg_store.open("ix", batch_delay_s=0.01)
         indexed(ix, [WAGAHAI])
