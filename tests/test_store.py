@@ -878,6 +878,25 @@ class TestSharedPostgres:
             for ix in opened:
                 ix.close()
 
+    def test_a_hung_database_costs_a_search_about_two_seconds(self, pg_store: IndexStore) -> None:
+        """The broker awaits the cached answer before streaming members: a blocked table must not hang it."""
+        ix = pg_store.open("ix", batch_delay_s=0.01)
+        indexed(ix, [WAGAHAI])
+        _, options = pg_store.location("ix")
+        admin = postgres_admin()
+        try:
+            with admin.transaction():  # an operator's migration holding the table
+                admin.execute(f'LOCK TABLE "{options["schema"]}".works IN ACCESS EXCLUSIVE MODE')
+                started = time.perf_counter()
+                with pytest.raises(UnionIndexError, match="search failed: QueryCanceled"):
+                    ix.search(SearchQuery(text="猫"))
+                elapsed = time.perf_counter() - started
+            assert 1.5 <= elapsed < 3.5, f"the search waited {elapsed:.1f} s"
+            assert ids(ix, text="猫") == [WAGAHAI.work_id]  # the lock is gone: searches work again
+        finally:
+            admin.close()
+            ix.close()
+
     def test_a_closed_index_refuses_searches(self, pg_store: IndexStore) -> None:
         ix = pg_store.open("ix", batch_delay_s=0.01)
         indexed(ix, [WAGAHAI])

@@ -310,7 +310,8 @@ class PostgresBackend:
             except psycopg.OperationalError as exc:
                 # A connection the server dropped (a restart, a failover) surfaces on its next use;
                 # the pool discards it, and one more attempt on a fresh connection hides the blip.
-                if attempt == 2 or self._closed:
+                # A statement cut by its timeout is not retried: the bound is the point.
+                if attempt == 2 or self._closed or isinstance(exc, psycopg.errors.QueryCanceled):
                     raise UnionIndexError(f"union index {self.location}: search failed: {_first_line(exc)}") from exc
             except Exception as exc:
                 raise UnionIndexError(f"union index {self.location}: search failed: {_first_line(exc)}") from exc
