@@ -12,26 +12,13 @@ from collections.abc import Callable, Sequence
 
 from whoosh import fields, query
 
-from index.store.query_plan import (
-    EXACT_TITLE_BOOST,
-    FIELD_BOOSTS,
-    HAS_KANJI,
-    ISBN_BOOST,
-    KANA_ONLY,
-    NOT_FOR_KANA,
-    READING_FIELDS,
-)
+# The query semantics and ranking constants every engine shares (PostgreSQL's too).
+from index.store.query_plan import EXACT_TITLE_BOOST, FIELD_BOOSTS, ISBN_BOOST, script_fields
 from index.text import key
 from yokodan import SearchQuery
 from yokodan import isbn as isbn_tools
 
 __all__ = ["EXACT_TITLE_BOOST", "FIELD_BOOSTS", "ISBN_BOOST", "QueryBuilder"]
-
-# The shared query semantics and ranking constants (query_plan.py, used by every engine).
-_READING_FIELDS = READING_FIELDS
-_NOT_FOR_KANA = NOT_FOR_KANA
-_KANA_ONLY = KANA_ONLY
-_HAS_KANJI = HAS_KANJI
 
 Presence = Callable[[str, str], bool]
 
@@ -107,10 +94,7 @@ class QueryBuilder:
         #   the most frequent terms (さよなら matched 2.7k of 30k works through 5 fields);
         # and only in fields whose lexicon has every one of its terms (one lookup per term
         # per segment here saves the matcher's two or three, and usually leaves one field).
-        if _HAS_KANJI.search(word):
-            fieldnames = [f for f in fieldnames if f not in _READING_FIELDS]
-        elif _KANA_ONLY.fullmatch(word):
-            fieldnames = [f for f in fieldnames if f not in _NOT_FOR_KANA]
+        fieldnames = script_fields(word, fieldnames)
         alternatives: list[query.Query] = []
         searchable = False
         for fieldname in fieldnames:
