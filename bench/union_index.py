@@ -443,7 +443,7 @@ def compare_with_postgres(
                 ratios.append(_ratio_line(label, timings["whoosh"], timings["PostgreSQL"]))
                 print(
                     f"  {'':<34} same total on both engines: {agree}/{len(texts)} queries, "
-                    f"same first hit: {same_first}/{len(texts)} (ranking differs: no idf on PostgreSQL)"
+                    f"same first hit: {same_first}/{len(texts)} (ties and near-ties order differently: PostgreSQL keeps no term frequency or idf, and uses fixed average field lengths)"
                 )
 
             size = admin.execute(
