@@ -11,6 +11,10 @@ Builds a realistic 100k-work union index in a temp directory and reports
               matches); hiragana reading queries; and two-term queries while a 2k-work
               batch is being committed (the writer thread shares the GIL)
   size        documents, segments and bytes on disk
+  PostgreSQL  the same works in the PostgreSQL back end (a private schema, dropped afterwards),
+              side by side with whoosh in one run: build rate, commit cost per 1,000 works,
+              two-term and kana query p50/p99 (each query timed on both, alternating, so noise
+              hits both alike), size (pg_total_relation_size) against whoosh's bytes on disk
 
 Works are generated, mixing and perturbing real and simulated catalogue data:
 - the sandbox catalogue (`sandbox.catalogue.generate_catalogue(20000, seed)`: novels, tech
@@ -24,6 +28,7 @@ Works are generated, mixing and perturbing real and simulated catalogue data:
   with a realistic availability mix.
 
 Usage: python3 bench/union_index.py [--works 100000] [--queries 300] [--seed 1] [--keep DIR]
+                                    [--postgres URL | --no-postgres]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import os
 import random
 import re
 import shutil
@@ -55,6 +61,7 @@ from index.years import parse_year
 from sandbox.catalogue import generate_catalogue
 
 TARGET_MEDIAN_MS = 20.0
+POSTGRES_TARGET_RATIO = 2.0  # issue 14: PostgreSQL within 2x of whoosh's query latency
 
 _CJK_RUN = re.compile(r"[\u3041-\u309f\u30a1-\u30fa\u30fc\u4e00-\u9fff]{2,}")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
@@ -263,6 +270,7 @@ class WorkFactory:
                 "volume": volume,
                 "records": records,
                 "match_reasons": ["isbn"] * (len(records) - 1),
+                "matched_by_title": [],
             },
         )
 
@@ -352,18 +360,132 @@ def disk_usage(path: Path) -> tuple[int, int]:
     return sum(f.stat().st_size for f in files), sum(1 for f in files if f.suffix == ".seg")
 
 
+def _ratio_line(label: str, whoosh: list[float], postgres: list[float]) -> tuple[float, float]:
+    def p(samples: list[float], q: float) -> float:
+        ordered = sorted(samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    p50 = statistics.median(postgres) / statistics.median(whoosh)
+    p99 = p(postgres, 0.99) / p(whoosh, 0.99)
+    print(
+        f"  {label:<34} whoosh p50 {statistics.median(whoosh):6.2f} p99 {p(whoosh, 0.99):6.2f} ms | "
+        f"PostgreSQL p50 {statistics.median(postgres):6.2f} p99 {p(postgres, 0.99):6.2f} ms | "
+        f"ratio p50 {p50:.2f}x p99 {p99:.2f}x"
+    )
+    return p50, p99
+
+
+def compare_with_postgres(
+    whoosh: UnionIndex,
+    whoosh_path: Path,
+    url: str,
+    batches: list[list[Work]],
+    thousands: list[Work],
+    queries: list[str],
+    kana: list[str],
+    municipalities: dict[str, str],
+) -> None:
+    """The PostgreSQL back end on the same works as `whoosh`, measured side by side."""
+    try:
+        import psycopg
+    except ImportError:
+        print("PostgreSQL: psycopg is not installed; skipped")
+        return
+    schema = f"bench_union_index_{os.getpid()}"
+    try:
+        admin = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL at {url} not reachable ({str(exc).strip()}); skipped (--no-postgres to silence)")
+        return
+    print(f"PostgreSQL back end at {url}, schema {schema} (dropped afterwards):")
+    try:
+        pg = UnionIndex.open(url, schema=schema, max_works=200_000, batch_size=10_000, batch_delay_s=0.0, max_queue_batches=1_000)
+        try:
+            started = time.perf_counter()
+            for batch in batches:
+                for start in range(0, len(batch), 10_000):
+                    pg.submit(batch[start : start + 10_000], municipalities)
+                assert pg.flush(3_600), pg.stats()
+            seconds = time.perf_counter() - started
+            assert pg.stats().last_error is None, pg.stats().last_error
+            print(f"  built {pg.stats().doc_count:,} works in 10k batches: {pg.stats().doc_count / seconds:,.0f} docs/s ({seconds:.1f} s)")
+            # What autovacuum would do shortly after a bulk load: planner statistics for the new rows.
+            admin.execute(f'ANALYZE "{schema}".works')
+
+            commit_ms: dict[str, list[float]] = {"whoosh": [], "PostgreSQL": []}
+            for n in range(3):
+                batch = thousands[n * 1_000 : (n + 1) * 1_000]
+                for name, ix in (("whoosh", whoosh), ("PostgreSQL", pg)):
+                    ix.submit(batch, municipalities)
+                    assert ix.flush(600)
+                    commit_ms[name].append(ix.stats().last_commit_ms or 0.0)
+            for name, samples in commit_ms.items():
+                print(
+                    f"  commit 1,000 new works ({name}, writer: build docs + commit): median {statistics.median(samples):,.0f} ms "
+                    f"(runs {', '.join(f'{s:,.0f}' for s in samples)})"
+                )
+
+            ratios = []
+            for label, texts in (("2-term Japanese, with facets", queries), ("hiragana reading, with facets", kana)):
+                run_queries(whoosh, texts[:20])
+                run_queries(pg, texts[:20])  # warm both: searcher caches, shared buffers, prepared statements
+                timings: dict[str, list[float]] = {"whoosh": [], "PostgreSQL": []}
+                agree = same_first = 0
+                for text in texts:
+                    answers = []
+                    for name, ix in (("whoosh", whoosh), ("PostgreSQL", pg)):
+                        started = time.perf_counter()
+                        answers.append(ix.search(SearchQuery(text=text)))
+                        timings[name].append((time.perf_counter() - started) * 1000)
+                    agree += answers[0].total == answers[1].total
+                    firsts = [a.works[0].work_id if a.works else None for a in answers]
+                    same_first += firsts[0] == firsts[1]
+                ratios.append(_ratio_line(label, timings["whoosh"], timings["PostgreSQL"]))
+                print(
+                    f"  {'':<34} same total on both engines: {agree}/{len(texts)} queries, "
+                    f"same first hit: {same_first}/{len(texts)} (ties and near-ties order differently: PostgreSQL keeps no term frequency or idf, and uses fixed average field lengths)"
+                )
+
+            size = admin.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            ).fetchone()[0]
+            whoosh_size, _ = disk_usage(whoosh_path)
+            print(
+                f"  size: PostgreSQL {int(size) / 1e6:,.1f} MB (pg_total_relation_size: tables, TOAST, GIN and btree indexes) "
+                f"vs whoosh {whoosh_size / 1e6:,.1f} MB on disk"
+            )
+            worst = max(r for pair in ratios for r in pair)
+            verdict = "met" if worst <= POSTGRES_TARGET_RATIO else "NOT met"
+            print(f"PostgreSQL query latency, worst p50/p99 ratio {worst:.2f}x vs target <= {POSTGRES_TARGET_RATIO:.0f}x: {verdict}")
+        finally:
+            pg.close()
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--works", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="build the index here and keep it")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("YOKODAN_TEST_POSTGRES", "postgresql://127.0.0.1/test"),
+        help="PostgreSQL server for the side-by-side run (a private schema is created and dropped)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="whoosh only")
     args = parser.parse_args()
 
     started = time.perf_counter()
     factory = WorkFactory(args.seed)
     works = [factory.work(n) for n in range(args.works)]
     extra = [factory.work(n) for n in range(args.works, args.works + 2_600)]
+    # Three 1,000-work batches per engine for the commit cost, the same works on both.
+    thousands = [factory.work(n) for n in range(args.works + 2_600, args.works + 5_600)]
     print(
         f"generated {len(works):,} works ({len({w.title for w in works}):,} distinct titles, "
         f"{sum(len(w.records) for w in works):,} records) in {time.perf_counter() - started:.1f} s"
@@ -407,11 +529,13 @@ def main() -> None:
             ix.submit(batch, factory.municipalities)
             ix.flush(600)
 
+        reseen_batches: list[list[Work]] = []  # replayed onto PostgreSQL, so both hold the same works
         for rep in range(5):
             new_ms.append(timed(lambda rep=rep: submit_and_flush(extra[rep * 100 : rep * 100 + 100])))
             new_commit_ms.append(ix.stats().last_commit_ms or 0.0)
             # Re-seen: the same works as another member answered them (the merge path).
-            submit_and_flush([reseen(w, factory.members[-1][0]) for w in rng.sample(works, 100)])
+            reseen_batches.append([reseen(w, factory.members[-1][0]) for w in rng.sample(works, 100)])
+            submit_and_flush(reseen_batches[-1])
             seen_commit_ms.append(ix.stats().last_commit_ms or 0.0)
         summary("100 new works (wall, incl. batching wait)", new_ms)
         summary("100 new works (writer: build docs + commit)", new_commit_ms)
@@ -457,6 +581,13 @@ def main() -> None:
             f"  (writer {ix.stats().last_commit_ms / 1000:.1f} s, wall {time.perf_counter() - commit_started:.1f} s)",
         )
 
+        if not args.no_postgres:
+            # Exactly what whoosh was given, in the same order: the same index content on both.
+            batches = [works]
+            for r, seen in enumerate(reseen_batches):
+                batches += [extra[r * 100 : (r + 1) * 100], seen]
+            batches.append(extra[600:2_600])
+            compare_with_postgres(ix, path, args.postgres, batches, thousands, queries, kana, factory.municipalities)
         ix.close()
         size, segments = disk_usage(path)
         print(

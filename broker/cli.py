@@ -29,6 +29,8 @@ from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames
 from connectors import HttpClient
 from index.store import UnionIndex
+from index.store.postgres_backend import is_postgres_url
+from index.store.postgres_schema import DEFAULT_SCHEMA
 from yokodan.errors import BadRequest, YokodanError
 
 DEFAULT_PORT = 8400
@@ -151,6 +153,17 @@ async def _search(args: argparse.Namespace) -> int:
 
 def _index_opener(args: argparse.Namespace, consortium: Consortium) -> Callable[[], UnionIndex] | None:
     """How the app opens its union index on startup (it opens it off the loop and closes it on cleanup)."""
+    shared = getattr(args, "index", None)  # `serve` only: the demo keeps its embedded whoosh index
+    if shared is not None:
+        problems = []
+        if not is_postgres_url(shared):
+            problems.append(f"--index: expected a postgresql://… URL (a whoosh directory is --index-dir), got {shared!r}")
+        if args.index_dir or args.no_index:
+            problems.append("--index: give one of --index, --index-dir and --no-index")
+        if problems:
+            raise InvalidArguments(problems)
+        # One index that several broker nodes share: the tables of a schema, created by migrations.
+        return partial(UnionIndex.open, shared, schema=args.index_schema)
     if args.no_index:
         return None
     path = Path(args.index_dir) if args.index_dir else Path("var") / "index" / consortium.id
@@ -235,7 +248,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         if with_sandbox:
             _print_test_patrons(consortium)
     if index is not None:
-        print(f"union index: {index.path} ({index.stats().doc_count} works cached)")
+        print(f"union index: {index.location} ({index.stats().doc_count} works cached)")  # no password
     print(f"  try: curl '{url}/api/v1/search?q=夏目漱石'")
     print(f"       curl '{url}/api/v1/members'")
     print("  Ctrl-C stops it.", flush=True)
@@ -306,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
     serve.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`); without it every key is refused")
     _index_options(serve)
+    serve.add_argument(
+        "--index",
+        help="a union index several nodes share: postgresql://… (instead of the whoosh directory of --index-dir)",
+    )
+    serve.add_argument(
+        "--index-schema", default=DEFAULT_SCHEMA, help=f"the PostgreSQL schema of --index (default: {DEFAULT_SCHEMA})"
+    )
     _ledger_options(serve)
     _outbound_options(serve)
     add_holds_parser(commands)

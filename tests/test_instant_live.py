@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,12 +14,13 @@ from broker.search import SearchService
 from connectors import HttpClient
 from index.store import UnionIndex
 from tests.conftest import SandboxedConsortium
+from tests.index_stores import IndexStore, engine, store  # noqa: F401  (fixtures: each test on whoosh and PostgreSQL)
 
 COMMIT_DELAY_S = 1.5
 
 
 @pytest.fixture
-def slow_index(tmp_path: Path) -> Iterator[tuple[UnionIndex, threading.Event]]:
+def slow_index(store: IndexStore) -> Iterator[tuple[UnionIndex, threading.Event]]:
     """A union index whose writer holds the write lock for 1.5 s before every commit."""
     committing = threading.Event()
 
@@ -28,7 +28,7 @@ def slow_index(tmp_path: Path) -> Iterator[tuple[UnionIndex, threading.Event]]:
         committing.set()
         time.sleep(COMMIT_DELAY_S)
 
-    index = UnionIndex.open(tmp_path / "index", batch_delay_s=0.0, before_commit=slow_commit)
+    index = store.open("index", batch_delay_s=0.0, before_commit=slow_commit)
     yield index, committing
     index.close()
 
@@ -52,9 +52,9 @@ async def test_live_search_never_waits_for_a_commit(
 
 
 async def test_stream_answers_from_the_index_first_then_live(
-    okayama_sandbox: SandboxedConsortium, http: HttpClient, tmp_path: Path
+    okayama_sandbox: SandboxedConsortium, http: HttpClient, store: IndexStore
 ) -> None:
-    with UnionIndex.open(tmp_path / "index", batch_delay_s=0.0) as index:
+    with store.open("index", batch_delay_s=0.0) as index:
         service = SearchService(MemberRegistry(okayama_sandbox.consortium, http), index=index)
         live = await service.search(SearchQuery(author="夏目漱石"))
         assert index.flush(timeout=10)

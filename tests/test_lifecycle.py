@@ -25,6 +25,7 @@ from connectors.sru import SRUConnector
 from index.store import UnionIndex, UnionIndexError
 from sandbox.spec import FaultConfig
 from tests.conftest import SandboxedConsortium
+from tests.index_stores import IndexStore, engine, store  # noqa: F401  (fixtures)
 from yokodan import Record, SearchQuery
 
 DATA = Path(__file__).parent / "data"
@@ -44,9 +45,9 @@ async def _lines(url: str, **params: str) -> tuple[int, list[dict]]:
         return response.status, [orjson.loads(line) async for line in response.content if line.strip()]
 
 
-async def test_cleanup_closes_the_client_and_the_index(okayama_sandbox: SandboxedConsortium, tmp_path: Path) -> None:
-    path = tmp_path / "index"
-    app = build_app(okayama_sandbox.consortium, open_index=partial(UnionIndex.open, path, batch_delay_s=60))
+async def test_cleanup_closes_the_client_and_the_index(okayama_sandbox: SandboxedConsortium, store: IndexStore) -> None:
+    path, options = store.location("index")  # each engine: a whoosh directory, a PostgreSQL schema
+    app = build_app(okayama_sandbox.consortium, open_index=partial(UnionIndex.open, path, batch_delay_s=60, **options))
     runner, url = await _started(app)
     index = app[SEARCH_KEY].index
     assert index is not None, "startup opened the union index and handed it to search"
@@ -61,7 +62,7 @@ async def test_cleanup_closes_the_client_and_the_index(okayama_sandbox: Sandboxe
         index.search(SearchQuery(author="夏目漱石"))
     # The index lock is free again and the queued works were committed on close (batch_delay_s=60
     # means nothing would have been committed before it).
-    with UnionIndex.open(path, lock_timeout_s=0.2) as reopened:
+    with UnionIndex.open(path, lock_timeout_s=0.2, **options) as reopened:
         assert reopened.stats().doc_count == len(lines[-1]["works"])
 
 

@@ -25,11 +25,11 @@ from broker.members import MemberRegistry
 from broker.search import SearchService
 from broker.second_stage import SECOND_STAGE_REASON
 from connectors import HttpClient
-from index.store import UnionIndex
 from sandbox.host import SandboxHost
 from sandbox.spec import FaultConfig
 from sandbox.sru_server import MEMBERS
 from tests.conftest import with_member_timeouts
+from tests.index_stores import IndexStore, engine, store  # noqa: F401  (fixtures: the index tests on whoosh and PostgreSQL)
 from yokodan import Holding, Record, SearchQuery, TargetState, Work
 
 NO_ISBN = "setouchi-city"
@@ -207,10 +207,10 @@ async def test_stream_sends_second_stage_answers_as_member_events_before_final(s
 
 
 async def test_union_index_answers_the_isbn_with_holdings_of_members_lacking_it(
-    site: Site, http: HttpClient, tmp_path: Path
+    site: Site, http: HttpClient, store: IndexStore
 ) -> None:
     isbn = site.isbn("soseki-kokoro")
-    with UnionIndex.open(tmp_path / "index") as index:
+    with store.open("index") as index:
         service = SearchService(MemberRegistry(site.consortium, http), index=index)
         await service.search(SearchQuery(isbn=isbn))
         assert index.flush()
@@ -226,11 +226,11 @@ def _record(member: str, local_id: str, isbns: list[str]) -> Record:
                   publisher="新潮社", isbns=isbns, holdings=[holding])  # fmt: skip
 
 
-def test_a_work_seen_again_by_title_only_keeps_its_isbn(tmp_path: Path) -> None:
+def test_a_work_seen_again_by_title_only_keeps_its_isbn(store: IndexStore) -> None:
     isbn = "9784101010137"
     first = Work(work_id="w1", title="こころ", isbns=[isbn], records=[_record("a", "1", [isbn]), _record("b", "2", [])])
     again = Work(work_id="w1", title="こころ", records=[_record("b", "2", [])])  # only the member without the ISBN
-    with UnionIndex.open(tmp_path / "index") as index:
+    with store.open("index") as index:
         index.submit([first])
         assert index.flush()
         index.submit([again])
@@ -252,9 +252,9 @@ def test_second_stage_is_switched_per_consortium_file(tmp_path: Path) -> None:
         load_consortium(wrong)
 
 
-async def test_reading_query_asks_by_the_title_the_union_index_knows(site: Site, http: HttpClient, tmp_path: Path) -> None:
+async def test_reading_query_asks_by_the_title_the_union_index_knows(site: Site, http: HttpClient, store: IndexStore) -> None:
     member = NO_READINGS[0]
-    with UnionIndex.open(tmp_path / "index") as index:
+    with store.open("index") as index:
         service = SearchService(MemberRegistry(site.consortium, http), index=index)
         await service.search(SearchQuery(title="ノルウェイの森"), ["okayama-city", member])
         assert index.flush()

@@ -1,4 +1,9 @@
-"""The whoosh union index (index.store) and its Japanese analyzers (index.analysis).
+"""The union index (index.store) on each engine, and its Japanese analyzers (index.analysis).
+
+Every test that takes the `engine` fixture (directly or through `store`, `open_index`,
+`ndl_index`) runs twice: on whoosh (a directory under tmp_path) and on PostgreSQL (a private
+schema, tests/index_stores.py). Tests of one engine's own machinery (whoosh's files and locks,
+PostgreSQL's schemas and shared owners) take neither and say so.
 
 Real NDL records (ndl_jpmarc21_enju_233.csv from ../shared/data) are clustered into Works
 by index.dedup and indexed; tests that need them skip with a message when the data
@@ -35,6 +40,7 @@ from connectors import HttpClient
 from index.facets import Facets, facets_of, work_ndc, work_year
 from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError, UnionIndexInUse
 from tests.conftest import SandboxedConsortium
+from tests.index_stores import IndexStore, engine, postgres_admin, store  # noqa: F401  (fixtures)
 from index.years import parse_year
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,13 +83,13 @@ WAGAHAI = make_work(
 
 
 @pytest.fixture
-def open_index(tmp_path: Path) -> Iterator[Callable[..., UnionIndex]]:
-    """Opens UnionIndexes under tmp_path (short batch delay) and closes them after the test."""
+def open_index(store: IndexStore) -> Iterator[Callable[..., UnionIndex]]:
+    """Opens UnionIndexes of the test's engine (short batch delay) and closes them after the test."""
     opened: list[UnionIndex] = []
 
     def _open(name: str = "ix", **kwargs: Any) -> UnionIndex:
         kwargs.setdefault("batch_delay_s", 0.01)
-        ix = UnionIndex.open(tmp_path / name, **kwargs)
+        ix = store.open(name, **kwargs)
         opened.append(ix)
         return ix
 
@@ -149,10 +155,14 @@ def ndl_works(ndl_rows: list[dict[str, str]]) -> list[Work]:
 
 
 @pytest.fixture(scope="module")
-def ndl_index(tmp_path_factory: pytest.TempPathFactory, ndl_works: list[Work]) -> Iterator[UnionIndex]:
-    """The real records and 吾輩は猫である, indexed once for the read-only tests."""
-    with UnionIndex.open(tmp_path_factory.mktemp("ndl") / "ix", batch_delay_s=0.01) as ix:
-        yield indexed(ix, [*ndl_works, WAGAHAI])
+def ndl_index(engine: str, tmp_path_factory: pytest.TempPathFactory, ndl_works: list[Work]) -> Iterator[UnionIndex]:
+    """The real records and 吾輩は猫である, indexed once (per engine) for the read-only tests."""
+    stores = IndexStore(engine, tmp_path_factory.mktemp("ndl"))
+    try:
+        with stores.open("ndl", batch_delay_s=0.01) as ix:
+            yield indexed(ix, [*ndl_works, WAGAHAI])
+    finally:
+        stores.drop()
 
 
 # --- the package's shape -------------------------------------------------------------------
@@ -177,6 +187,22 @@ def test_whoosh_stays_behind_the_adapter() -> None:
     internals = {p.name: _whoosh_imports(p) & _WHOOSH_INTERNALS for p in modules}
     assert engine_free == []
     assert {name for name, used in internals.items() if used} == {"whoosh_backend.py"}
+
+
+def _imports_of(path: Path, package: str) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package:
+            return True
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == package for a in node.names):
+            return True
+    return False
+
+
+def test_psycopg_stays_behind_the_postgres_modules() -> None:
+    modules = sorted((ROOT / "index" / "store").glob("*.py"))
+    users = {p.name for p in modules if _imports_of(p, "psycopg") or _imports_of(p, "psycopg_pool")}
+    assert users == {"postgres_backend.py"}
+    assert not any(_imports_of(p, "whoosh") for p in modules if p.name.startswith("postgres_"))
 
 
 # --- the analyzers ---------------------------------------------------------------------------
@@ -410,11 +436,11 @@ class TestOneFacetDefinition:
         assert work_year(b) == 1995
 
     async def test_live_search_and_its_cached_answer_have_equal_facets(
-        self, okayama_sandbox: SandboxedConsortium, http: HttpClient, tmp_path: Path
+        self, okayama_sandbox: SandboxedConsortium, http: HttpClient, store: IndexStore
     ) -> None:
         consortium = okayama_sandbox.consortium
         municipalities = {m.id: m.municipality for m in consortium.members}
-        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.0) as index:
+        with store.open("ix", batch_delay_s=0.0) as index:
             live = await SearchService(MemberRegistry(consortium, http), index=index).search(SearchQuery(author="夏目漱石"))
             assert len(live.works) > 1
             assert index.flush(10)
@@ -568,11 +594,11 @@ class TestBounds:
 
 
 class TestPersistence:
-    def test_reopen_non_empty_index(self, tmp_path: Path, ndl_works: list[Work]) -> None:
-        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+    def test_reopen_non_empty_index(self, store: IndexStore, ndl_works: list[Work]) -> None:
+        with store.open("ix", batch_delay_s=0.01) as ix:
             indexed(ix, [*ndl_works, WAGAHAI])
             before = ix.search(SearchQuery(text="電子書籍"), limit=5)
-        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+        with store.open("ix", batch_delay_s=0.01) as ix:
             assert ix.stats().doc_count == len(ndl_works) + 1
             after = ix.search(SearchQuery(text="電子書籍"), limit=5)
             assert [w.work_id for w in after.works] == [w.work_id for w in before.works]
@@ -580,29 +606,32 @@ class TestPersistence:
             indexed(ix, [make_work("added", "再開後の本")])
             assert ids(ix, text="再開後") == ["added"]
 
-    def test_second_owner_is_refused_at_once(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
-        open_index()
-        started = time.perf_counter()
-        with pytest.raises(UnionIndexInUse, match="in use by a live process"):
-            UnionIndex.open(tmp_path / "ix")
-        assert time.perf_counter() - started < 1.0, "open waited for the owner (it must leave waiting to open_async)"
+    def test_second_owner_is_refused_at_once(self, tmp_path: Path) -> None:
+        """whoosh only: a directory has one owner (PostgreSQL's are shared: TestSharedPostgres)."""
+        with UnionIndex.open(tmp_path / "ix"):
+            started = time.perf_counter()
+            with pytest.raises(UnionIndexInUse, match="in use by a live process"):
+                UnionIndex.open(tmp_path / "ix")
+            assert time.perf_counter() - started < 1.0, "open waited for the owner (it must leave waiting to open_async)"
 
-    def test_open_never_sleeps(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Opening an index a killed writer left (stale lock file, temp TOC) never calls time.sleep."""
-        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+    def test_open_never_sleeps(self, store: IndexStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Opening an index (on whoosh: one a killed writer left, stale lock file and temp TOC) never calls time.sleep."""
+        with store.open("ix", batch_delay_s=0.01) as ix:
             indexed(ix, [WAGAHAI])
-        (tmp_path / "ix" / "MAIN_WRITELOCK").write_text("")  # nobody holds it: a SIGKILLed writer's
-        (tmp_path / "ix" / "_MAIN_9.toc.tmp1").write_bytes(b"half")
+        if store.engine == "whoosh":
+            (store.tmp_path / "ix" / "MAIN_WRITELOCK").write_text("")  # nobody holds it: a SIGKILLed writer's
+            (store.tmp_path / "ix" / "_MAIN_9.toc.tmp1").write_bytes(b"half")
 
         def no_sleep(seconds: float) -> None:
             raise AssertionError(f"time.sleep({seconds}) while opening the union index")
 
         monkeypatch.setattr(time, "sleep", no_sleep)
-        with UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01) as ix:
+        with store.open("ix", batch_delay_s=0.01) as ix:
             assert ids(ix, text="猫") == [WAGAHAI.work_id]
-            assert not (tmp_path / "ix" / "_MAIN_9.toc.tmp1").exists()
+            assert not (store.tmp_path / "ix" / "_MAIN_9.toc.tmp1").exists()
 
     async def test_open_async_waits_for_the_owner_without_blocking_the_loop(self, tmp_path: Path) -> None:
+        """whoosh only: a PostgreSQL index has no owner to wait for."""
         first = UnionIndex.open(tmp_path / "ix", batch_delay_s=0.01)
         indexed(first, [WAGAHAI])
         loop = asyncio.get_running_loop()
@@ -631,22 +660,23 @@ class TestPersistence:
         finally:
             second.close()
 
-    async def test_cancelled_open_async_releases_the_directory(self, tmp_path: Path) -> None:
+    async def test_cancelled_open_async_releases_the_directory(self, store: IndexStore) -> None:
         """cleanup_ctx cancelled mid-open (a shutdown during startup): the thread's index is closed."""
-        opening = asyncio.create_task(UnionIndex.open_async(tmp_path / "ix"))
+        opening = asyncio.create_task(store.open_async("ix"))
         await asyncio.sleep(0)
         opening.cancel()
         with pytest.raises(asyncio.CancelledError):
             await opening
-        reopened = await UnionIndex.open_async(tmp_path / "ix", wait_s=5)
+        reopened = await store.open_async("ix", wait_s=5)
         reopened.close()
 
-    async def test_open_async_gives_up_after_wait_s(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
-        open_index()
-        started = time.monotonic()
-        with pytest.raises(UnionIndexInUse):
-            await UnionIndex.open_async(tmp_path / "ix", wait_s=0.3)
-        assert 0.25 <= time.monotonic() - started < 3
+    async def test_open_async_gives_up_after_wait_s(self, tmp_path: Path) -> None:
+        """whoosh only: nothing owns a PostgreSQL index, so there is no owner to wait for."""
+        with UnionIndex.open(tmp_path / "ix"):
+            started = time.monotonic()
+            with pytest.raises(UnionIndexInUse):
+                await UnionIndex.open_async(tmp_path / "ix", wait_s=0.3)
+            assert 0.25 <= time.monotonic() - started < 3
 
 
 _KILLED_WRITER = textwrap.dedent(
@@ -656,7 +686,9 @@ _KILLED_WRITER = textwrap.dedent(
     from yokodan import Work
     from index.store import UnionIndex
 
-    path, mode = Path(sys.argv[1]), sys.argv[2]
+    where, mode, schema = sys.argv[1], sys.argv[2], sys.argv[3]
+    path = where if where.startswith("postgresql") else Path(where)
+    options = {"schema": schema} if schema else {}
     state = {"committed": False}
 
     def hook():
@@ -667,7 +699,7 @@ _KILLED_WRITER = textwrap.dedent(
     def works(start, n):
         return [Work(work_id=f"k{i}", title=f"耐障害性試験の本 第{i}巻", authors=["試験, 太郎"]) for i in range(start, start + n)]
 
-    ix = UnionIndex.open(path, batch_delay_s=0.01, before_commit=hook)
+    ix = UnionIndex.open(path, batch_delay_s=0.01, before_commit=hook, **options)
     ix.submit(works(0, 50))
     assert ix.flush(30)
     state["committed"] = True
@@ -683,13 +715,14 @@ _KILLED_WRITER = textwrap.dedent(
 
 class TestCrashSafety:
     @pytest.mark.parametrize("when", ["in-commit", "random"])
-    def test_sigkilled_writer_leaves_a_usable_index(self, tmp_path: Path, when: str) -> None:
+    def test_sigkilled_writer_leaves_a_usable_index(self, store: IndexStore, tmp_path: Path, when: str) -> None:
         script = tmp_path / "writer.py"
         script.write_text(_KILLED_WRITER)
-        path = tmp_path / "ix"
+        where, options = store.location("ix")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         child = subprocess.Popen(
-            [sys.executable, str(script), str(path), when], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), str(where), when, options.get("schema", "")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
         )
         try:
             assert child.stdout is not None
@@ -705,10 +738,12 @@ class TestCrashSafety:
                 child.kill()
                 child.wait(10)
 
-        with UnionIndex.open(path, batch_delay_s=0.01, lock_timeout_s=2) as ix:
-            # The dead writer's pool directory, temp TOC and unfinished segment files are gone.
-            assert not (path / "MAIN.tmp").exists()
-            assert {f.suffix for f in path.iterdir()} <= {".seg", ".toc", ".json", ""}, sorted(path.iterdir())
+        with UnionIndex.open(where, batch_delay_s=0.01, lock_timeout_s=2, **options) as ix:
+            if store.engine == "whoosh":
+                # The dead writer's pool directory, temp TOC and unfinished segment files are gone.
+                path = Path(where)
+                assert not (path / "MAIN.tmp").exists()
+                assert {f.suffix for f in path.iterdir()} <= {".seg", ".toc", ".json", ""}, sorted(path.iterdir())
             assert ids(ix, text="耐障害性試験 第0巻") == ["k0"]
             count = ix.stats().doc_count
             assert count >= 50 and (count - 50) % 400 == 0  # whole batches only
@@ -719,6 +754,8 @@ class TestCrashSafety:
 
 
 class TestDamage:
+    """whoosh's directory and files; PostgreSQL's schemas: TestPostgresSchema."""
+
     def test_path_is_a_file(self, tmp_path: Path) -> None:
         (tmp_path / "ix").write_text("not an index")
         with pytest.raises(UnionIndexError, match="not a directory"):
@@ -755,3 +792,150 @@ class TestDamage:
         with pytest.raises(UnionIndexError, match="schema version"):
             UnionIndex.open(path)
 
+
+
+# --- PostgreSQL only: a schema of its own, several owners at once --------------------------
+
+
+@pytest.fixture
+def pg_store(tmp_path: Path) -> Iterator[IndexStore]:
+    stores = IndexStore("postgresql", tmp_path)
+    try:
+        yield stores
+    finally:
+        stores.drop()
+
+
+class TestSharedPostgres:
+    def test_two_indexes_on_one_schema_see_each_others_works(self, pg_store: IndexStore) -> None:
+        """Two broker nodes' indexes: what one commits the other finds, merged, not duplicated."""
+        with pg_store.open("shared", batch_delay_s=0.01) as a, pg_store.open("shared", batch_delay_s=0.01) as b:
+            indexed(a, [make_work("w", "銀河鉄道の夜", member="okayama-city")])
+            assert ids(b, text="銀河鉄道") == ["w"]
+            indexed(b, [make_work("w", "銀河鉄道の夜", member="kurashiki", available=False)])
+            [hit] = a.search(SearchQuery(text="銀河鉄道")).works
+            assert hit.work["members"] == ["kurashiki", "okayama-city"]  # b merged what a had written
+            assert a.stats().doc_count == b.stats().doc_count == 1
+
+    def test_concurrent_writers_never_lose_a_members_holdings(self, pg_store: IndexStore) -> None:
+        """Both nodes merge the same works at once: the advisory lock serialises their merges."""
+        titles = [f"共有の本{n}" for n in range(60)]
+        with pg_store.open("shared", batch_delay_s=0.0) as a, pg_store.open("shared", batch_delay_s=0.0) as b:
+            for round_ in range(5):
+                a.submit([make_work(f"w{n}", t, member="okayama-city") for n, t in enumerate(titles)], MEMBERS)
+                b.submit([make_work(f"w{n}", t, member="kurashiki") for n, t in enumerate(titles)], MEMBERS)
+            assert a.flush(20) and b.flush(20)
+            assert a.stats().last_error is None and b.stats().last_error is None
+            found = a.search(SearchQuery(text="共有の本"), limit=100)
+            assert found.total == 60
+            assert {tuple(sorted(w.work["members"])) for w in found.works} == {("kurashiki", "okayama-city")}
+
+    def test_searches_and_writes_survive_the_server_dropping_connections(self, pg_store: IndexStore) -> None:
+        ix = pg_store.open("ix", batch_delay_s=0.01)
+        indexed(ix, [WAGAHAI])
+        assert ids(ix, text="猫") == [WAGAHAI.work_id]
+        _, options = pg_store.location("ix")
+        admin = postgres_admin()
+        try:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE %s",
+                (f"yokodan-index:{options['schema']}:%",),
+            ).fetchone()[0]
+        finally:
+            admin.close()
+        assert dropped >= 2  # the writer's connection and the search pool's
+        try:
+            assert ids(ix, text="猫") == [WAGAHAI.work_id]  # retried on a fresh connection
+            indexed(ix, [make_work("after", "再接続後の本")])  # the writer reconnected: no batch lost
+            assert ids(ix, text="再接続後") == ["after"]
+            assert ix.stats().failed_batches == 0
+        finally:
+            ix.close()
+
+    def test_nodes_starting_together_create_the_schema_once(self, pg_store: IndexStore) -> None:
+        """Four nodes open a fresh schema at the same moment: the migration lock lets one create it."""
+        opened: list[UnionIndex] = []
+        failures: list[BaseException] = []
+        go = threading.Barrier(4)
+
+        def start() -> None:
+            go.wait(5)
+            try:
+                opened.append(pg_store.open("fresh", batch_delay_s=0.01))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        try:
+            assert failures == [] and len(opened) == 4
+            indexed(opened[0], [WAGAHAI])
+            assert [ids(ix, text="猫") for ix in opened] == [[WAGAHAI.work_id]] * 4
+        finally:
+            for ix in opened:
+                ix.close()
+
+    def test_a_hung_database_costs_a_search_about_two_seconds(self, pg_store: IndexStore) -> None:
+        """The broker awaits the cached answer before streaming members: a blocked table must not hang it."""
+        ix = pg_store.open("ix", batch_delay_s=0.01)
+        indexed(ix, [WAGAHAI])
+        _, options = pg_store.location("ix")
+        admin = postgres_admin()
+        try:
+            with admin.transaction():  # an operator's migration holding the table
+                admin.execute(f'LOCK TABLE "{options["schema"]}".works IN ACCESS EXCLUSIVE MODE')
+                started = time.perf_counter()
+                with pytest.raises(UnionIndexError, match="search failed: QueryCanceled"):
+                    ix.search(SearchQuery(text="猫"))
+                elapsed = time.perf_counter() - started
+            assert 1.5 <= elapsed < 3.5, f"the search waited {elapsed:.1f} s"
+            assert ids(ix, text="猫") == [WAGAHAI.work_id]  # the lock is gone: searches work again
+        finally:
+            admin.close()
+            ix.close()
+
+    def test_a_closed_index_refuses_searches(self, pg_store: IndexStore) -> None:
+        ix = pg_store.open("ix", batch_delay_s=0.01)
+        indexed(ix, [WAGAHAI])
+        ix.close()
+        with pytest.raises(UnionIndexError, match="closed"):
+            ix.search(SearchQuery(text="猫"))
+
+
+class TestPostgresSchema:
+    def test_foreign_schema_is_refused(self, pg_store: IndexStore) -> None:
+        where, options = pg_store.location("foreign")
+        admin = postgres_admin()
+        try:
+            admin.execute(f'CREATE SCHEMA "{options["schema"]}"')
+            admin.execute(f'CREATE TABLE "{options["schema"]}".notes (body text)')
+        finally:
+            admin.close()
+        with pytest.raises(UnionIndexError, match="not a Yokodan union index"):
+            UnionIndex.open(where, **options)
+
+    def test_other_schema_version(self, pg_store: IndexStore) -> None:
+        with pg_store.open("ix", batch_delay_s=0.01) as ix:
+            indexed(ix, [WAGAHAI])
+        where, options = pg_store.location("ix")
+        admin = postgres_admin()
+        try:
+            admin.execute(f'UPDATE "{options["schema"]}".index_meta SET value = 0 WHERE key = \'analysis_version\'')
+        finally:
+            admin.close()
+        with pytest.raises(UnionIndexError, match="schema version"):
+            UnionIndex.open(where, **options)
+
+    def test_bad_schema_name(self) -> None:
+        with pytest.raises(UnionIndexError, match="lower-case SQL identifier"):
+            UnionIndex.open("postgresql://127.0.0.1/test", schema='x"; DROP TABLE y; --')
+
+    def test_unreachable_server_fails_at_once_without_the_password(self) -> None:
+        started = time.perf_counter()
+        with pytest.raises(UnionIndexError, match="cannot be used") as failure:
+            UnionIndex.open("postgresql://yokodan:s3cret@127.0.0.1:9/test")  # port 9: nothing listens
+        assert time.perf_counter() - started < 5
+        assert "s3cret" not in str(failure.value) and "yokodan:***@127.0.0.1:9" in str(failure.value)

@@ -2,7 +2,7 @@
 
 One small interface (`UnionIndex`: `open` / `open_async`, `submit`, `search`, `flush`,
 `stats`, `close`) in front of an engine, so the engine can be swapped (MEASUREMENTS.md:
-tantivy is ~20x faster) without touching the broker. The parts, one job each:
+tantivy is ~20x faster; PostgreSQL is one) without touching the broker. The parts, one job each:
 
 - `union`: the UnionIndex facade;
 - `results`: what it answers with (CachedResult, CachedWork, IndexStats, errors), engine-free;
@@ -14,6 +14,11 @@ tantivy is ~20x faster) without touching the broker. The parts, one job each:
 - `whoosh_backend`: the whoosh engine, the only module using whoosh internals (snapshots,
   locks, crash recovery), with `whoosh_schema`, `whoosh_query`, `whoosh_facets` and
   `whoosh_transaction` on whoosh's public API.
+- `query_plan`: the query semantics every engine shares (words ANDed, field alternatives by
+  script, boosts);
+- `postgres_backend`: the PostgreSQL engine (a `postgresql://` URL), shared by several broker
+  nodes, with `postgres_schema` (migrations), `postgres_documents` (pre-analysed terms) and
+  `postgres_query` (SQL); the only modules using psycopg.
 
 Facets are defined once, in `index.facets`, for cached and live answers alike.
 """

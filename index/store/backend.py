@@ -46,6 +46,10 @@ class WriteTransaction(Protocol):
     def previous(self, work_id: str) -> dict[str, Any] | None:
         """The stored blob of `work_id` as of the transaction's start, or None."""
 
+    def previous_many(self, work_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`previous` of each id that has a stored blob, at once (a database answers them in
+        one round trip instead of one per work)."""
+
     def replace(self, document: IndexDocument) -> None:
         """Store `document`, replacing any document with its work_id."""
 

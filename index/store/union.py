@@ -1,12 +1,14 @@
 """UnionIndex: the facade the broker uses (open, submit, search, flush, stats, close).
 
     ix = await UnionIndex.open_async(Path("var/union-index"), max_works=200_000, max_age_days=30)
+    ix = UnionIndex.open("postgresql://db/yokodan")   # or one index several nodes share
     ix.submit(clusterer.works(), {"okayama-city": "岡山市"})   # enqueue only, never blocks
     page = ix.search(SearchQuery(text="銀河鉄道"), members=["okayama-city"])
     ix.close()
 
-Behind it: an IndexBackend (backend.py; whoosh today, whoosh_backend.py) and the
-write-behind writer (writer.py). Results are engine-free (results.py); facets count the
+Behind it: an IndexBackend (backend.py): whoosh in a directory (whoosh_backend.py, the
+embedded default) or PostgreSQL for a `postgresql://` URL (postgres_backend.py, shared by
+several broker nodes); and the write-behind writer (writer.py). Results are engine-free (results.py); facets count the
 keys index.facets defines, the same definition a live answer's facets use.
 """
 
@@ -22,6 +24,8 @@ from typing import Any, Self
 from index.facets import facets_from_counts
 from index.store.backend import IndexBackend
 from index.store.results import CachedResult, CachedWork, IndexStats, UnionIndexError, UnionIndexInUse
+from index.store.postgres_backend import PostgresBackend, is_postgres_url
+from index.store.postgres_schema import DEFAULT_SCHEMA
 from index.store.whoosh_backend import WhooshBackend
 from index.store.writer import WriteBehind, WriterLimits
 from yokodan import SearchQuery, Work
@@ -36,7 +40,8 @@ _OPEN_RETRY_S = 0.05  # between attempts of open_async while another owner holds
 class UnionIndex:
     """The union index behind one small interface. Build with `UnionIndex.open` / `open_async`."""
 
-    path: Path
+    path: Path | None  # the whoosh directory; None for PostgreSQL
+    location: str  # what to show an operator: the directory, or the URL without its password
     _backend: IndexBackend
     _writer: WriteBehind
 
@@ -46,7 +51,7 @@ class UnionIndex:
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: Path | str,
         *,
         max_works: int = 200_000,
         max_age_days: float = 30,
@@ -57,8 +62,14 @@ class UnionIndex:
         evict_interval_s: float = 3600.0,
         before_commit: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        schema: str = DEFAULT_SCHEMA,
     ) -> UnionIndex:
         """Create or open the index at `path` and start its writer thread. Never sleeps.
+
+        `path` is a whoosh directory, or a `postgresql://` URL: then the index is the tables
+        of `schema` in that database, created by migrations, and any number of processes
+        (broker nodes) may open it at once; `lock_timeout_s` bounds the wait for another
+        node's writer.
 
         Blocking file I/O (opening every segment, crash recovery): call it from a thread
         (`asyncio.to_thread`) or use `open_async`. Raises `UnionIndexInUse` at once when
@@ -82,15 +93,20 @@ class UnionIndex:
             evict_interval_s=evict_interval_s,
         )
         self = object.__new__(cls)
-        self.path = Path(path)
         self._clock = clock
         self._closed = False
-        self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
-        self._writer = WriteBehind(self._backend, limits, name=str(self.path), clock=clock, before_commit=before_commit)
+        if is_postgres_url(path):
+            backend = PostgresBackend.open(str(path), schema=schema, writer_lock_timeout_s=lock_timeout_s)
+            self.path, self.location, self._backend = None, backend.location, backend
+        else:
+            self.path = Path(path)
+            self.location = str(self.path)
+            self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
+        self._writer = WriteBehind(self._backend, limits, name=self.location, clock=clock, before_commit=before_commit)
         return self
 
     @classmethod
-    async def open_async(cls, path: Path, *, wait_s: float = 5.0, **options: Any) -> UnionIndex:
+    async def open_async(cls, path: Path | str, *, wait_s: float = 5.0, **options: Any) -> UnionIndex:
         """`open` in a worker thread, retried while another owner holds the directory.
 
         For aiohttp's cleanup_ctx: the event loop never blocks, neither on file I/O nor on
@@ -132,7 +148,7 @@ class UnionIndex:
             return
         munis = dict(municipalities_by_member) if municipalities_by_member else None
         if not self._writer.enqueue(batch, munis):
-            raise UnionIndexError(f"union index {self.path} is closed")
+            raise UnionIndexError(f"union index {self.location} is closed")
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything submitted so far is committed (or failed); False on timeout."""
@@ -144,7 +160,7 @@ class UnionIndex:
             return
         self._closed = True
         if not self._writer.stop(timeout):
-            log.warning("union index %s: writer still busy after %.0f s; uncommitted works are lost", self.path, timeout)
+            log.warning("union index %s: writer still busy after %.0f s; uncommitted works are lost", self.location, timeout)
         self._backend.close()
 
     # --- reads -------------------------------------------------------------------------

@@ -8,36 +8,17 @@ query never builds a matcher for a term no document has.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from whoosh import fields, query
 
+# The query semantics and ranking constants every engine shares (PostgreSQL's too).
+from index.store.query_plan import EXACT_TITLE_BOOST, FIELD_BOOSTS, ISBN_BOOST, script_fields
 from index.text import key
 from yokodan import SearchQuery
 from yokodan import isbn as isbn_tools
 
 __all__ = ["EXACT_TITLE_BOOST", "FIELD_BOOSTS", "ISBN_BOOST", "QueryBuilder"]
-
-# Query-time field boosts (BM25F term weights are multiplied by them). Query-time rather
-# than whoosh's index-time field_boost so they can be tuned without a re-index.
-FIELD_BOOSTS: dict[str, float] = {
-    "title": 4.0,
-    "title_reading": 2.5,
-    "author": 2.0,
-    "author_reading": 1.5,
-    "publisher": 0.8,
-}
-# The whole query equals a title (or main title, or reading) of the work: beats any sum of
-# bigram scores, so the exact title is first among works merely containing the words.
-EXACT_TITLE_BOOST = 60.0
-# An ISBN typed into the free-text box: that work first, whatever else matches.
-ISBN_BOOST = 200.0
-
-_READING_FIELDS = frozenset({"title_reading", "author_reading"})
-_NOT_FOR_KANA = frozenset({"author", "publisher"})
-_KANA_ONLY = re.compile("[\u3041-\u30fa\u30fc-\u30ff\uff66-\uff9f]+")
-_HAS_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3005-\u3007]")
 
 Presence = Callable[[str, str], bool]
 
@@ -113,10 +94,7 @@ class QueryBuilder:
         #   the most frequent terms (さよなら matched 2.7k of 30k works through 5 fields);
         # and only in fields whose lexicon has every one of its terms (one lookup per term
         # per segment here saves the matcher's two or three, and usually leaves one field).
-        if _HAS_KANJI.search(word):
-            fieldnames = [f for f in fieldnames if f not in _READING_FIELDS]
-        elif _KANA_ONLY.fullmatch(word):
-            fieldnames = [f for f in fieldnames if f not in _NOT_FOR_KANA]
+        fieldnames = script_fields(word, fieldnames)
         alternatives: list[query.Query] = []
         searchable = False
         for fieldname in fieldnames:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -37,6 +37,10 @@ class WhooshTransaction:
     def previous(self, work_id: str) -> dict[str, Any] | None:
         docnum = self._docnum(work_id)
         return None if docnum is None else orjson.loads(self._searcher.stored_fields(docnum)["blob"])
+
+    def previous_many(self, work_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found = ((work_id, self.previous(work_id)) for work_id in work_ids)
+        return {work_id: blob for work_id, blob in found if blob is not None}
 
     def replace(self, document: IndexDocument) -> None:
         # update_document would look the id up again; previous() has already found it.

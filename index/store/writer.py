@@ -191,8 +191,9 @@ class WriteBehind:
         now = int(self._clock())
         oldest_kept = now - self.limits.max_age_s
         with self._backend.transaction() as tx:
+            previous = tx.previous_many(list(latest))
             for work_id, work in latest.items():
-                tx.replace(build_document(work, now, self._municipalities, tx.previous(work_id), oldest_kept))
+                tx.replace(build_document(work, now, self._municipalities, previous.get(work_id), oldest_kept))
             # Age bound, in the same commit: works nobody has shown us for max_age_days.
             aged = tx.delete_updated_before(int(oldest_kept))
             if self._before_commit is not None:
