@@ -24,7 +24,7 @@ from pydantic.json_schema import models_json_schema
 from broker.api import CONSORTIUM_KEY, SearchParams, json_response
 from broker.docs_page import render_docs
 from broker.holds.routes import PlanRequest
-from broker.ledger.routes import ChangePickupBody, LoginBody, PlaceHoldBody
+from broker.ledger.routes import ChangePickupBody, HoldsQuery, LoginBody, PlaceHoldBody
 from yokodan import wire
 
 __all__ = ["OPERATIONS", "Operation", "Reply", "add_openapi_routes", "openapi_document"]
@@ -120,14 +120,17 @@ _PLAN = {"work": {"work_id": "isbn:9784101010137", "title": "こころ", "author
          "stale_holdings": []}  # fmt: skip
 _PLAN_BODY = {"isbn": "9784101010137", "patron": {"cards": [{"member": "okayama-pref", "card_number": "10000001",
               "pin": "1234"}], "home_municipality": "津山市"}}  # fmt: skip
-_HOLD = {"id": "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60", "member": "okayama-pref", "record_id": "b0001", "item_id": None,
-         "pickup_branch_id": "okayama-pref/main", "outcome": "placed", "state": "waiting", "status_text": "予約中",
+_HOLD = {"id": "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60", "member": "okayama-pref", "member_name": "岡山県立図書館",
+         "record_id": "b0001", "item_id": None, "title": "こころ", "author": "夏目漱石", "volume": None,
+         "pickup_branch_id": "okayama-pref/main", "pickup_branch_name": "岡山県立図書館", "outcome": "placed",
+         "state": "waiting", "state_label": "予約中（確保待ち）", "status_text": "予約中",
          "queue_position": 1, "ready_until": None, "promised_ready": "2026-12-03", "promised_until": None,
          "refusal": None, "series": None, "created_at": "2026-12-01T10:00:00+00:00",
          "updated_at": "2026-12-01T10:00:01+00:00"}  # fmt: skip
 _HOLD_SHOWN = {**_HOLD, "transitions": [{"from": None, "to": "waiting", "member_word": "予約中", "at": "2026-12-01T10:00:01+00:00"}]}
 _LOGIN = {"member": "okayama-pref", "card_number": "10000001", "pin": "1234"}
-_PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "okayama-pref/main"}
+_PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "okayama-pref/main", "title": "こころ",
+          "author": "夏目漱石"}
 
 PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
@@ -140,6 +143,7 @@ _SEARCH_PROBLEMS = {
     503: "the broker runs as many federated searches as it admits: `Retry-After` says when to try again",
 }
 _AUTH_PROBLEMS = {401: "no bearer token, or a token that expired or was revoked (log in first)"}
+_LANG_PROBLEM = {400: "`lang` is neither ja nor en (`errors` names it)"}
 _HOLD_PROBLEMS = {
     404: "no such hold for this patron (another patron's hold id answers the same)",
     409: "the hold changed meanwhile (`reason`)",
@@ -236,7 +240,7 @@ OPERATIONS: tuple[Operation, ...] = (
         problems=_AUTH_PROBLEMS,
     ),
     Operation(
-        "post", "/api/v1/holds", "placeHold", "Place a hold, exactly once per Idempotency-Key", "holds", bearer=True,
+        "post", "/api/v1/holds", "placeHold", "Place a hold, exactly once per Idempotency-Key", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
         description="201: placed or refused now; 200: the same key again (the first answer, replayed); 202: sent "
         "but the member's answer is not known yet — poll `Location`.",
         body=PlaceHoldBody, body_example=_PLACE,
@@ -252,20 +256,20 @@ OPERATIONS: tuple[Operation, ...] = (
                   503: "the member system cannot be reached now"},
     ),
     Operation(
-        "get", "/api/v1/holds", "listHolds", "The patron's holds", "holds", bearer=True,
-        replies={200: Reply("the holds, newest first", wire.HoldsResponse, example={"holds": [_HOLD]})}, problems=_AUTH_PROBLEMS,
+        "get", "/api/v1/holds", "listHolds", "The patron's holds", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the holds, oldest first", wire.HoldsResponse, example={"holds": [_HOLD]})}, problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS},
     ),
     Operation(
-        "get", "/api/v1/holds/{hold_id}", "showHold", "One hold with its transitions", "holds", bearer=True,
-        replies={200: Reply("the hold", wire.HoldView, example=_HOLD_SHOWN)}, problems={**_AUTH_PROBLEMS, 404: _HOLD_PROBLEMS[404]},
+        "get", "/api/v1/holds/{hold_id}", "showHold", "One hold with its transitions", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the hold", wire.HoldView, example=_HOLD_SHOWN)}, problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS, 404: _HOLD_PROBLEMS[404]},
     ),
     Operation(
-        "delete", "/api/v1/holds/{hold_id}", "cancelHold", "Cancel (online only while submitted or waiting)", "holds", bearer=True,
-        replies={200: Reply("the hold, cancelled", wire.HoldView, example={**_HOLD, "state": "cancelled"})},
-        problems={**_AUTH_PROBLEMS, **_HOLD_PROBLEMS},
+        "delete", "/api/v1/holds/{hold_id}", "cancelHold", "Cancel (online only while submitted or waiting)", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the hold, cancelled", wire.HoldView, example={**_HOLD, "state": "cancelled", "state_label": "取り消し済み"})},
+        problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS, **_HOLD_PROBLEMS},
     ),
     Operation(
-        "patch", "/api/v1/holds/{hold_id}", "changePickup", "Change the pickup branch", "holds", bearer=True,
+        "patch", "/api/v1/holds/{hold_id}", "changePickup", "Change the pickup branch", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
         body=ChangePickupBody, body_example={"pickup_branch_id": "okayama-pref/main"},
         replies={200: Reply("the hold with its new pickup", wire.HoldView, example=_HOLD)},
         problems={400: "the body is not valid", **_AUTH_PROBLEMS, **_HOLD_PROBLEMS},

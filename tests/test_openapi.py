@@ -98,7 +98,7 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
     place = document["paths"]["/api/v1/holds"]["post"]
     assert set(place["responses"]) == {"200", "201", "202", "400", "401", "414", "422", "431", "500", "503"}
     assert place["security"] == [{"bearer": []}]
-    assert [p["name"] for p in place["parameters"]] == ["Idempotency-Key"]
+    assert [p["name"] for p in place["parameters"]] == ["lang", "Idempotency-Key"]
 
 
 def test_an_app_without_the_ledger_describes_no_hold_endpoints() -> None:

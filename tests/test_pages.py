@@ -232,7 +232,16 @@ async def test_plan_place_list_and_cancel_a_hold(pages_site: Site) -> None:
         placed = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": html_lib.unescape(options[0])}, allow_redirects=False)
         assert placed.status == 303 and placed.headers["Location"].startswith("/holds?placed="), await placed.text()
         page = await (await s.get(pages_site.url + placed.headers["Location"])).text()
-        assert JA["holds.placed"] in page and first["record_id"] in page
+        assert JA["holds.placed"] in page
+        # What the patron asked for, by name: the title (not the record id), the libraries, the state in words.
+        assert re.findall(r'<h2 class="hold-title">([^<]+)</h2>', page) == [first["title"]] and first["title"] == "こころ"
+        item = page.split('<li class="hold"', 1)[1].split("</li>", 1)[0]
+        assert first["record_id"] not in item
+        owner = re.search(rf'{JA["plan.owner"]}: ([^<]+)<br>', plan).group(1)
+        assert re.findall(r'<dd class="owner">([^<]+)</dd>', page) == [owner] and owner == "岡山県立図書館"
+        assert re.findall(r'<dd class="pickup">([^<]+)</dd>', page) == [re.search(r"<strong>[^:]+: ([^<]+)</strong>", plan).group(1)]
+        english = await (await s.get(f"{pages_site.url}/holds?lang=en")).text()
+        assert re.findall(r'<dd class="state">([^<（]+)', english)[0].strip() in (EN["hold.waiting"], EN["hold.submitted"])
         hold_ids = re.findall(r'data-hold="([^"]+)"', page)
         assert len(hold_ids) == 1
         assert JA["hold.waiting"] in page or JA["hold.submitted"] in page

@@ -20,6 +20,7 @@ from yokodan.errors import YokodanError
 
 from broker.consortium import Consortium
 from broker.ledger.accounts import Accounts
+from broker.ledger.display import HoldDisplay
 from broker.ledger.holds_repo import HoldLedger, NewHold
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.placement import Placement, fingerprint
@@ -71,6 +72,11 @@ class PlaceBody:
     card_id: str | None = None
     promised_ready: str | None = None
     promised_until: str | None = None
+    # What the patron asked for, for My holds; not part of the hold's identity (a replay with another
+    # spelling of the title is the same hold).
+    title: str | None = None
+    author: str | None = None
+    volume: str | None = None
 
     def identity(self) -> dict[str, object]:
         return {
@@ -132,6 +138,7 @@ class HoldService:
             account_id=account_id, card_id=card.id, client_key=key, fingerprint=fingerprint(identity),
             member=body.member, record_id=body.record_id, item_id=body.item_id, pickup_branch_id=body.pickup_branch_id,
             promised_ready=_date(body.promised_ready), promised_until=_date(body.promised_until),
+            display_enc=self._sealed_display(body.title, body.author, body.volume),
         )  # fmt: skip
         row = await self.placement.place(new)
         return row, key not in existing
@@ -144,6 +151,27 @@ class HoldService:
 
     async def list(self, account_id: str) -> list[HoldRow]:
         return await self.ledger.list_for(account_id)
+
+    def member_name(self, member_id: str) -> str | None:
+        """The library's name (None for a member the consortium file no longer lists)."""
+        try:
+            return self.consortium.member(member_id).name
+        except KeyError:
+            return None
+
+    def branch_name(self, branch_id: str) -> str | None:
+        try:
+            return self.consortium.branch(branch_id).name
+        except KeyError:
+            return None
+
+    def display(self, row: HoldRow) -> HoldDisplay | None:
+        """What the patron asked for (title, author, volume), opened from its seal; None if not kept."""
+        return HoldDisplay.open(self.accounts.vault, row.display_enc)
+
+    def _sealed_display(self, title: str | None, author: str | None, volume: str | None) -> str | None:
+        shown = HoldDisplay.of(title, author, volume)
+        return shown.seal(self.accounts.vault) if shown else None
 
     async def cancel(self, account_id: str, hold_id: str) -> HoldRow:
         row, _ = await self.get(account_id, hold_id)

@@ -29,6 +29,7 @@ from broker.holds.views import date_ja, plan_view
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.routes import HOLDS_KEY
 from broker.ledger.service import HoldService, HoldServiceError, PlaceBody
+from broker.ledger.words import state_label
 from broker.pages.i18n import CATALOGUES, WEEKDAY_NAMES, Translator, choose_language
 from broker.pages.security import (
     CsrfRejected,
@@ -273,13 +274,20 @@ async def plan_page(request: web.Request) -> web.Response:
     consortium = request.app[api.CONSORTIUM_KEY]
     plan = plan_view(plan_hold(consortium, patron, gathered.records, gathered.statuses, _today(request)))
     options = ([plan["choice"]] if plan["choice"] else []) + plan["alternatives"]
+    # What the patron is asking for travels with the choice, so My holds can show it (the ledger seals it).
+    shown = {"title": work.title, "author": work.authors[0] if work.authors else None, "volume": work.volume}
     for option in options:
         option["value"] = json.dumps(
             {k: option[k] for k in ("member", "record_id", "item_id", "pickup_branch")}
-            | {"ready": _iso(option["ready"]), "deadline": _iso(option["deadline"])},
+            | {"ready": _iso(option["ready"]), "deadline": _iso(option["deadline"])} | shown,
             ensure_ascii=False,
         )
     return await render(request, "plan.html", {"work": work, "plan": plan, "options": options})
+
+
+def _text(value: Any) -> str | None:
+    """A display string from the form, or None (a tampered form may send anything: HoldDisplay bounds it)."""
+    return value if isinstance(value, str) else None
 
 
 def _iso(value: Any) -> str | None:
@@ -297,6 +305,7 @@ async def place_submit(request: web.Request) -> web.Response:
         body = PlaceBody(
             member=str(chosen["member"]), record_id=str(chosen["record_id"]), pickup_branch_id=str(chosen["pickup_branch"]),
             item_id=chosen.get("item_id"), promised_ready=chosen.get("ready"), promised_until=chosen.get("deadline"),
+            title=_text(chosen.get("title")), author=_text(chosen.get("author")), volume=_text(chosen.get("volume")),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(text="choose one of the offered ways to collect") from None
@@ -322,7 +331,8 @@ async def holds_page(request: web.Request, *, message: str | None = None, status
     members = {m.id: m for m in consortium.members}
     rows = await service.list(account)
     holds = [
-        {"row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id),
+        {"row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id), "shown": service.display(r),
+         "state_label": state_label(r, t.language),
          "cancellable": r.state in CANCELLABLE_ONLINE and r.outcome.value == "placed"}
         for r in rows
     ]  # fmt: skip
