@@ -190,8 +190,8 @@ async def test_live_answers_match_the_document(broker: LiveBroker) -> None:
         status, shown = await call(session, "showHold", hold_url, headers=auth)
         assert [t.to.value for t in shown.transitions] == ["waiting"]
         status, moved = await call(session, "changePickup", hold_url, json={"pickup_branch_id": "alpha/chuo"}, headers=auth)
-        # The REST connector has no pickup change: a named refusal with the library's phone, as documented.
-        assert status == 422 and (moved.reason, moved.phone) == ("not_reservable_online", "086-000-0000")
+        # The REST member moves it (Koha's PUT pickup_location) and the answer says where it now is.
+        assert status == 200 and (moved.pickup_branch_id, moved.state.value) == ("alpha/chuo", "waiting")
         status, cancelled = await call(session, "cancelHold", hold_url, headers=auth)
         assert status == 200 and cancelled.state.value == "cancelled"
         assert (await call(session, "showHold", f"{url}/api/v1/holds/{'0' * 32}", headers=auth))[0] == 404
