@@ -216,10 +216,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/api/v1/holds/plan", "planHold", "Plan a hold (dry run): choice, alternatives, refusals, card advice", "holds",
         description="Nothing is placed. With `isbns` the answer is a series plan (`SeriesPlanResponse`) in reading order. "
+        "Refusals and card-gap advice carry `message` in the language of `lang=` (else Accept-Language, else ja) beside "
+        "`message_ja` and `message_en`. "
         "The PIN is passed to the member and dropped; it is never echoed or logged.",
-        body=PlanRequest, body_example=_PLAN_BODY,
+        body=PlanRequest, body_example=_PLAN_BODY, query=HoldsQuery, query_examples={"lang": "en"},
         replies={200: Reply("the plan (a series plan when `isbns` was given)", wire.PlanResponse | wire.SeriesPlanResponse, example=_PLAN)},
-        problems={400: "the body is not JSON or not a valid plan request, or names an unknown member or branch",
+        problems={400: "the body is not JSON or not a valid plan request, or names an unknown member or branch, or `lang` is neither ja nor en",
                   404: "no member's catalogue has the work", 413: "the body is larger than 64 KiB"},
     ),
     Operation(

@@ -7,6 +7,7 @@ with a ledger config (pages and hold endpoints included, `app[HOLDS_KEY]` set on
 from __future__ import annotations
 
 import csv
+import html
 import dataclasses
 import io
 import re
@@ -331,3 +332,17 @@ async def test_a_tampered_hold_option_is_refused_with_a_page(pages_site: Site) -
             r = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": option}, allow_redirects=False)
             assert r.status == 400 and r.content_type == "text/html", option
         assert 'data-hold="' not in await (await s.get(f"{pages_site.url}/holds")).text()
+
+
+async def test_card_gap_advice_is_in_the_pages_language(pages_site: Site) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    plan_body = {"isbn": "9784101010137", "patron": {"cards": [{"member": "okayama-pref", "card_number": card.card_number, "pin": card.pin}]}}
+    async with client() as s:
+        async with s.post(f"{pages_site.url}/api/v1/holds/plan", json=plan_body) as r:
+            advice = (await r.json())["plan"]["advice"]
+        assert advice, "the sandbox patron should be told of a municipal card that is faster"
+        await login(s, pages_site)
+        pages = {lang: await (await s.get(f"{pages_site.url}/hold?isbn=9784101010137&lang={lang}")).text() for lang in ("ja", "en")}
+    shown = {lang: [html.unescape(p) for p in re.findall(r'<p class="advice">([^<]+)</p>', page)] for lang, page in pages.items()}
+    assert shown == {"ja": [a["message_ja"] for a in advice], "en": [a["message_en"] for a in advice]}
+    assert all(m.startswith("With a library card of ") for m in shown["en"])

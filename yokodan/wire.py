@@ -321,6 +321,7 @@ class PlanRefusal(WireModel):
     record_id: str | None
     item_ids: list[str]
     params: dict[str, Any] = Field(description="what a page needs to explain the refusal: limit, count, dates …")
+    message: str | None = Field(default=None, description="in the language asked for (`lang=`, Accept-Language, else ja)")
     message_ja: str
     message_en: str
 
@@ -336,7 +337,9 @@ class CardAdviceView(WireModel):
     eligibility: Any
     how_to_get: Any
     assumptions: list[str]
+    message: str | None = Field(default=None, description="in the language asked for (`lang=`, Accept-Language, else ja)")
     message_ja: str
+    message_en: str | None = None
 
 
 class PlanView(WireModel):
