@@ -25,6 +25,7 @@ from broker.api import CONSORTIUM_KEY, SearchParams, json_response
 from broker.docs_page import render_docs
 from broker.holds.routes import PlanRequest
 from broker.ledger.routes import ChangePickupBody, HoldsQuery, LoginBody, PlaceHoldBody
+from broker.ledger.series_routes import SeriesHoldBody
 from yokodan import wire
 
 __all__ = ["OPERATIONS", "Operation", "Reply", "add_openapi_routes", "openapi_document"]
@@ -128,6 +129,11 @@ _HOLD = {"id": "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60", "member": "okayama-pref", "me
          "refusal": None, "series": None, "created_at": "2026-12-01T10:00:00+00:00",
          "updated_at": "2026-12-01T10:00:01+00:00"}  # fmt: skip
 _HOLD_SHOWN = {**_HOLD, "transitions": [{"from": None, "to": "waiting", "member_word": "予約中", "at": "2026-12-01T10:00:01+00:00"}]}
+_SERIES = {"series_id": "s-1f2e3d", "holds": [
+    {**_HOLD, "title": "ノルウェイの森", "author": "村上春樹", "volume": "上", "series": {"id": "s-1f2e3d", "position": 1}},
+    {**_HOLD, "id": "6a1d9b2f3c8e4d5a0f7b2c3d4e5f6a71", "title": "ノルウェイの森", "author": "村上春樹", "volume": "下",
+     "outcome": "deferred", "state": None, "state_label": "前の巻が届いてから予約します", "status_text": None,
+     "queue_position": None, "promised_ready": None, "series": {"id": "s-1f2e3d", "position": 2}}]}  # fmt: skip
 _LOGIN = {"member": "okayama-pref", "card_number": "10000001", "pin": "1234"}
 _PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "okayama-pref/main", "title": "こころ",
           "author": "夏目漱石"}
@@ -255,6 +261,23 @@ OPERATIONS: tuple[Operation, ...] = (
         },
         problems={400: "the body or the Idempotency-Key is not valid", **_AUTH_PROBLEMS,
                   422: "the Idempotency-Key was used for another body, or the consortium's rules refuse (`reason`)",
+                  503: "the member system cannot be reached now"},
+    ),
+    Operation(
+        "post", "/api/v1/holds/series", "placeSeries", "Hold the next volumes of a series (or all of them), in reading order", "holds",
+        bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        description="The series is found from one volume (`isbn`: same title and author, a volume designation) or named "
+        "volume by volume (`isbns`). Every volume is planned with the account's cards; the first is placed now, each next "
+        "one when the one before is ready (`outcome` deferred until then). One Idempotency-Key for the whole series: "
+        "the same key again answers the series it made (200) without planning again.",
+        body=SeriesHoldBody, body_example={"isbn": "9784062748681", "scope": "from_this"},
+        headers=(Header("Idempotency-Key", "the portal's key for this series: the same key never places it twice", min_length=8, max_length=255),),
+        replies={
+            201: Reply("the volumes, in reading order", wire.SeriesHoldsResponse, example=_SERIES),
+            200: Reply("a replay of the key's series", wire.SeriesHoldsResponse, example=_SERIES),
+        },
+        problems={400: "the body, `lang` or the Idempotency-Key is not valid", **_AUTH_PROBLEMS, 404: "no member holds a named volume",
+                  422: "a volume cannot be held now (`reason`, `volume`): nothing was placed; or the key was used for another body",
                   503: "the member system cannot be reached now"},
     ),
     Operation(

@@ -35,7 +35,7 @@ KOKORO = "9784101010137"
 EVERY_ENDPOINT = {
     ("get", "/api/v1/search"), ("get", "/api/v1/search/stream"), ("get", "/api/v1/members"), ("get", "/healthz"),
     ("post", "/api/v1/holds/plan"), ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"),
-    ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("get", "/api/v1/holds"),
+    ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("post", "/api/v1/holds/series"), ("get", "/api/v1/holds"),
     ("get", "/api/v1/holds/{hold_id}"), ("delete", "/api/v1/holds/{hold_id}"), ("patch", "/api/v1/holds/{hold_id}"),
     ("get", "/api/v1/openapi.json"), ("get", "/api/v1/docs"), ("get", "/sru"), ("post", "/sru"),
 }  # fmt: skip
@@ -192,6 +192,9 @@ async def test_live_answers_match_the_document(broker: LiveBroker) -> None:
         status, moved = await call(session, "changePickup", hold_url, json={"pickup_branch_id": "alpha/chuo"}, headers=auth)
         # The REST member moves it (Koha's PUT pickup_location) and the answer says where it now is.
         assert status == 200 and (moved.pickup_branch_id, moved.state.value) == ("alpha/chuo", "waiting")
+        # A series for a card no member of this broker's catalogue takes: refused by name, nothing placed.
+        status, refused = await call(session, "placeSeries", f"{url}/api/v1/holds/series", json={"isbn": "9784101010137"}, headers=auth)
+        assert status == 422 and refused.reason == "no_card"
         status, cancelled = await call(session, "cancelHold", hold_url, headers=auth)
         assert status == 200 and cancelled.state.value == "cancelled"
         assert (await call(session, "showHold", f"{url}/api/v1/holds/{'0' * 32}", headers=auth))[0] == 404
@@ -234,7 +237,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # It really ran every operation but logout, with a token that stayed valid: only a log-in with
     # a made-up card answers nothing but 401; and the stream's lines were read.
-    assert "Tested: 15" in result.stdout, result.stdout[:5000]
+    assert "Tested: 16" in result.stdout, result.stdout[:5000]
     unauthorized = result.stdout.partition("401 Unauthorized")[2].partition("💡")[0]
     assert [line.strip() for line in unauthorized.splitlines() if line.strip().startswith("-")] in ([], ["- POST /api/v1/auth/login"])
     assert "cannot validate application/x-ndjson" not in result.stdout

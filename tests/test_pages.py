@@ -346,3 +346,34 @@ async def test_card_gap_advice_is_in_the_pages_language(pages_site: Site) -> Non
     shown = {lang: [html.unescape(p) for p in re.findall(r'<p class="advice">([^<]+)</p>', page)] for lang, page in pages.items()}
     assert shown == {"ja": [a["message_ja"] for a in advice], "en": [a["message_en"] for a in advice]}
     assert all(m.startswith("With a library card of ") for m in shown["en"])
+
+
+async def test_a_volume_of_a_series_offers_to_hold_the_next_ones_in_order(pages_site: Site) -> None:
+    from broker.api import SEARCH_KEY
+    from yokodan import SearchQuery
+
+    outcome = await pages_site.app[SEARCH_KEY].search(SearchQuery(title="ノルウェイの森"))
+    isbn = {w.volume: w.isbns[0] for w in outcome.works if w.title == "ノルウェイの森" and w.volume and w.isbns}
+    async with client() as s:
+        work = await (await s.get(f"{pages_site.url}/work?isbn={isbn['上']}")).text()
+        assert JA["work.hold_series_from"] in work and JA["work.hold_series_all"] in work
+        plain = await (await s.get(f"{pages_site.url}/work?isbn=9784101010137")).text()  # こころ: not a volume
+        assert JA["work.hold_series_from"] not in plain
+        await login(s, pages_site)
+        await login(s, pages_site, member="okayama-city")
+        page = await (await s.get(f"{pages_site.url}/hold/series?isbn={isbn['下']}&scope=all")).text()
+        assert re.findall(r'<li class="series-step" data-volume="([^"]*)"', page) == ["上", "下"]
+        assert page.count(JA["series.now"]) == 1 and page.count(JA["series.later"]) == 1
+        placed = await s.post(f"{pages_site.url}/holds/series", data={"csrf": csrf_of(page), "isbn": isbn["下"], "scope": "all"}, allow_redirects=False)
+        assert placed.status == 303 and placed.headers["Location"] == "/holds?placed=series", await placed.text()
+        holds = await (await s.get(pages_site.url + placed.headers["Location"])).text()
+        assert JA["series.placed"] in holds
+        assert re.findall(r'<h2 class="hold-title">([^<]+) <span class="volume">([^<]+)</span></h2>', holds) == [("ノルウェイの森", "上"), ("ノルウェイの森", "下")]
+        assert JA["hold.deferred"] in holds
+        # Sent twice (a double click): one series.
+        await s.post(f"{pages_site.url}/holds/series", data={"csrf": csrf_of(page), "isbn": isbn["下"], "scope": "all"}, allow_redirects=False)
+        assert len(re.findall(r'data-hold="', await (await s.get(f"{pages_site.url}/holds")).text())) == 2
+        english = await (await s.get(f"{pages_site.url}/hold/series?isbn={isbn['上']}&lang=en")).text()
+        assert EN["series.explain"] in english and EN["series.now"] in english
+        bad = await s.get(f"{pages_site.url}/hold/series?isbn=nonsense")
+        assert bad.status == 400 and bad.content_type == "text/html"

@@ -458,3 +458,8 @@ class HoldsResponse(WireModel):
     holds: list[HoldView]
 
 
+class SeriesHoldsResponse(WireModel):
+    """A series placed in reading order: the first volume sent now, the others `deferred` until the one before is ready."""
+
+    series_id: str | None
+    holds: list[HoldView]

@@ -28,9 +28,9 @@ from broker.holds.gather import HoldsGatherer, find_work
 from broker.language import UnknownLanguage, check_language
 from broker.holds.patron import Patron
 from broker.holds.planner import plan_hold
-from broker.holds.series import plan_series
+from broker.holds.series_holds import plan_works
 from broker.holds.views import plan_view, series_view
-from yokodan import ISBN13, Record, SearchQuery
+from yokodan import ISBN13, SearchQuery
 
 __all__ = ["GATHERER_KEY", "PlanRequest", "add_plan_routes"]
 
@@ -107,17 +107,14 @@ async def plan_handler(request: web.Request) -> web.Response:
     patron = plan_request.patron
 
     if plan_request.isbns:
-        volumes: list[tuple[str | None, list[Record]]] = []
+        works = []
         for isbn in plan_request.isbns:
             work, _ = await find_work(app[api.SEARCH_KEY], SearchQuery(isbn=isbn), None)
             if work is None:
                 return api.problem(404, "Work not found", f"no member holds ISBN {isbn}")
-            volumes.append((work.volume, work.records))
-        gathered = await gatherer.gather(patron, [r for _, recs in volumes for r in recs])
-        fresh = {(r.member, r.local_id): r for r in gathered.records}
-        volumes = [(label, [fresh.get((r.member, r.local_id), r) for r in recs]) for label, recs in volumes]
-        series = plan_series(consortium, patron, volumes, gathered.statuses, today)
-        return _in(language, api.json_response({"series": series_view(series, language=language), "stale_holdings": gathered.stale_holdings}))
+            works.append(work)
+        series, stale = await plan_works(gatherer, consortium, patron, works, today)
+        return _in(language, api.json_response({"series": series_view(series, language=language), "stale_holdings": stale}))
 
     query = SearchQuery(isbn=plan_request.isbn, title=plan_request.title, author=plan_request.author)
     work, statuses = await find_work(app[api.SEARCH_KEY], query, plan_request.work_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from yokodan.errors import YokodanError
 from broker.consortium import Consortium
 from broker.ledger.accounts import Accounts
 from broker.ledger.display import HoldDisplay
-from broker.ledger.holds_repo import HoldLedger, NewHold
+from broker.ledger.holds_repo import HoldLedger, IdempotencyKeyReused, NewHold
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.placement import Placement, fingerprint
 from broker.ledger.records import HoldRow, Outcome, Transition
@@ -143,6 +144,41 @@ class HoldService:
         )  # fmt: skip
         row = await self.placement.place(new)
         return row, key not in existing
+
+    async def place_series(
+        self, account_id: str, volumes: list[PlaceBody], idempotency_key: str, request_identity: dict[str, object]
+    ) -> tuple[list[HoldRow], bool]:
+        """Volumes in reading order: the first placed now, each next one when the one before is ready.
+
+        One key for the whole series: volume n is the ledger row `<key>#n`, so a replay (same key, same
+        request) answers the series already made, without planning again — even if a fresh plan would now
+        choose other copies. The same key with another request is refused (IdempotencyKeyReused).
+        Answers (rows, created).
+        """
+        made = await self.series_by_key(account_id, idempotency_key)
+        if made:
+            if made[0].fingerprint != fingerprint(request_identity | {"position": 1}):
+                raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+            return made, False
+        series_id = "s-" + hashlib.sha256(f"{account_id}\x00{idempotency_key}".encode()).hexdigest()[:30]
+        news = []
+        for position, body in enumerate(volumes, start=1):
+            card = await self._card_for(account_id, body)
+            news.append(NewHold(
+                account_id=account_id, card_id=card.id, client_key=f"{idempotency_key}#{position}",
+                fingerprint=fingerprint(request_identity | {"position": position}),
+                member=body.member, record_id=body.record_id, item_id=body.item_id, pickup_branch_id=body.pickup_branch_id,
+                promised_ready=_date(body.promised_ready), promised_until=_date(body.promised_until),
+                series_id=series_id, series_position=position,
+                display_enc=self._sealed_display(body.title, body.author, body.volume),
+            ))  # fmt: skip
+        return await self.placement.place_series(news), True
+
+    async def series_by_key(self, account_id: str, idempotency_key: str) -> list[HoldRow]:
+        """The volumes a series placement under this key made, in reading order (empty: none yet)."""
+        pattern = re.compile(re.escape(idempotency_key) + r"#\d+")
+        rows = [r for r in await self.ledger.list_for(account_id) if r.series_id and pattern.fullmatch(r.client_key)]
+        return sorted(rows, key=lambda r: r.series_position or 0)
 
     async def get(self, account_id: str, hold_id: str) -> tuple[HoldRow, list[Transition]]:
         row = await self.ledger.get(account_id, hold_id)

@@ -25,10 +25,12 @@ from broker.holds.patron import Card, Patron
 from broker.holds.calendar import CalendarError
 from broker.holds.planner import RuleBook, plan_hold
 from broker.holds.routes import GATHERER_KEY
-from broker.holds.views import date_ja, plan_view
+from broker.holds.series_holds import NoWayToHold, patron_of, plan_works
+from broker.holds.views import REFUSAL, date_ja, plan_view
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.routes import HOLDS_KEY
 from broker.ledger.service import HoldService, HoldServiceError, PlaceBody
+from broker.ledger.series_routes import SeriesHoldBody, VolumeNotFound, hold_series, series_works
 from broker.ledger.words import state_label
 from broker.pages.i18n import CATALOGUES, WEEKDAY_NAMES, Translator, choose_language
 from broker.pages.security import (
@@ -165,9 +167,12 @@ async def work_page(request: web.Request) -> web.Response:
     unanswered = [members[s.member].name for s in statuses if s.state.value != "ok" and s.member in members]
     hold_link = "/hold?" + _urlencode({k: v for k, v in {
         "isbn": query.isbn or "", "title": query.title or "", "author": query.author or "", "work_id": work.work_id}.items() if v})  # fmt: skip
+    # A volume of a series (上/下, 第2巻 …) with an ISBN: offer to hold it and the next ones, in order.
+    series_isbn = work.isbns[0] if work.volume and work.isbns else None
     return await render(
         request, "work.html",
-        {"work": work, "rows": rows, "members": members, "unanswered": unanswered, "hold_link": hold_link, "near": near},
+        {"work": work, "rows": rows, "members": members, "unanswered": unanswered, "hold_link": hold_link, "near": near,
+         "series_isbn": series_isbn},
     )  # fmt: skip
 
 
@@ -316,6 +321,59 @@ async def place_submit(request: web.Request) -> web.Response:
     raise _see_other(f"/holds?placed={row.id}")
 
 
+def _series_body(params: Any) -> SeriesHoldBody:
+    try:
+        return SeriesHoldBody(isbn=(params.get("isbn") or "").strip() or None, scope=params.get("scope") or "from_this")
+    except ValidationError:
+        raise web.HTTPBadRequest(text="name one volume of the series by its ISBN (scope: from_this or all)") from None
+
+
+async def series_page(request: web.Request) -> web.Response:
+    """The series' volumes in reading order with each one's way to collect it; confirm places them."""
+    service = _holds(request)
+    account = await _account(request)
+    if account is None:
+        raise _login_redirect(request)
+    body = _series_body(request.query)
+    t = Translator(choose_language(request))
+    try:
+        works = await series_works(request.app, body)
+    except VolumeNotFound:
+        return await render(request, "series.html", {"steps": [], "title": "", "isbn": body.isbn, "scope": body.scope, "holdable": False}, status=404)
+    consortium = request.app[api.CONSORTIUM_KEY]
+    patron = patron_of(await service.accounts.cards(account))
+    series, _ = await plan_works(request.app[GATHERER_KEY], consortium, patron, works, _today(request))
+    refusal_words = REFUSAL[t.language]
+    steps = [
+        {"label": s.label, "choice": s.plan.choice,
+         "refusal": refusal_words(s.plan.refusals[0]) if s.plan.choice is None and s.plan.refusals else None}
+        for s in series.steps
+    ]  # fmt: skip
+    return await render(
+        request, "series.html",
+        {"steps": steps, "title": works[0].title, "isbn": body.isbn, "scope": body.scope,
+         "holdable": all(s["choice"] is not None for s in steps)},
+    )  # fmt: skip
+
+
+async def series_submit(request: web.Request) -> web.Response:
+    _holds(request)
+    _, form = await check_csrf(request)
+    account = await _account(request)
+    if account is None:
+        raise _see_other("/login?next=/holds")
+    t = Translator(choose_language(request))
+    try:
+        await hold_series(request.app, account, _series_body(form), None)
+    except VolumeNotFound as missing:
+        return await holds_page(request, message=t("holds.refused", detail=str(missing)), status=404)
+    except NoWayToHold as refused:
+        return await holds_page(request, message=t("series.refused", volume=refused.volume or "—", detail=refused.reason), status=422)
+    except HoldServiceError as exc:
+        return await holds_page(request, message=t("holds.refused", detail=exc.message), status=exc.status)
+    raise _see_other("/holds?placed=series")
+
+
 async def holds_page(request: web.Request, *, message: str | None = None, status: int = 200) -> web.Response:
     service = _holds(request)
     account = await _account(request)
@@ -323,7 +381,7 @@ async def holds_page(request: web.Request, *, message: str | None = None, status
         raise _login_redirect(request)
     t = Translator(choose_language(request))
     if message is None and request.query.get("placed"):
-        message = t("holds.placed")
+        message = t("series.placed") if request.query.get("placed") == "series" else t("holds.placed")
     if message is None and request.query.get("cancelled"):
         message = t("holds.cancelled")
     consortium = request.app[api.CONSORTIUM_KEY]
@@ -468,6 +526,8 @@ def add_page_routes(app: web.Application, *, session_key: bytes | None = None) -
     app.router.add_get("/hold", plan_page)
     app.router.add_post("/holds", place_submit)
     app.router.add_get("/holds", holds_page)
+    app.router.add_get("/hold/series", series_page)
+    app.router.add_post("/holds/series", series_submit)
     app.router.add_post("/holds/{hold_id}/cancel", cancel_submit)
     app.router.add_get("/staff/login", staff_login_page)
     app.router.add_post("/staff/login", staff_login_submit)
