@@ -486,8 +486,10 @@ def build_app(
     add_plan_routes(app)  # POST /api/v1/holds/plan
     if ledger is not None:
         from broker.ledger.routes import add_hold_routes
+        from broker.ledger.series_routes import add_series_hold_routes
 
         add_hold_routes(app)
+        add_series_hold_routes(app)  # POST /api/v1/holds/series
         app.cleanup_ctx.append(_ledger_lifecycle(ledger))
     __import__("broker.pages").pages.add_page_routes(app)  # the patrons' and librarians' pages (broker/pages)
 

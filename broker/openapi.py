@@ -25,7 +25,8 @@ from broker.api import CONSORTIUM_KEY, SearchParams, json_response
 from broker.calil_check import CheckParams
 from broker.docs_page import render_docs
 from broker.holds.routes import PlanRequest
-from broker.ledger.routes import ChangePickupBody, LoginBody, PlaceHoldBody
+from broker.ledger.routes import ChangePickupBody, HoldsQuery, LoginBody, PlaceHoldBody
+from broker.ledger.series_routes import SeriesHoldBody
 from yokodan import wire
 
 __all__ = ["OPERATIONS", "Operation", "Reply", "add_openapi_routes", "openapi_document"]
@@ -123,14 +124,22 @@ _PLAN = {"work": {"work_id": "isbn:9784101010137", "title": "こころ", "author
          "stale_holdings": []}  # fmt: skip
 _PLAN_BODY = {"isbn": "9784101010137", "patron": {"cards": [{"member": "okayama-pref", "card_number": "10000001",
               "pin": "1234"}], "home_municipality": "津山市"}}  # fmt: skip
-_HOLD = {"id": "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60", "member": "okayama-pref", "record_id": "b0001", "item_id": None,
-         "pickup_branch_id": "okayama-pref/main", "outcome": "placed", "state": "waiting", "status_text": "予約中",
+_HOLD = {"id": "5f0c8a1e2b7d4c3a9e6f1b2c3d4e5f60", "member": "okayama-pref", "member_name": "岡山県立図書館",
+         "record_id": "b0001", "item_id": None, "title": "こころ", "author": "夏目漱石", "volume": None,
+         "pickup_branch_id": "okayama-pref/main", "pickup_branch_name": "岡山県立図書館", "outcome": "placed",
+         "state": "waiting", "state_label": "予約中（確保待ち）", "status_text": "予約中",
          "queue_position": 1, "ready_until": None, "promised_ready": "2026-12-03", "promised_until": None,
          "refusal": None, "series": None, "created_at": "2026-12-01T10:00:00+00:00",
          "updated_at": "2026-12-01T10:00:01+00:00"}  # fmt: skip
 _HOLD_SHOWN = {**_HOLD, "transitions": [{"from": None, "to": "waiting", "member_word": "予約中", "at": "2026-12-01T10:00:01+00:00"}]}
+_SERIES = {"series_id": "s-1f2e3d", "holds": [
+    {**_HOLD, "title": "ノルウェイの森", "author": "村上春樹", "volume": "上", "series": {"id": "s-1f2e3d", "position": 1}},
+    {**_HOLD, "id": "6a1d9b2f3c8e4d5a0f7b2c3d4e5f6a71", "title": "ノルウェイの森", "author": "村上春樹", "volume": "下",
+     "outcome": "deferred", "state": None, "state_label": "前の巻が届いてから予約します", "status_text": None,
+     "queue_position": None, "promised_ready": None, "series": {"id": "s-1f2e3d", "position": 2}}]}  # fmt: skip
 _LOGIN = {"member": "okayama-pref", "card_number": "10000001", "pin": "1234"}
-_PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "okayama-pref/main"}
+_PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "okayama-pref/main", "title": "こころ",
+          "author": "夏目漱石"}
 
 PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
@@ -150,6 +159,7 @@ _SEARCH_PROBLEMS = {
     503: "the broker runs as many federated searches as it admits: `Retry-After` says when to try again",
 }
 _AUTH_PROBLEMS = {401: "no bearer token, or a token that expired or was revoked (log in first)"}
+_LANG_PROBLEM = {400: "`lang` is neither ja nor en (`errors` names it)"}
 _HOLD_PROBLEMS = {
     404: "no such hold for this patron (another patron's hold id answers the same)",
     409: "the hold changed meanwhile (`reason`)",
@@ -250,10 +260,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/api/v1/holds/plan", "planHold", "Plan a hold (dry run): choice, alternatives, refusals, card advice", "holds",
         description="Nothing is placed. With `isbns` the answer is a series plan (`SeriesPlanResponse`) in reading order. "
+        "Refusals and card-gap advice carry `message` in the language of `lang=` (else Accept-Language, else ja) beside "
+        "`message_ja` and `message_en`. "
         "The PIN is passed to the member and dropped; it is never echoed or logged.",
-        body=PlanRequest, body_example=_PLAN_BODY,
+        body=PlanRequest, body_example=_PLAN_BODY, query=HoldsQuery, query_examples={"lang": "en"},
         replies={200: Reply("the plan (a series plan when `isbns` was given)", wire.PlanResponse | wire.SeriesPlanResponse, example=_PLAN)},
-        problems={400: "the body is not JSON or not a valid plan request, or names an unknown member or branch",
+        problems={400: "the body is not JSON or not a valid plan request, or names an unknown member or branch, or `lang` is neither ja nor en",
                   404: "no member's catalogue has the work", 413: "the body is larger than 64 KiB"},
     ),
     Operation(
@@ -274,7 +286,7 @@ OPERATIONS: tuple[Operation, ...] = (
         problems=_AUTH_PROBLEMS,
     ),
     Operation(
-        "post", "/api/v1/holds", "placeHold", "Place a hold, exactly once per Idempotency-Key", "holds", bearer=True,
+        "post", "/api/v1/holds", "placeHold", "Place a hold, exactly once per Idempotency-Key", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
         description="201: placed or refused now; 200: the same key again (the first answer, replayed); 202: sent "
         "but the member's answer is not known yet — poll `Location`.",
         body=PlaceHoldBody, body_example=_PLACE,
@@ -290,20 +302,37 @@ OPERATIONS: tuple[Operation, ...] = (
                   503: "the member system cannot be reached now"},
     ),
     Operation(
-        "get", "/api/v1/holds", "listHolds", "The patron's holds", "holds", bearer=True,
-        replies={200: Reply("the holds, newest first", wire.HoldsResponse, example={"holds": [_HOLD]})}, problems=_AUTH_PROBLEMS,
+        "post", "/api/v1/holds/series", "placeSeries", "Hold the next volumes of a series (or all of them), in reading order", "holds",
+        bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        description="The series is found from one volume (`isbn`: same title and author, a volume designation) or named "
+        "volume by volume (`isbns`). Every volume is planned with the account's cards; the first is placed now, each next "
+        "one when the one before is ready (`outcome` deferred until then). One Idempotency-Key for the whole series: "
+        "the same key again answers the series it made (200) without planning again.",
+        body=SeriesHoldBody, body_example={"isbn": "9784062748681", "scope": "from_this"},
+        headers=(Header("Idempotency-Key", "the portal's key for this series: the same key never places it twice", min_length=8, max_length=255),),
+        replies={
+            201: Reply("the volumes, in reading order", wire.SeriesHoldsResponse, example=_SERIES),
+            200: Reply("a replay of the key's series", wire.SeriesHoldsResponse, example=_SERIES),
+        },
+        problems={400: "the body, `lang` or the Idempotency-Key is not valid", **_AUTH_PROBLEMS, 404: "no member holds a named volume",
+                  422: "a volume cannot be held now (`reason`, `volume`): nothing was placed; or the key was used for another body",
+                  503: "the member system cannot be reached now"},
     ),
     Operation(
-        "get", "/api/v1/holds/{hold_id}", "showHold", "One hold with its transitions", "holds", bearer=True,
-        replies={200: Reply("the hold", wire.HoldView, example=_HOLD_SHOWN)}, problems={**_AUTH_PROBLEMS, 404: _HOLD_PROBLEMS[404]},
+        "get", "/api/v1/holds", "listHolds", "The patron's holds", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the holds, oldest first", wire.HoldsResponse, example={"holds": [_HOLD]})}, problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS},
     ),
     Operation(
-        "delete", "/api/v1/holds/{hold_id}", "cancelHold", "Cancel (online only while submitted or waiting)", "holds", bearer=True,
-        replies={200: Reply("the hold, cancelled", wire.HoldView, example={**_HOLD, "state": "cancelled"})},
-        problems={**_AUTH_PROBLEMS, **_HOLD_PROBLEMS},
+        "get", "/api/v1/holds/{hold_id}", "showHold", "One hold with its transitions", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the hold", wire.HoldView, example=_HOLD_SHOWN)}, problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS, 404: _HOLD_PROBLEMS[404]},
     ),
     Operation(
-        "patch", "/api/v1/holds/{hold_id}", "changePickup", "Change the pickup branch", "holds", bearer=True,
+        "delete", "/api/v1/holds/{hold_id}", "cancelHold", "Cancel (online only while submitted or waiting)", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
+        replies={200: Reply("the hold, cancelled", wire.HoldView, example={**_HOLD, "state": "cancelled", "state_label": "取り消し済み"})},
+        problems={**_LANG_PROBLEM, **_AUTH_PROBLEMS, **_HOLD_PROBLEMS},
+    ),
+    Operation(
+        "patch", "/api/v1/holds/{hold_id}", "changePickup", "Change the pickup branch", "holds", bearer=True, query=HoldsQuery, query_examples={"lang": "ja"},
         body=ChangePickupBody, body_example={"pickup_branch_id": "okayama-pref/main"},
         replies={200: Reply("the hold with its new pickup", wire.HoldView, example=_HOLD)},
         problems={400: "the body is not valid", **_AUTH_PROBLEMS, **_HOLD_PROBLEMS},

@@ -41,6 +41,7 @@ class Capability(StrEnum):
     LIST_HOLDS = "list_holds"  # every current hold of a patron (the poller)
     CANCEL_HOLD = "cancel_hold"  # cancel_hold and cancel_holds
     PICKUP_LOCATIONS = "pickup_locations"
+    CHANGE_PICKUP = "change_pickup"  # move a placed hold's pickup branch
 
 
 # Copies no hold can be placed on (the member's own rule, read off its holdings).
@@ -201,6 +202,16 @@ class Connector(ABC):
         """Every current hold of this patron at the member, in the member's order
         (Capability.LIST_HOLDS: the poller). Finished holds may or may not be listed."""
         raise self._unsupported(Capability.LIST_HOLDS)
+
+    # --- changing ---------------------------------------------------------------------------
+
+    async def change_pickup(self, patron: PatronCredentials, hold_id: str, pickup_branch_id: str) -> Hold:
+        """Move one of this patron's holds to another pickup branch (Capability.CHANGE_PICKUP); the hold
+        as it now stands. HoldRefused('not_changeable') once the member is processing it (secured, in
+        transit, on the shelf), 'invalid_pickup', 'hold_not_found'. Sent once: OutcomeUnknown after a
+        lost answer — read the hold back (`hold_status`) to see whether the move landed. Setting the same
+        pickup again is harmless, so unlike a placement it may simply be sent again once it did not."""
+        raise self._unsupported(Capability.CHANGE_PICKUP)
 
     # --- cancelling -------------------------------------------------------------------------
 

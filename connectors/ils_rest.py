@@ -16,6 +16,10 @@ Paths are relative to `settings.endpoint` (e.g. http://host/{member}/api/v1) and
   GET    /holds?patron_id=[&idempotency_key=]
   POST   /holds                                    sent once, with our key in an `Idempotency-Key` header
   GET    /holds/{hold_id}      DELETE /holds/{hold_id}
+  PUT    /holds/{hold_id}/pickup_location          {"pickup_library_id"}: 200 with the new pickup;
+                                                   409 `hold_waiting` / `hold_in_processing` once it
+                                                   is on the shelf or being processed; 400 for a
+                                                   library that is not a pickup location
 
 Where stock Koha falls short of what the broker needs, the member (and the sandbox) is expected to:
   * store the `Idempotency-Key` of a placement, echo it as `idempotency_key` in the hold and
@@ -92,6 +96,10 @@ KOHA_REFUSALS: dict[str, str] = {
     "libraryNotPickupLocation": "invalid_pickup",
     "pickupNotInHoldGroup": "invalid_pickup",
     "cannotBeTransferred": "invalid_pickup",
+    # PUT /holds/{id}/pickup_location (Koha::REST::V1::Holds::update_pickup_location)
+    "hold_waiting": "not_changeable",
+    "hold_in_processing": "not_changeable",
+    "hold_in_transit": "not_changeable",  # this sandbox's (and some members') word for Koha's "T"
 }
 _KOHA_REASON_PREFIX = "Reason: "
 
@@ -150,6 +158,7 @@ class ILSRestConnector(Connector):
             Capability.LIST_HOLDS,
             Capability.CANCEL_HOLD,
             Capability.PICKUP_LOCATIONS,
+            Capability.CHANGE_PICKUP,
         }
     )
 
@@ -329,6 +338,21 @@ class ILSRestConnector(Connector):
         )
         return self.hold(data).model_copy(update={"state": HoldState.CANCELLED, "status_text": "", "queue_position": None})
 
+    async def change_pickup(self, patron: PatronCredentials, hold_id: str, pickup_branch_id: str) -> Hold:
+        pickup = self.pickup_codes.get(pickup_branch_id)
+        if pickup is None:
+            raise HoldRefused("invalid_pickup", f"{pickup_branch_id} is not a pickup point of {self.member}", member=self.member)
+        # Fetched first: the hold must be this patron's (the API key sees everyone's), and Koha's answer
+        # carries only the new pickup.
+        data = await self._own_hold(await self._patron_id(patron), hold_id)
+        response = await self._send(
+            "PUT", f"/holds/{_koha_id(hold_id, self.member, 'hold_not_found')}/pickup_location",
+            json={"pickup_library_id": pickup}, not_found="hold_not_found", bad_request="invalid_pickup", idempotent=False,
+        )  # fmt: skip
+        with outcome_unknown_after_sending(self.member):  # a 200 we cannot read may still have moved it
+            answered = _text(self._object(response).get("pickup_library_id"))
+        return self.hold(data | {"pickup_library_id": answered or pickup})
+
     async def pickup_locations(self, patron: PatronCredentials, record_id: str) -> list[PickupOption]:
         record = await self._checked_patron_record(patron)
         params = {"patron_id": str(_patron_id_of(record, self.member))}
@@ -415,6 +439,7 @@ class ILSRestConnector(Connector):
         json: Any = None,
         headers: dict[str, str] | None = None,
         not_found: str | None = None,
+        bad_request: str | None = None,
         idempotent: bool,
     ) -> HttpResponse:
         """Sent exactly once (attempts=1), whatever happens; `idempotent=False` for effects, so
@@ -431,9 +456,9 @@ class ILSRestConnector(Connector):
                 idempotent=idempotent,
             )
         except TargetHTTPError as error:
-            raise self._refusal(error, not_found) from None
+            raise self._refusal(error, not_found, bad_request) from None
 
-    def _refusal(self, error: TargetHTTPError, not_found: str | None) -> ConnectorError:
+    def _refusal(self, error: TargetHTTPError, not_found: str | None, bad_request: str | None = None) -> ConnectorError:
         """A 4xx with a Koha error body -> the named verdict (HoldRefused, AuthenticationFailed);
         anything else unchanged."""
         if not 400 <= error.status < 500 or error.status == 401:  # 401: the broker's own API credentials
@@ -450,6 +475,8 @@ class ILSRestConnector(Connector):
         reason = KOHA_REFUSALS.get(code or "") or (code if code in HOLD_REFUSAL_REASONS else None)
         if reason is None and error.status == 404:
             reason = not_found
+        if reason is None and error.status == 400:
+            reason = bad_request  # stock Koha answers a bad pickup with an error text and no code
         if reason is None:
             return error
         return member_refusal(reason, message or code or f"HTTP {error.status}", member=self.member)

@@ -4,7 +4,7 @@ The REST, NCIP and HTML OPAC sandboxes all answer from one `HoldLedger` per
 member, so hold rules behave the same whichever protocol a member speaks.
 Rules follow the seeds (DOMAIN.md): one hold per title per patron, none on what
 the patron has on loan, any overdue item blocks new holds, a per-card limit,
-and cancellation online only while a hold is submitted or waiting.
+and cancellation (or a pickup change) online only while a hold is submitted or waiting.
 
 Patrons are deterministic: cards 10000001…10000010, PIN "1234"; 10000009 has an
 overdue loan (blocked) and 10000010 an expired card.
@@ -168,6 +168,16 @@ class HoldLedger:
         if hold.state not in _CANCELLABLE:
             raise Refusal("not_cancellable", f"hold is {hold.status_word}: cancel by phone or at the counter")
         hold.state = HoldState.CANCELLED
+        return hold
+
+    def change_pickup(self, card_number: str, hold_id: str, pickup_code: str) -> SandboxHold:
+        """Move a hold's pickup while it is still queued (as cancel: once processing starts, by phone)."""
+        hold = self.get(card_number, hold_id)
+        if hold.state not in _CANCELLABLE:
+            raise Refusal("not_changeable", f"hold is {hold.status_word}: change the pickup by phone or at the counter")
+        if pickup_code not in self.pickup_codes:
+            raise Refusal("invalid_pickup", f"{pickup_code} is not a pickup point")
+        hold.pickup_code = pickup_code
         return hold
 
     def advance(self, hold_id: str, state: HoldState, *, ready_until: date | None = None) -> SandboxHold:

@@ -13,6 +13,7 @@ protocol_options:
   max_holds          holds per card (default 10).
                      The broker must then find the hold by its key, never send it again.
   lose_cancel_answer "hang" | "drop": the same for DELETE /holds/{id}, after cancelling
+  lose_pickup_answer "hang" | "drop": the same for PUT /holds/{id}/pickup_location, after moving it
 
 Every request line (method, path and query) is kept in `app[ACCESS_LOG]`, so tests can check
 that no PIN ever appears in a URL.
@@ -98,6 +99,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{base}/holds", _endpoint(_place_hold))
     app.router.add_get(f"{base}/holds/{{hold_id}}", _endpoint(_get_hold))
     app.router.add_delete(f"{base}/holds/{{hold_id}}", _endpoint(_cancel_hold))
+    app.router.add_put(f"{base}/holds/{{hold_id}}/pickup_location", _endpoint(_change_pickup))
 
 
 def _endpoint(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -359,6 +361,29 @@ async def _cancel_hold(request: web.Request, system: MemberSystem) -> _Answer:
     system.ledger.cancel(hold.card_number, hold.hold_id)
     await lose_answer(request, lost_answer_mode(system, "lose_cancel_answer"))
     return _Answer(204)
+
+
+# Koha's 409 error codes for a hold whose pickup can no longer move (update_pickup_location); Koha
+# itself names only the first two, "hold_in_transit" is this member's word for its "T" status.
+_PICKUP_FIXED = {HoldState.SECURED: "hold_in_processing", HoldState.IN_TRANSIT: "hold_in_transit", HoldState.READY: "hold_waiting"}
+
+
+async def _change_pickup(request: web.Request, system: MemberSystem) -> _Answer:
+    hold = _ledger_hold(request, system)
+    code = (await _body(request)).get("pickup_library_id")
+    if not isinstance(code, str):
+        raise _BadRequest("pickup_library_id must be a string")
+    if hold.state in _PICKUP_FIXED or hold.state in _FINISHED:
+        return _Answer(409, {"error": "Cannot change pickup location", "error_code": _PICKUP_FIXED.get(hold.state)})
+    try:
+        system.ledger.change_pickup(hold.card_number, hold.hold_id, code)
+    except Refusal as refused:
+        if refused.code != "invalid_pickup":
+            raise
+        # As stock Koha: Koha::Exceptions::Hold::InvalidPickupLocation's text, no error_code.
+        return _Answer(400, {"error": "The supplied pickup location is not valid"})
+    await lose_answer(request, lost_answer_mode(system, "lose_pickup_answer"))
+    return _Answer(200, {"pickup_library_id": code})
 
 
 def _ledger_hold(request: web.Request, system: MemberSystem) -> SandboxHold:

@@ -27,6 +27,7 @@ from broker.ledger.db import SQLiteDatabase
 from broker.ledger.holds_repo import HoldLedger
 from broker.ledger.placement import Placement
 from broker.ledger.routes import add_hold_routes
+from broker.ledger.series_routes import add_series_hold_routes
 from broker.ledger.schema import migrate
 from broker.ledger.service import HoldService
 from broker.ledger.vault import Vault
@@ -61,6 +62,7 @@ async def live_broker(ledger_dir: Path) -> AsyncIterator[LiveBroker]:
         service = HoldService(consortium_of(["alpha"]), ledger, accounts, Placement(ledger, accounts, gateway, node="n"), gateway, node="n")
         app = build_app(consortium.with_base_url(base_url), http=http, open_index=partial(UnionIndex.open, ledger_dir / "index"))
         add_hold_routes(app, service)
+        add_series_hold_routes(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -227,10 +227,13 @@ async def test_async_client_against_the_live_broker(broker: LiveBroker) -> None:
         assert reused.value.title == "Idempotency-Key reused"
         assert [h.id for h in await client.holds()] == [placed.id]
         assert [t.to.value for t in (await client.hold(placed.id)).transitions] == ["waiting"]
-        with pytest.raises(Refused) as no_change:
-            await client.change_pickup(placed.id, "alpha/chuo")
-        assert no_change.value.reason == "not_reservable_online" and no_change.value.problem["phone"] == "086-000-0000"
+        moved = await client.change_pickup(placed.id, "alpha/chuo")
+        assert (moved.pickup_branch_id, moved.pickup_branch_name) == ("alpha/chuo", "alpha市立中央図書館")
+        assert [h.pickup_code for h in broker.holds_member.ledger.holds.values()] == ["CHUO"]  # moved at the member
         assert (await client.cancel_hold(placed.id)).state.value == "cancelled"
+        with pytest.raises(Refused) as no_change:  # a finished hold's pickup stays where it was
+            await client.change_pickup(placed.id, "alpha/kita")
+        assert no_change.value.reason == "not_changeable_online" and no_change.value.problem["phone"] == "086-000-0000"
         with pytest.raises(NotFound):
             await client.hold("0" * 32)
         await client.logout()

@@ -74,7 +74,9 @@ async def test_plan_chooses_the_prefectural_counter_and_advises_municipal_cards(
     # The municipal copies on their own shelves would be ready the next day (Wed 12-02): one day earlier.
     advice = body["plan"]["advice"]
     assert advice and all(a["gain_days"] == 1 and a["ready"] == "2026-12-02" for a in advice)
-    assert all(a["message_ja"].endswith(f"1日早く受け取れます（{a['phone']}）") for a in advice)
+    assert [a["message_ja"] for a in advice] == [f"{a['member_name']}の利用カードがあれば、1日早く受け取れます（{a['phone']}）" for a in advice]
+    assert [a["message_en"] for a in advice] == [f"With a library card of {a['member_name']}, you could collect it 1 day sooner (phone {a['phone']})" for a in advice]
+    assert [a["message"] for a in advice] == [a["message_ja"] for a in advice]  # Japanese unless asked
     assert "10000001" not in orjson.dumps(body).decode() and "1234" not in orjson.dumps(body).decode()
 
 
@@ -202,3 +204,18 @@ async def test_member_in_maintenance_is_not_contacted(http) -> None:
     gatherer = HoldsGatherer(MemberRegistry(kumamoto, http, clock=at_0445))
     gathered = await gatherer.gather(Patron(cards=[Card(member="kumamoto-pref", card_number="1")]), [])
     assert gathered.statuses["kumamoto-pref"].reason == "maintenance"
+
+
+async def test_plan_sentences_follow_lang_or_accept_language(broker_url: str) -> None:
+    body = orjson.dumps({"isbn": KOKORO, "today": "2026-12-01", "patron": {"cards": [card("10000001")], "home_municipality": "津山市"}})
+    async with aiohttp.ClientSession() as session:
+        for query, headers, language in [("?lang=en", {}, "en"), ("", {"Accept-Language": "en-US,en;q=0.9,ja;q=0.5"}, "en"),
+                                         ("?lang=ja", {"Accept-Language": "en"}, "ja")]:  # fmt: skip
+            async with session.post(f"{broker_url}/api/v1/holds/plan{query}", data=body, headers=headers) as response:
+                assert response.status == 200 and response.headers["Content-Language"] == language
+                plan = orjson.loads(await response.read())["plan"]
+            assert plan["advice"] and [a["message"] for a in plan["advice"]] == [a[f"message_{language}"] for a in plan["advice"]]
+            assert [r["message"] for r in plan["refusals"]] == [r[f"message_{language}"] for r in plan["refusals"]]
+        async with session.post(f"{broker_url}/api/v1/holds/plan?lang=de", data=body) as response:
+            problem = orjson.loads(await response.read())
+            assert response.status == 400 and [e["parameter"] for e in problem["errors"]] == ["lang"]

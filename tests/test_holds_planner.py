@@ -6,6 +6,8 @@ rules over live sandbox members are in test_holds_api.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 from datetime import date, timedelta
 
 from broker.holds.planner import MemberUnreachable, plan_hold
@@ -236,9 +238,15 @@ def test_card_gap_advice_names_library_gain_phone_and_how() -> None:
     assert (advice.member, advice.gain_days, advice.phone, advice.eligibility) == ("tsuyama-city", 9, "0868-24-2919", "eligible")
     assert "本人確認" in advice.how_to_get
     assert "pickup_calendar_not_published" in advice.assumptions  # 津山 prints no calendar: the gain assumes it opens
-    from broker.holds.views import advice_ja
+    from broker.holds.views import advice_en, advice_ja
 
     assert advice_ja(advice) == "津山市立図書館の利用カードがあれば、9日早く受け取れます（0868-24-2919）"
+    assert advice_en(advice) == "With a library card of 津山市立図書館, you could collect it 9 days sooner (phone 0868-24-2919)"
+    one_day = dataclasses.replace(advice, gain_days=1, phone=None)
+    assert advice_en(one_day) == "With a library card of 津山市立図書館, you could collect it 1 day sooner"
+    only_way = dataclasses.replace(advice, gain_days=None)  # nothing else can be collected: from which day
+    assert advice_ja(only_way) == "津山市立図書館の利用カードがあれば、12月2日(水)から受け取れます（0868-24-2919）"
+    assert advice_en(only_way) == "With a library card of 津山市立図書館, you could collect it from Wed 2 Dec 2026 (phone 0868-24-2919)"
 
 
 def test_no_advice_for_a_card_the_patron_cannot_get() -> None:

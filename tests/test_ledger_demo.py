@@ -80,14 +80,19 @@ async def test_the_holds_cli_logs_in_places_lists_and_cancels(broker: str, okaya
     assert code == 0, err
     env |= {"YOKODAN_TOKEN": token.strip()}
     assert card.card_number not in token and card.pin not in token
-    code, out, err = await _cli("place", "--member", "okayama-city", "--record", record, "--pickup", "okayama-city/chuo", env=env)
+    code, out, err = await _cli(
+        "place", "--member", "okayama-city", "--record", record, "--pickup", "okayama-city/chuo", "--title", "こころ", "--author", "夏目漱石",
+        env=env,
+    )  # fmt: skip
     assert code == 0 and "予約中" in out, (out, err)
     hold_id = out.split()[0]
     code, out, _ = await _cli("list", env=env)
-    assert [line.split()[0] for line in out.splitlines()] == [hold_id]
+    assert out.splitlines() == [f"{hold_id}  こころ / 夏目漱石", "    所蔵 岡山市立図書館 · 受取館 岡山市立中央図書館  予約中（確保待ち） · 順番 1"]
+    code, out, _ = await _cli("list", "--lang", "en", env=env)
+    assert out.splitlines()[1] == "    owner 岡山市立図書館 · pickup 岡山市立中央図書館  waiting · position 1"
     code, out, _ = await _cli("show", hold_id, env=env)
     assert "→ waiting" in out
     code, out, _ = await _cli("cancel", hold_id, env=env)
-    assert code == 0 and "取消" in out
+    assert code == 0 and "取り消し済み" in out
     code, _, err = await _cli("show", "0" * 32, env=env)
     assert code == 2 and "no such hold" in err

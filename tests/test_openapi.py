@@ -35,7 +35,7 @@ KOKORO = "9784101010137"
 EVERY_ENDPOINT = {
     ("get", "/api/v1/search"), ("get", "/api/v1/search/stream"), ("get", "/api/v1/members"), ("get", "/healthz"),
     ("post", "/api/v1/holds/plan"), ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"),
-    ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("get", "/api/v1/holds"),
+    ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("post", "/api/v1/holds/series"), ("get", "/api/v1/holds"),
     ("get", "/api/v1/holds/{hold_id}"), ("delete", "/api/v1/holds/{hold_id}"), ("patch", "/api/v1/holds/{hold_id}"),
     ("get", "/api/v1/openapi.json"), ("get", "/api/v1/docs"), ("get", "/sru"), ("post", "/sru"), ("get", "/api/v1/check"),
 }  # fmt: skip
@@ -98,7 +98,7 @@ async def test_served_document_is_valid_openapi_3_1_and_describes_every_endpoint
     place = document["paths"]["/api/v1/holds"]["post"]
     assert set(place["responses"]) == {"200", "201", "202", "400", "401", "414", "422", "431", "500", "503"}
     assert place["security"] == [{"bearer": []}]
-    assert [p["name"] for p in place["parameters"]] == ["Idempotency-Key"]
+    assert [p["name"] for p in place["parameters"]] == ["lang", "Idempotency-Key"]
     # search surfaces: anonymous where the consortium allows it, else a portal key in either header
     for path in ("/api/v1/search", "/api/v1/search/stream", "/api/v1/check"):
         operation = document["paths"][path]["get"]
@@ -206,8 +206,11 @@ async def test_live_answers_match_the_document(broker: LiveBroker) -> None:
         status, shown = await call(session, "showHold", hold_url, headers=auth)
         assert [t.to.value for t in shown.transitions] == ["waiting"]
         status, moved = await call(session, "changePickup", hold_url, json={"pickup_branch_id": "alpha/chuo"}, headers=auth)
-        # The REST connector has no pickup change: a named refusal with the library's phone, as documented.
-        assert status == 422 and (moved.reason, moved.phone) == ("not_reservable_online", "086-000-0000")
+        # The REST member moves it (Koha's PUT pickup_location) and the answer says where it now is.
+        assert status == 200 and (moved.pickup_branch_id, moved.state.value) == ("alpha/chuo", "waiting")
+        # A series for a card no member of this broker's catalogue takes: refused by name, nothing placed.
+        status, refused = await call(session, "placeSeries", f"{url}/api/v1/holds/series", json={"isbn": "9784101010137"}, headers=auth)
+        assert status == 422 and refused.reason == "no_card"
         status, cancelled = await call(session, "cancelHold", hold_url, headers=auth)
         assert status == 200 and cancelled.state.value == "cancelled"
         assert (await call(session, "showHold", f"{url}/api/v1/holds/{'0' * 32}", headers=auth))[0] == 404

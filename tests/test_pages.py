@@ -7,6 +7,7 @@ with a ledger config (pages and hold endpoints included, `app[HOLDS_KEY]` set on
 from __future__ import annotations
 
 import csv
+import html
 import dataclasses
 import io
 import re
@@ -232,7 +233,16 @@ async def test_plan_place_list_and_cancel_a_hold(pages_site: Site) -> None:
         placed = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": html_lib.unescape(options[0])}, allow_redirects=False)
         assert placed.status == 303 and placed.headers["Location"].startswith("/holds?placed="), await placed.text()
         page = await (await s.get(pages_site.url + placed.headers["Location"])).text()
-        assert JA["holds.placed"] in page and first["record_id"] in page
+        assert JA["holds.placed"] in page
+        # What the patron asked for, by name: the title (not the record id), the libraries, the state in words.
+        assert re.findall(r'<h2 class="hold-title">([^<]+)</h2>', page) == [first["title"]] and first["title"] == "こころ"
+        item = page.split('<li class="hold"', 1)[1].split("</li>", 1)[0]
+        assert first["record_id"] not in item
+        owner = re.search(rf'{JA["plan.owner"]}: ([^<]+)<br>', plan).group(1)
+        assert re.findall(r'<dd class="owner">([^<]+)</dd>', page) == [owner] and owner == "岡山県立図書館"
+        assert re.findall(r'<dd class="pickup">([^<]+)</dd>', page) == [re.search(r"<strong>[^:]+: ([^<]+)</strong>", plan).group(1)]
+        english = await (await s.get(f"{pages_site.url}/holds?lang=en")).text()
+        assert re.findall(r'<dd class="state">([^<（]+)', english)[0].strip() in (EN["hold.waiting"], EN["hold.submitted"])
         hold_ids = re.findall(r'data-hold="([^"]+)"', page)
         assert len(hold_ids) == 1
         assert JA["hold.waiting"] in page or JA["hold.submitted"] in page
@@ -322,3 +332,48 @@ async def test_a_tampered_hold_option_is_refused_with_a_page(pages_site: Site) -
             r = await s.post(f"{pages_site.url}/holds", data={"csrf": token, "option": option}, allow_redirects=False)
             assert r.status == 400 and r.content_type == "text/html", option
         assert 'data-hold="' not in await (await s.get(f"{pages_site.url}/holds")).text()
+
+
+async def test_card_gap_advice_is_in_the_pages_language(pages_site: Site) -> None:
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    plan_body = {"isbn": "9784101010137", "patron": {"cards": [{"member": "okayama-pref", "card_number": card.card_number, "pin": card.pin}]}}
+    async with client() as s:
+        async with s.post(f"{pages_site.url}/api/v1/holds/plan", json=plan_body) as r:
+            advice = (await r.json())["plan"]["advice"]
+        assert advice, "the sandbox patron should be told of a municipal card that is faster"
+        await login(s, pages_site)
+        pages = {lang: await (await s.get(f"{pages_site.url}/hold?isbn=9784101010137&lang={lang}")).text() for lang in ("ja", "en")}
+    shown = {lang: [html.unescape(p) for p in re.findall(r'<p class="advice">([^<]+)</p>', page)] for lang, page in pages.items()}
+    assert shown == {"ja": [a["message_ja"] for a in advice], "en": [a["message_en"] for a in advice]}
+    assert all(m.startswith("With a library card of ") for m in shown["en"])
+
+
+async def test_a_volume_of_a_series_offers_to_hold_the_next_ones_in_order(pages_site: Site) -> None:
+    from broker.api import SEARCH_KEY
+    from yokodan import SearchQuery
+
+    outcome = await pages_site.app[SEARCH_KEY].search(SearchQuery(title="ノルウェイの森"))
+    isbn = {w.volume: w.isbns[0] for w in outcome.works if w.title == "ノルウェイの森" and w.volume and w.isbns}
+    async with client() as s:
+        work = await (await s.get(f"{pages_site.url}/work?isbn={isbn['上']}")).text()
+        assert JA["work.hold_series_from"] in work and JA["work.hold_series_all"] in work
+        plain = await (await s.get(f"{pages_site.url}/work?isbn=9784101010137")).text()  # こころ: not a volume
+        assert JA["work.hold_series_from"] not in plain
+        await login(s, pages_site)
+        await login(s, pages_site, member="okayama-city")
+        page = await (await s.get(f"{pages_site.url}/hold/series?isbn={isbn['下']}&scope=all")).text()
+        assert re.findall(r'<li class="series-step" data-volume="([^"]*)"', page) == ["上", "下"]
+        assert page.count(JA["series.now"]) == 1 and page.count(JA["series.later"]) == 1
+        placed = await s.post(f"{pages_site.url}/holds/series", data={"csrf": csrf_of(page), "isbn": isbn["下"], "scope": "all"}, allow_redirects=False)
+        assert placed.status == 303 and placed.headers["Location"] == "/holds?placed=series", await placed.text()
+        holds = await (await s.get(pages_site.url + placed.headers["Location"])).text()
+        assert JA["series.placed"] in holds
+        assert re.findall(r'<h2 class="hold-title">([^<]+) <span class="volume">([^<]+)</span></h2>', holds) == [("ノルウェイの森", "上"), ("ノルウェイの森", "下")]
+        assert JA["hold.deferred"] in holds
+        # Sent twice (a double click): one series.
+        await s.post(f"{pages_site.url}/holds/series", data={"csrf": csrf_of(page), "isbn": isbn["下"], "scope": "all"}, allow_redirects=False)
+        assert len(re.findall(r'data-hold="', await (await s.get(f"{pages_site.url}/holds")).text())) == 2
+        english = await (await s.get(f"{pages_site.url}/hold/series?isbn={isbn['上']}&lang=en")).text()
+        assert EN["series.explain"] in english and EN["series.now"] in english
+        bad = await s.get(f"{pages_site.url}/hold/series?isbn=nonsense")
+        assert bad.status == 400 and bad.content_type == "text/html"

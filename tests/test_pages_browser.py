@@ -231,6 +231,9 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(pages_site
         await page.click("text=この内容で予約する")
         await page.wait_for_selector("li.hold")
         await audit("holds")
+        await page.goto(f"{url}/hold/series?isbn={await _series_isbn(pages_site, '上')}&scope=all")
+        await page.wait_for_selector("li.series-step")
+        await audit("series")
         await page.goto(f"{url}/staff/login")
         await audit("staff_login")
         await page.fill("#password", STAFF_PASSWORD)
@@ -241,7 +244,7 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(pages_site
         await audit("search_en")
     finally:
         await context.close()
-    assert len(found) == 8
+    assert len(found) == 9
     assert {name: bad for name, bad in found.items() if bad} == {}
 
 
@@ -274,3 +277,32 @@ async def test_a_search_the_api_refuses_says_so_on_the_page(pages_site: Site, pa
     await page.goto(f"{pages_site.url}/?q=こころ&members=no-such-member")
     await page.wait_for_selector("#progress:has-text('エラー')")
     assert await page.locator("#results .work-card").count() == 0
+
+
+async def _series_isbn(site: Site, volume: str) -> str:
+    from broker.api import SEARCH_KEY
+    from yokodan import SearchQuery
+
+    outcome = await site.app[SEARCH_KEY].search(SearchQuery(title="ノルウェイの森"))
+    return next(w.isbns[0] for w in outcome.works if w.title == "ノルウェイの森" and w.volume == volume and w.isbns)
+
+
+async def test_patron_holds_a_series_in_order_from_the_work_page(pages_site: Site, pages: Pages) -> None:  # noqa: F811
+    page = pages.page
+    await page.goto(f"{pages_site.url}/work?isbn={await _series_isbn(pages_site, '上')}")
+    await page.click("a.button >> text=全巻を順に予約する")
+    await page.wait_for_url("**/login?**")
+    card = patron_named("okayama", "okayama-reader").card("okayama-pref")
+    await page.select_option("#member", "okayama-pref")
+    await page.fill("#card_number", card.card_number)
+    await page.fill("#pin", card.pin)
+    await page.click("button[type=submit] >> text=ログイン")
+    await page.wait_for_selector("text=シリーズの予約の確認")
+    assert await page.locator("li.series-step").evaluate_all("els => els.map(e => e.dataset.volume)") == ["上", "下"]
+    await pages.check_widths("series")
+    await page.click("text=この順番で予約する")
+    await page.wait_for_selector("text=シリーズを予約しました。")
+    titles = await page.locator("li.hold h2.hold-title").all_inner_texts()
+    assert titles == ["ノルウェイの森 上", "ノルウェイの森 下"]
+    states = await page.locator("li.hold .state").all_inner_texts()
+    assert states[1] == "前の巻が届いてから予約します" and states[0] != states[1]

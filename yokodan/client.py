@@ -46,6 +46,7 @@ from yokodan.wire import (
     ErrorLine,
     HoldsResponse,
     HoldView,
+    SeriesHoldsResponse,
     MembersResponse,
     ParameterError,
     PlanResponse,
@@ -220,6 +221,7 @@ _TOKEN = TypeAdapter(TokenResponse)
 _CARDS = TypeAdapter(CardsResponse)
 _HOLD = TypeAdapter(HoldView)
 _HOLDS = TypeAdapter(HoldsResponse)
+_SERIES = TypeAdapter(SeriesHoldsResponse)
 
 
 def _search_params(q: str | None, title: str | None, author: str | None, isbn: str | None, year: int | None,
@@ -293,6 +295,15 @@ class _Calls:
         key = idempotency_key or f"yokodan-client-{uuid.uuid4().hex}"
         headers = self._auth() | {"Idempotency-Key": key}
         return _Call("POST", "/api/v1/holds", _parsed(_HOLD, frozenset({200, 201, 202})), json=body, headers=headers)
+
+    def _series_call(self, isbn: str | None, isbns: Sequence[str], scope: str, idempotency_key: str | None) -> _Call[SeriesHoldsResponse]:
+        if bool(isbn) == bool(isbns):
+            raise TypeError("give one volume (isbn) or the volumes (isbns), not both")
+        body: dict[str, Any] = {"isbn": isbn, "scope": scope} if isbn else {"isbns": list(isbns)}
+        # One key for the whole series: sending it again (after a lost answer) answers the series it made.
+        key = idempotency_key or f"yokodan-client-{uuid.uuid4().hex}"
+        headers = self._auth() | {"Idempotency-Key": key}
+        return _Call("POST", "/api/v1/holds/series", _parsed(_SERIES, frozenset({200, 201})), json=body, headers=headers)
 
     def _holds_call(self) -> _Call[HoldsResponse]:
         return _Call("GET", "/api/v1/holds", _parsed(_HOLDS), headers=self._auth())
@@ -403,6 +414,12 @@ class Client(_Calls):
         return self._send(self._place_call(member, record_id, pickup_branch_id, item_id=item_id, card_id=card_id,
                                            idempotency_key=idempotency_key))  # fmt: skip
 
+    def place_series(self, isbn: str | None = None, *, isbns: Sequence[str] = (), scope: str = "from_this",
+                     idempotency_key: str | None = None) -> SeriesHoldsResponse:  # fmt: skip
+        """Hold a series in reading order: from the volume `isbn` on (`scope="all"`: every volume), or exactly
+        `isbns`. The first volume is placed now, each next one when the one before is ready (`deferred`)."""
+        return self._send(self._series_call(isbn, isbns, scope, idempotency_key))
+
     def holds(self) -> list[HoldView]:
         return self._send(self._holds_call()).holds
 
@@ -484,6 +501,10 @@ class AsyncClient(_Calls):
                          card_id: str | None = None, idempotency_key: str | None = None) -> HoldView:  # fmt: skip
         return await self._send(self._place_call(member, record_id, pickup_branch_id, item_id=item_id, card_id=card_id,
                                                  idempotency_key=idempotency_key))  # fmt: skip
+
+    async def place_series(self, isbn: str | None = None, *, isbns: Sequence[str] = (), scope: str = "from_this",
+                           idempotency_key: str | None = None) -> SeriesHoldsResponse:  # fmt: skip
+        return await self._send(self._series_call(isbn, isbns, scope, idempotency_key))
 
     async def holds(self) -> list[HoldView]:
         return (await self._send(self._holds_call())).holds

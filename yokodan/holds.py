@@ -42,6 +42,7 @@ class RefusalReason(StrEnum):
     INVALID_PICKUP = "invalid_pickup"
     HOLD_NOT_FOUND = "hold_not_found"
     NOT_CANCELLABLE = "not_cancellable"  # secured / in transit / ready: by phone or at the counter only
+    NOT_CHANGEABLE = "not_changeable"  # the member will not move the pickup any more (being processed, on the shelf)
     # --- the broker's own verdicts from the consortium's rules (planner, ledger) -------
     LIMIT_REACHED = "limit_reached"
     DUPLICATE = "duplicate"
@@ -54,6 +55,7 @@ class RefusalReason(StrEnum):
     MEMBER_UNREACHABLE = "member_unreachable"
     NOT_RESERVABLE_ONLINE = "not_reservable_online"
     NOT_CANCELLABLE_ONLINE = "not_cancellable_online"
+    NOT_CHANGEABLE_ONLINE = "not_changeable_online"  # pickup changes by phone or at the counter only (with the phone)
 
 
 class PatronCredentials(BaseModel):

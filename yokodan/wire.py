@@ -323,6 +323,7 @@ class PlanRefusal(WireModel):
     record_id: str | None
     item_ids: list[str]
     params: dict[str, Any] = Field(description="what a page needs to explain the refusal: limit, count, dates …")
+    message: str | None = Field(default=None, description="in the language asked for (`lang=`, Accept-Language, else ja)")
     message_ja: str
     message_en: str
 
@@ -338,7 +339,9 @@ class CardAdviceView(WireModel):
     eligibility: Any
     how_to_get: Any
     assumptions: list[str]
+    message: str | None = Field(default=None, description="in the language asked for (`lang=`, Accept-Language, else ja)")
     message_ja: str
+    message_en: str | None = None
 
 
 class PlanView(WireModel):
@@ -423,19 +426,28 @@ class HoldTransition(BaseModel):
 
 
 class HoldView(WireModel):
-    """One hold in the broker's ledger. `outcome` says whether the member has it yet."""
+    """One hold in the broker's ledger. `outcome` says whether the member has it yet.
+
+    The display fields (title … state_label) default to null only so that this client still reads an
+    older broker's answers; this broker always sends them."""
 
     id: str
     member: str
+    member_name: str | None = Field(default=None, description="the owning library's name")
     record_id: str
     item_id: str | None
+    title: str | None = Field(default=None, description="what the patron asked for; null for holds placed without one (shown by record id)")
+    author: str | None = None
+    volume: str | None = None
     pickup_branch_id: str
+    pickup_branch_name: str | None = None
     outcome: Literal["intent", "unknown", "placed", "refused", "deferred"]
     state: HoldState | None
-    status_text: str | None
-    queue_position: int | None
-    ready_until: date | None
-    promised_ready: date | None
+    state_label: str | None = Field(default=None, description="the state in words, in the language of `lang=` or Accept-Language (ja, en)")
+    status_text: str | None = Field(description="the member's own word")
+    queue_position: int | None = Field(description="place in the queue, when the member tells it")
+    ready_until: date | None = Field(description="collect by (the member's date, once ready)")
+    promised_ready: date | None = Field(description="the plan's estimated ready date")
     promised_until: date | None
     refusal: HoldRefusalView | None
     series: SeriesRef | None
@@ -471,3 +483,10 @@ class CalilCheckResponse(WireModel):
     session: str
     continues: Literal[0, 1] = Field(alias="continue", description="1: poll again with `session`; 0: every system answered")
     books: dict[str, dict[str, CalilSystemView]] = Field(description="ISBN as sent -> systemid as sent -> the system's answer")
+
+
+class SeriesHoldsResponse(WireModel):
+    """A series placed in reading order: the first volume sent now, the others `deferred` until the one before is ready."""
+
+    series_id: str | None
+    holds: list[HoldView]

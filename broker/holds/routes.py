@@ -7,6 +7,7 @@ Body (JSON):
    "patron": {"cards": [{"member": "okayama-pref", "card_number": "10000001", "pin": "1234"}],
               "home_municipality": "津山市", "location": [34.66, 133.93], "preferred_pickups": ["tsuyama-city/main"]},
    "pickup_only": false, "today": "2026-12-01"}   today: for dry runs "as of" a day; default the consortium's today
+Query: `lang=ja|en` (else Accept-Language, else ja) chooses the language of refusals' and advice's `message`.
 
 The PIN is passed to the member and dropped; neither it nor the card number is logged or echoed.
 Errors are RFC 9457 problem+json (broker.api.problem): 400 for a bad body, 404 when no work matches.
@@ -24,11 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 import broker.api as api
 from broker.holds.gather import HoldsGatherer, find_work
+from broker.language import UnknownLanguage, check_language
 from broker.holds.patron import Patron
 from broker.holds.planner import plan_hold
-from broker.holds.series import plan_series
+from broker.holds.series_holds import plan_works
 from broker.holds.views import plan_view, series_view
-from yokodan import ISBN13, Record, SearchQuery
+from yokodan import ISBN13, SearchQuery
 
 __all__ = ["GATHERER_KEY", "PlanRequest", "add_plan_routes"]
 
@@ -82,6 +84,10 @@ def _today(app: web.Application, request: PlanRequest) -> date:
 
 async def plan_handler(request: web.Request) -> web.Response:
     app = request.app
+    try:
+        language = check_language(request)
+    except UnknownLanguage as exc:
+        return api.problem(400, "Invalid request", "invalid query parameters", errors=[{"parameter": "lang", "detail": str(exc)}])
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return api.problem(413, "Request body too large", f"at most {MAX_BODY_BYTES} bytes")
     try:
@@ -101,17 +107,14 @@ async def plan_handler(request: web.Request) -> web.Response:
     patron = plan_request.patron
 
     if plan_request.isbns:
-        volumes: list[tuple[str | None, list[Record]]] = []
+        works = []
         for isbn in plan_request.isbns:
             work, _ = await find_work(app[api.SEARCH_KEY], SearchQuery(isbn=isbn), None)
             if work is None:
                 return api.problem(404, "Work not found", f"no member holds ISBN {isbn}")
-            volumes.append((work.volume, work.records))
-        gathered = await gatherer.gather(patron, [r for _, recs in volumes for r in recs])
-        fresh = {(r.member, r.local_id): r for r in gathered.records}
-        volumes = [(label, [fresh.get((r.member, r.local_id), r) for r in recs]) for label, recs in volumes]
-        series = plan_series(consortium, patron, volumes, gathered.statuses, today)
-        return api.json_response({"series": series_view(series), "stale_holdings": gathered.stale_holdings})
+            works.append(work)
+        series, stale = await plan_works(gatherer, consortium, patron, works, today)
+        return _in(language, api.json_response({"series": series_view(series, language=language), "stale_holdings": stale}))
 
     query = SearchQuery(isbn=plan_request.isbn, title=plan_request.title, author=plan_request.author)
     work, statuses = await find_work(app[api.SEARCH_KEY], query, plan_request.work_id)
@@ -122,11 +125,18 @@ async def plan_handler(request: web.Request) -> web.Response:
         )
     gathered = await gatherer.gather(patron, work.records)
     plan = plan_hold(consortium, patron, gathered.records, gathered.statuses, today, pickup_only=plan_request.pickup_only)
-    return api.json_response({
+    return _in(language, api.json_response({
         "work": {"work_id": work.work_id, "title": work.title, "authors": work.authors, "isbns": work.isbns, "volume": work.volume},
-        "plan": plan_view(plan),
+        "plan": plan_view(plan, language=language),
         "stale_holdings": gathered.stale_holdings,
-    })
+    }))
+
+
+def _in(language: str, response: web.Response) -> web.Response:
+    """The answer's sentences (`message`) are in `language`: say so, and that it depends on the header."""
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 def add_plan_routes(app: web.Application) -> None:

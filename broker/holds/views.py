@@ -1,5 +1,8 @@
 """A plan as JSON for the API and as sentences (Japanese and English) for pages and the CLI.
 
+The API answers both languages (`message_ja`, `message_en`) and `message` in the one the request asked
+for (`lang=`, else Accept-Language, else ja: broker/language.py); the pages show the page's language.
+
 Sentences are built from the refusal's parameters, so a page in either language says the same
 thing the machine-readable code does: the limit, the dates, the library's name and phone number.
 """
@@ -13,7 +16,7 @@ from broker.holds.planner import Alternative, CardAdvice, Option, Plan, Refusal
 from broker.holds.series import SeriesPlan
 from yokodan import RefusalReason
 
-__all__ = ["advice_ja", "date_ja", "plan_view", "refusal_en", "refusal_ja", "series_view"]
+__all__ = ["advice_en", "advice_ja", "date_en", "date_ja", "plan_view", "refusal_en", "refusal_ja", "series_view"]
 
 _WEEKDAYS_JA = "月火水木金土日"
 
@@ -82,6 +85,29 @@ def advice_ja(a: CardAdvice) -> str:
     return f"{a.member_name}の利用カードがあれば、{gain}受け取れます{tel}"
 
 
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def date_en(day: date | None) -> str:
+    # Names spelt here, not by strftime: %a/%b follow the process locale, which a server may set to ja_JP.
+    return f"{_WEEKDAYS_EN[day.weekday()]} {day.day} {_MONTHS_EN[day.month - 1]} {day.year}" if day else "not known"
+
+
+def advice_en(a: CardAdvice) -> str:
+    """The same advice as `advice_ja`, in English: the library, the gain (or the first day), its phone."""
+    if a.gain_days:
+        gain = f"{a.gain_days} day{'s' if a.gain_days != 1 else ''} sooner"
+    else:
+        gain = f"from {date_en(a.ready)}"
+    tel = f" (phone {a.phone})" if a.phone else ""
+    return f"With a library card of {a.member_name}, you could collect it {gain}{tel}"
+
+
+ADVICE = {"ja": advice_ja, "en": advice_en}
+REFUSAL = {"ja": refusal_ja, "en": refusal_en}
+
+
 def _option(o: Option) -> dict[str, Any]:
     e = o.estimate
     return {
@@ -98,42 +124,43 @@ def _alternative(a: Alternative) -> dict[str, Any]:
     return {**_option(a.option), "lost_because": a.lost_because, "days_later": a.days_later, "km_farther": a.km_farther}
 
 
-def _refusal(r: Refusal) -> dict[str, Any]:
+def _refusal(r: Refusal, language: str) -> dict[str, Any]:
     return {
         "reason": r.reason.value, "member": r.member, "member_name": r.member_name, "phone": r.phone,
         "branch": r.branch, "branch_name": r.branch_name, "record_id": r.record_id, "item_ids": list(r.item_ids),
-        "params": dict(r.params), "message_ja": refusal_ja(r), "message_en": refusal_en(r),
+        "params": dict(r.params), "message": REFUSAL[language](r), "message_ja": refusal_ja(r), "message_en": refusal_en(r),
     }
 
 
-def _advice(a: CardAdvice) -> dict[str, Any]:
+def _advice(a: CardAdvice, language: str) -> dict[str, Any]:
     return {
         "member": a.member, "member_name": a.member_name, "phone": a.phone, "gain_days": a.gain_days,
         "ready": a.ready, "pickup_branch": a.pickup_branch, "pickup_name": a.pickup_name,
         "eligibility": a.eligibility, "how_to_get": a.how_to_get, "assumptions": list(a.assumptions),
-        "message_ja": advice_ja(a),
+        "message": ADVICE[language](a), "message_ja": advice_ja(a), "message_en": advice_en(a),
     }
 
 
-def plan_view(plan: Plan, *, max_alternatives: int = 50) -> dict[str, Any]:
+def plan_view(plan: Plan, *, max_alternatives: int = 50, language: str = "ja") -> dict[str, Any]:
+    """The plan as JSON; `message` of refusals and advice is in `language` (ja or en), beside both."""
     return {
         "today": plan.today,
         "choice": _option(plan.choice) if plan.choice else None,
         "alternatives": [_alternative(a) for a in plan.alternatives[:max_alternatives]],
         "alternatives_total": len(plan.alternatives),
-        "refusals": [_refusal(r) for r in plan.refusals],
-        "advice": [_advice(a) for a in plan.advice],
+        "refusals": [_refusal(r, language) for r in plan.refusals],
+        "advice": [_advice(a, language) for a in plan.advice],
         "assumptions": plan.assumptions,
         "loans": plan.loans.model_dump() if plan.loans else None,
     }
 
 
-def series_view(series: SeriesPlan) -> dict[str, Any]:
+def series_view(series: SeriesPlan, *, language: str = "ja") -> dict[str, Any]:
     return {
         "in_order": series.in_order,
         "steps": [
             {"volume": s.label, "place_on": s.place_on, "after_collecting": s.after_collecting,
-             "plan": plan_view(s.plan, max_alternatives=5)}
+             "plan": plan_view(s.plan, max_alternatives=5, language=language)}
             for s in series.steps
         ],
     }

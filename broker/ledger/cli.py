@@ -17,9 +17,12 @@ import aiohttp
 import orjson
 
 DEFAULT_BROKER = "http://127.0.0.1:8400"
-_STATE_WORDS = {
-    "submitted": "予約申込", "waiting": "予約中（確保待ち）", "secured": "確保済み", "in_transit": "配送中",
-    "ready": "受取可能", "collected": "受取済み", "expired": "取置期限切れ", "cancelled": "取消",
+# Labels of the lines `holds list` prints; the state itself comes in words from the broker (`state_label`).
+_LABELS = {
+    "ja": {"owner": "所蔵", "pickup": "受取館", "queue": "順番", "until": "取置期限", "ready": "受取予定", "refused": "受付不可",
+           "untitled": "（書名の記録なし）", "none": "(予約はありません)"},
+    "en": {"owner": "owner", "pickup": "pickup", "queue": "position", "until": "collect by", "ready": "expected",
+           "refused": "refused", "untitled": "(no title recorded)", "none": "(no holds)"},
 }  # fmt: skip
 
 
@@ -27,6 +30,7 @@ def add_ledger_commands(actions: argparse._SubParsersAction) -> None:  # type: i
     def command(name: str, help: str) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help)
         parser.add_argument("--broker", default=os.environ.get("YOKODAN_BROKER", DEFAULT_BROKER))
+        parser.add_argument("--lang", choices=("ja", "en"), default="ja", help="language of the hold states (default ja)")
         return parser
 
     login = command("login", "verify a library card with its library; prints a token for YOKODAN_TOKEN")
@@ -36,6 +40,9 @@ def add_ledger_commands(actions: argparse._SubParsersAction) -> None:  # type: i
     place.add_argument("--record", required=True, help="the member's record id")
     place.add_argument("--pickup", required=True, help="pickup branch id")
     place.add_argument("--key", help="Idempotency-Key (default: derived from the request)")
+    place.add_argument("--title", help="the work's title, shown by `holds list` (kept sealed, purged with the hold)")
+    place.add_argument("--author")
+    place.add_argument("--volume")
     command("list", "your holds")
     show = command("show", "one hold with its history")
     show.add_argument("hold_id")
@@ -65,25 +72,27 @@ async def _run(args: argparse.Namespace) -> int:
     if status >= 400:
         print(f"yokodan: {body.get('title', status)}: {body.get('detail', '')}" + _phone(body), file=sys.stderr)
         return 2
-    print(_render(args.holds_command, body))
+    print(_render(args.holds_command, body, args.lang))
     return 0
 
 
 async def _call(session: aiohttp.ClientSession, base: str, args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     command = args.holds_command
+    lang = {"lang": args.lang}
     if command == "login":
         member, _, number = args.card.partition(":")
         payload = {"member": member, "card_number": number, "pin": os.environ.get("YOKODAN_PIN")}
         request = session.post(f"{base}/api/v1/auth/login", json=payload)
     elif command == "place":
         payload = {"member": args.member, "record_id": args.record, "pickup_branch_id": args.pickup}
-        request = session.post(f"{base}/api/v1/holds", json=payload, headers={"Idempotency-Key": args.key} if args.key else {})
+        payload |= {k: v for k, v in (("title", args.title), ("author", args.author), ("volume", args.volume)) if v}
+        request = session.post(f"{base}/api/v1/holds", json=payload, params=lang, headers={"Idempotency-Key": args.key} if args.key else {})
     elif command == "list":
-        request = session.get(f"{base}/api/v1/holds")
+        request = session.get(f"{base}/api/v1/holds", params=lang)
     elif command == "show":
-        request = session.get(f"{base}/api/v1/holds/{args.hold_id}")
+        request = session.get(f"{base}/api/v1/holds/{args.hold_id}", params=lang)
     else:
-        request = session.delete(f"{base}/api/v1/holds/{args.hold_id}")
+        request = session.delete(f"{base}/api/v1/holds/{args.hold_id}", params=lang)
     async with request as response:
         raw = await response.read()
         return response.status, orjson.loads(raw) if raw else {}
@@ -93,20 +102,30 @@ def _phone(problem: dict[str, Any]) -> str:
     return f"（{problem['library']} {problem['phone']}）" if problem.get("phone") else ""
 
 
-def _line(hold: dict[str, Any]) -> str:
-    state = _STATE_WORDS.get(hold.get("state") or "", hold.get("outcome", ""))
-    queue = f" 順番 {hold['queue_position']}" if hold.get("queue_position") else ""
-    until = f" 取置期限 {hold['ready_until']}" if hold.get("ready_until") else ""
-    refused = f" 受付不可: {hold['refusal']['reason']}" if hold.get("refusal") else ""
-    return f"{hold['id']}  {hold['member']} {hold['record_id']} → {hold['pickup_branch_id']}  {state}{queue}{until}{refused}"
+def _line(hold: dict[str, Any], language: str) -> str:
+    """Two lines a patron can read: what, then where and when (ids stay on the first, for `show`/`cancel`)."""
+    words = _LABELS[language]
+    title = hold.get("title")
+    what = (title + (f" {hold['volume']}" if hold.get("volume") else "") + (f" / {hold['author']}" if hold.get("author") else "")) if title else f"{words['untitled']} {hold['record_id']}"
+    where = [f"{words['owner']} {hold.get('member_name') or hold['member']}", f"{words['pickup']} {hold.get('pickup_branch_name') or hold['pickup_branch_id']}"]
+    when = [hold.get("state_label") or hold.get("state") or hold.get("outcome", "")]
+    if hold.get("queue_position"):
+        when.append(f"{words['queue']} {hold['queue_position']}")
+    if hold.get("ready_until"):
+        when.append(f"{words['until']} {hold['ready_until']}")
+    elif hold.get("promised_ready") and hold.get("state") not in ("collected", "expired", "cancelled"):
+        when.append(f"{words['ready']} {hold['promised_ready']}")
+    if hold.get("refusal"):
+        when.append(f"{words['refused']}: {hold['refusal']['reason']}")
+    return f"{hold['id']}  {what}\n    {' · '.join(where)}  {' · '.join(when)}"
 
 
-def _render(command: str, body: dict[str, Any]) -> str:
+def _render(command: str, body: dict[str, Any], language: str) -> str:
     if command == "login":
         return body["token"]
     if command == "list":
-        return "\n".join(_line(h) for h in body["holds"]) or "(予約はありません)"
-    lines = [_line(body)]
+        return "\n".join(_line(h, language) for h in body["holds"]) or _LABELS[language]["none"]
+    lines = [_line(body, language)]
     for step in body.get("transitions", []):
         lines.append(f"    {step['at']}  {step['from'] or '—'} → {step['to']}  {step['member_word'] or ''}")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ class NewHold:
     promised_until: date | None = None
     series_id: str | None = None
     series_position: int | None = None
+    display_enc: str | None = None  # sealed by the caller, who holds the vault
 
 
 # The row's columns, in HoldRow's field order (one list for SELECT, INSERT and RETURNING).
@@ -63,7 +64,7 @@ class HoldLedger:
         stamp = iso(utc_now())
         async with self.db.transaction() as tx:
             inserted = await tx.execute(
-                f"INSERT INTO holds ({_COLUMNS}) VALUES ({', '.join('?' * 30)}) "
+                f"INSERT INTO holds ({_COLUMNS}) VALUES ({', '.join('?' * len(fields(HoldRow)))}) "
                 "ON CONFLICT (account_id, client_key) DO NOTHING",
                 (
                     hold_id, new.account_id, new.card_id, new.client_key, new.fingerprint, new.member,
@@ -72,6 +73,7 @@ class HoldLedger:
                     None, None, None, None, None, None, None,
                     _day(new.promised_ready), _day(new.promised_until), new.series_id, new.series_position,
                     0, None if deferred else node, None if deferred else now + lease_s, None, 0, stamp, stamp, None, None,
+                    new.display_enc,
                 ),
             )  # fmt: skip
             row = await tx.fetchone(

@@ -63,6 +63,7 @@ class HoldRow:
     updated_at: str
     finished_at: str | None
     intent: str | None  # the connector's HoldIntent as JSON, once prepared
+    display_enc: str | None  # the title/author/volume the patron asked for, sealed (broker/ledger/display.py)
 
     @property
     def member_key(self) -> str:

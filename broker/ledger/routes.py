@@ -20,9 +20,12 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from broker.language import Language, UnknownLanguage, check_language
+from broker.ledger.display import MAX_AUTHOR, MAX_TITLE, MAX_VOLUME
 from broker.ledger.holds_repo import IdempotencyKeyReused
 from broker.ledger.records import HoldRow, Outcome, Transition
 from broker.ledger.service import HoldService, HoldServiceError, LoginFailed, PlaceBody
+from broker.ledger.words import state_label
 
 HOLDS_KEY = web.AppKey("holds", HoldService)
 # The node's ledger parts (poller, reconciler), for operators and tests that drive them by hand.
@@ -46,6 +49,16 @@ class PlaceHoldBody(BaseModel):
     card_id: str | None = Field(default=None, max_length=64)
     promised_ready: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     promised_until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    # What the patron asked for, shown in My holds (kept sealed, purged with the hold; never logged).
+    title: str | None = Field(default=None, max_length=MAX_TITLE, description="the work's title as the patron saw it")
+    author: str | None = Field(default=None, max_length=MAX_AUTHOR)
+    volume: str | None = Field(default=None, max_length=MAX_VOLUME, description="上 / 2 / 第3巻 as catalogued")
+
+
+class HoldsQuery(BaseModel):
+    """Query parameters of the hold endpoints: the language of `state_label` (else Accept-Language, else ja)."""
+
+    lang: Language | None = Field(default=None, description="ja or en; without it Accept-Language decides, else ja")
 
 
 class ChangePickupBody(BaseModel):
@@ -58,8 +71,12 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> web.Response
     return web.Response(body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+def _json(body: Any, status: int = 200, language: Language | None = None) -> web.Response:
+    response = web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    if language is not None:  # the answer carries words (state_label) in this language
+        response.headers["Content-Language"] = language
+        response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -85,15 +102,24 @@ async def _account(request: web.Request) -> str:
     raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="yokodan"'}, text="log in with a library card first")
 
 
-def hold_view(row: HoldRow, transitions: list[Transition] | None = None) -> dict[str, Any]:
+def hold_view(row: HoldRow, service: HoldService, language: Language, transitions: list[Transition] | None = None) -> dict[str, Any]:
+    """One hold as the API answers it: the ledger's row plus what a patron reads (titles, names, words)."""
+    shown = service.display(row)
+    member, pickup = service.member_name(row.member), service.branch_name(row.pickup_branch_id)
     view: dict[str, Any] = {
         "id": row.id,
         "member": row.member,
+        "member_name": member,
         "record_id": row.record_id,
         "item_id": row.item_id,
+        "title": shown.title if shown else None,
+        "author": shown.author if shown else None,
+        "volume": shown.volume if shown else None,
         "pickup_branch_id": row.pickup_branch_id,
+        "pickup_branch_name": pickup,
         "outcome": row.outcome.value,
         "state": row.state.value if row.state else None,
+        "state_label": state_label(row, language),
         "status_text": row.status_text,
         "queue_position": row.queue_position,
         "ready_until": row.ready_until.isoformat() if row.ready_until else None,
@@ -137,45 +163,51 @@ async def cards_handler(request: web.Request) -> web.Response:
 
 async def place_handler(request: web.Request) -> web.Response:
     account = await _account(request)
+    language = check_language(request)
     body: PlaceHoldBody = await _body(request, PlaceHoldBody)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (8 <= len(key) <= 255):
         return _problem(400, "Invalid Idempotency-Key", "an Idempotency-Key has 8 to 255 characters")
     try:
-        row, created = await request.app[HOLDS_KEY].place(account, PlaceBody(**body.model_dump()), key)
+        service = request.app[HOLDS_KEY]
+        row, created = await service.place(account, PlaceBody(**body.model_dump()), key)
     except IdempotencyKeyReused as exc:
         return _problem(422, "Idempotency-Key reused", str(exc))
     if row.outcome in (Outcome.INTENT, Outcome.UNKNOWN):
         # The member's answer is not known yet: the ledger keeps asking; the client polls the hold.
         return web.Response(
-            body=orjson.dumps(hold_view(row)), status=202, content_type="application/json",
-            headers={"Location": f"/api/v1/holds/{row.id}", "Retry-After": "5"},
+            body=orjson.dumps(hold_view(row, service, language)), status=202, content_type="application/json",
+            headers={"Location": f"/api/v1/holds/{row.id}", "Retry-After": "5", "Content-Language": language, "Vary": "Accept-Language"},
         )  # fmt: skip
-    return _json(hold_view(row), status=201 if created else 200)
+    return _json(hold_view(row, service, language), status=201 if created else 200, language=language)
 
 
 async def list_handler(request: web.Request) -> web.Response:
     account = await _account(request)
-    return _json({"holds": [hold_view(r) for r in await request.app[HOLDS_KEY].list(account)]})
+    language, service = check_language(request), request.app[HOLDS_KEY]
+    return _json({"holds": [hold_view(r, service, language) for r in await service.list(account)]}, language=language)
 
 
 async def show_handler(request: web.Request) -> web.Response:
     account = await _account(request)
-    row, transitions = await request.app[HOLDS_KEY].get(account, request.match_info["hold_id"])
-    return _json(hold_view(row, transitions))
+    language, service = check_language(request), request.app[HOLDS_KEY]
+    row, transitions = await service.get(account, request.match_info["hold_id"])
+    return _json(hold_view(row, service, language, transitions), language=language)
 
 
 async def cancel_handler(request: web.Request) -> web.Response:
     account = await _account(request)
-    row = await request.app[HOLDS_KEY].cancel(account, request.match_info["hold_id"])
-    return _json(hold_view(row))
+    language, service = check_language(request), request.app[HOLDS_KEY]
+    row = await service.cancel(account, request.match_info["hold_id"])
+    return _json(hold_view(row, service, language), language=language)
 
 
 async def change_pickup_handler(request: web.Request) -> web.Response:
     account = await _account(request)
+    language, service = check_language(request), request.app[HOLDS_KEY]
     body: ChangePickupBody = await _body(request, ChangePickupBody)
-    row = await request.app[HOLDS_KEY].change_pickup(account, request.match_info["hold_id"], body.pickup_branch_id)
-    return _json(hold_view(row))
+    row = await service.change_pickup(account, request.match_info["hold_id"], body.pickup_branch_id)
+    return _json(hold_view(row, service, language), language=language)
 
 
 @web.middleware
@@ -184,6 +216,8 @@ async def hold_problems(request: web.Request, handler: Any) -> web.StreamRespons
         return await handler(request)
     except _InvalidBody as exc:
         return _problem(400, "Invalid request", "the request body is not valid", errors=exc.errors)
+    except UnknownLanguage as exc:
+        return _problem(400, "Invalid request", "invalid query parameters", errors=[{"parameter": "lang", "detail": str(exc)}])
     except HoldServiceError as exc:
         title = "Login failed" if isinstance(exc, LoginFailed) else "Hold request refused"
         return _problem(exc.status, title, exc.message, reason=exc.reason, **exc.params)

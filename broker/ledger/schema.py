@@ -5,8 +5,9 @@ A migration is applied once, in order, inside one transaction, and recorded in
 of them never apply the same step. Append new steps; never edit an applied one.
 
 Times a query compares (leases, poll schedules) are epoch seconds (DOUBLE PRECISION); times a
-person reads are ISO-8601 UTC text. What a patron reads stays out: the holds table keeps the
-member's record id and our branch ids, never a title or a query.
+person reads are ISO-8601 UTC text. What a patron reads stays out of clear text: the holds table
+keeps the member's record id and our branch ids, and the title the patron asked for only sealed
+(`display_enc`, broker/ledger/display.py), deleted with the row; never a query.
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         3,
         "the connector's placement intent, recorded before sending (HTML OPACs find holds by it)",
         ["ALTER TABLE holds ADD COLUMN intent TEXT"],
+    ),
+    (
+        4,
+        "what the patron asked for (title, author, volume), sealed, for My holds; purged with the hold",
+        # Rows from before this step keep NULL: they show by record id (nothing to back-fill from).
+        ["ALTER TABLE holds ADD COLUMN display_enc TEXT"],
     ),
 ]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiohttp import web
+from broker.ledger.words import HOLD_WORDS
+from broker.language import DEFAULT_LANGUAGE, LANGUAGES, choose_language
 
-LANGUAGES = ("ja", "en")
-DEFAULT_LANGUAGE = "ja"
+__all__ = ["CATALOGUES", "DEFAULT_LANGUAGE", "EN", "JA", "LANGUAGES", "WEEKDAY_NAMES", "Translator", "choose_language"]
 
 JA: dict[str, str] = {
     "site.name": "横断 — 図書館横断検索",
@@ -77,6 +77,16 @@ JA: dict[str, str] = {
     "work.queue": "予約数",
     "work.phone": "電話",
     "work.hold": "予約する",
+    "work.hold_series_from": "この巻から順に予約する",
+    "work.hold_series_all": "全巻を順に予約する",
+    "series.heading": "シリーズの予約の確認",
+    "series.explain": "1巻ずつ予約します。前の巻が受け取れるようになると、次の巻を予約します（まとめて予約すると順番どおりに届かないため）。",
+    "series.volume": "巻",
+    "series.now": "すぐに予約します",
+    "series.later": "前の巻が受け取れるようになってから予約します",
+    "series.confirm": "この順番で予約する",
+    "series.refused": "{volume}は今は予約できません: {detail}",
+    "series.placed": "シリーズを予約しました。次の巻は前の巻が届いてから予約されます。",
     "work.distance": "距離",
     "work.km": "{km} km",
     "work.opening": "開館日",
@@ -126,15 +136,9 @@ JA: dict[str, str] = {
     "holds.cancel": "取り消す",
     "holds.call": "取り消しは図書館へお電話ください: {name} {phone}",
     "holds.refused": "予約できませんでした: {detail}",
-    "holds.pending": "図書館の応答を確認中です",
-    "hold.submitted": "予約申込",
-    "hold.waiting": "予約中（確保待ち）",
-    "hold.secured": "確保済み（準備中）",
-    "hold.in_transit": "配送中",
-    "hold.ready": "受け取りできます",
-    "hold.collected": "貸出済み",
-    "hold.expired": "期限切れ",
-    "hold.cancelled": "取り消し済み",
+    "holds.owner": "所蔵図書館",
+    "holds.untitled": "書名の記録がない予約（資料番号 {record}）",
+    **{f"hold.{state}": words for state, words in HOLD_WORDS["ja"].items()},
     "staff.heading": "所蔵一覧（職員用）",
     "staff.login": "職員ログイン",
     "staff.password": "職員用パスワード",
@@ -229,6 +233,16 @@ EN: dict[str, str] = {
     "work.queue": "Holds",
     "work.phone": "Phone",
     "work.hold": "Place a hold",
+    "work.hold_series_from": "Hold this and the following volumes, in order",
+    "work.hold_series_all": "Hold every volume, in order",
+    "series.heading": "Confirm the series hold",
+    "series.explain": "Volumes are held one at a time: each next volume is placed when the one before is ready to collect (held together, they do not arrive in order).",
+    "series.volume": "Volume",
+    "series.now": "placed now",
+    "series.later": "placed when the volume before it is ready",
+    "series.confirm": "Hold these volumes in this order",
+    "series.refused": "Volume {volume} cannot be held now: {detail}",
+    "series.placed": "Series hold placed. Each next volume is placed when the one before has arrived.",
     "work.distance": "Distance",
     "work.km": "{km} km",
     "work.opening": "Opening days",
@@ -278,15 +292,9 @@ EN: dict[str, str] = {
     "holds.cancel": "Cancel",
     "holds.call": "To cancel, phone the library: {name} {phone}",
     "holds.refused": "The hold was not placed: {detail}",
-    "holds.pending": "Waiting for the library's answer",
-    "hold.submitted": "requested",
-    "hold.waiting": "waiting",
-    "hold.secured": "secured (being prepared)",
-    "hold.in_transit": "in transit",
-    "hold.ready": "ready to collect",
-    "hold.collected": "collected",
-    "hold.expired": "expired",
-    "hold.cancelled": "cancelled",
+    "holds.owner": "Owning library",
+    "holds.untitled": "A hold without a recorded title (record {record})",
+    **{f"hold.{state}": words for state, words in HOLD_WORDS["en"].items()},
     "staff.heading": "Holdings (staff)",
     "staff.login": "Staff log-in",
     "staff.password": "Staff password",
@@ -340,16 +348,3 @@ class Translator:
     def __call__(self, key: str, **params: object) -> str:
         text = self.messages[key]
         return text.format(**params) if params else text
-
-
-def choose_language(request: web.Request) -> str:
-    """?lang= first, then Accept-Language (first listed language we have), else Japanese."""
-    asked = request.query.get("lang")
-    if asked in LANGUAGES:
-        return asked
-    for part in request.headers.get("Accept-Language", "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        primary = tag.split("-")[0]
-        if primary in LANGUAGES:
-            return primary
-    return DEFAULT_LANGUAGE

@@ -25,10 +25,13 @@ from broker.holds.patron import Card, Patron
 from broker.holds.calendar import CalendarError
 from broker.holds.planner import RuleBook, plan_hold
 from broker.holds.routes import GATHERER_KEY
-from broker.holds.views import date_ja, plan_view
+from broker.holds.series_holds import NoWayToHold, patron_of, plan_works
+from broker.holds.views import REFUSAL, date_ja, plan_view
 from broker.ledger.lifecycle import CANCELLABLE_ONLINE
 from broker.ledger.routes import HOLDS_KEY
 from broker.ledger.service import HoldService, HoldServiceError, PlaceBody
+from broker.ledger.series_routes import SeriesHoldBody, VolumeNotFound, hold_series, series_works
+from broker.ledger.words import state_label
 from broker.pages.i18n import CATALOGUES, WEEKDAY_NAMES, Translator, choose_language
 from broker.pages.security import (
     CsrfRejected,
@@ -164,9 +167,12 @@ async def work_page(request: web.Request) -> web.Response:
     unanswered = [members[s.member].name for s in statuses if s.state.value != "ok" and s.member in members]
     hold_link = "/hold?" + _urlencode({k: v for k, v in {
         "isbn": query.isbn or "", "title": query.title or "", "author": query.author or "", "work_id": work.work_id}.items() if v})  # fmt: skip
+    # A volume of a series (上/下, 第2巻 …) with an ISBN: offer to hold it and the next ones, in order.
+    series_isbn = work.isbns[0] if work.volume and work.isbns else None
     return await render(
         request, "work.html",
-        {"work": work, "rows": rows, "members": members, "unanswered": unanswered, "hold_link": hold_link, "near": near},
+        {"work": work, "rows": rows, "members": members, "unanswered": unanswered, "hold_link": hold_link, "near": near,
+         "series_isbn": series_isbn},
     )  # fmt: skip
 
 
@@ -273,13 +279,20 @@ async def plan_page(request: web.Request) -> web.Response:
     consortium = request.app[api.CONSORTIUM_KEY]
     plan = plan_view(plan_hold(consortium, patron, gathered.records, gathered.statuses, _today(request)))
     options = ([plan["choice"]] if plan["choice"] else []) + plan["alternatives"]
+    # What the patron is asking for travels with the choice, so My holds can show it (the ledger seals it).
+    shown = {"title": work.title, "author": work.authors[0] if work.authors else None, "volume": work.volume}
     for option in options:
         option["value"] = json.dumps(
             {k: option[k] for k in ("member", "record_id", "item_id", "pickup_branch")}
-            | {"ready": _iso(option["ready"]), "deadline": _iso(option["deadline"])},
+            | {"ready": _iso(option["ready"]), "deadline": _iso(option["deadline"])} | shown,
             ensure_ascii=False,
         )
     return await render(request, "plan.html", {"work": work, "plan": plan, "options": options})
+
+
+def _text(value: Any) -> str | None:
+    """A display string from the form, or None (a tampered form may send anything: HoldDisplay bounds it)."""
+    return value if isinstance(value, str) else None
 
 
 def _iso(value: Any) -> str | None:
@@ -297,6 +310,7 @@ async def place_submit(request: web.Request) -> web.Response:
         body = PlaceBody(
             member=str(chosen["member"]), record_id=str(chosen["record_id"]), pickup_branch_id=str(chosen["pickup_branch"]),
             item_id=chosen.get("item_id"), promised_ready=chosen.get("ready"), promised_until=chosen.get("deadline"),
+            title=_text(chosen.get("title")), author=_text(chosen.get("author")), volume=_text(chosen.get("volume")),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(text="choose one of the offered ways to collect") from None
@@ -307,6 +321,59 @@ async def place_submit(request: web.Request) -> web.Response:
     raise _see_other(f"/holds?placed={row.id}")
 
 
+def _series_body(params: Any) -> SeriesHoldBody:
+    try:
+        return SeriesHoldBody(isbn=(params.get("isbn") or "").strip() or None, scope=params.get("scope") or "from_this")
+    except ValidationError:
+        raise web.HTTPBadRequest(text="name one volume of the series by its ISBN (scope: from_this or all)") from None
+
+
+async def series_page(request: web.Request) -> web.Response:
+    """The series' volumes in reading order with each one's way to collect it; confirm places them."""
+    service = _holds(request)
+    account = await _account(request)
+    if account is None:
+        raise _login_redirect(request)
+    body = _series_body(request.query)
+    t = Translator(choose_language(request))
+    try:
+        works = await series_works(request.app, body)
+    except VolumeNotFound:
+        return await render(request, "series.html", {"steps": [], "title": "", "isbn": body.isbn, "scope": body.scope, "holdable": False}, status=404)
+    consortium = request.app[api.CONSORTIUM_KEY]
+    patron = patron_of(await service.accounts.cards(account))
+    series, _ = await plan_works(request.app[GATHERER_KEY], consortium, patron, works, _today(request))
+    refusal_words = REFUSAL[t.language]
+    steps = [
+        {"label": s.label, "choice": s.plan.choice,
+         "refusal": refusal_words(s.plan.refusals[0]) if s.plan.choice is None and s.plan.refusals else None}
+        for s in series.steps
+    ]  # fmt: skip
+    return await render(
+        request, "series.html",
+        {"steps": steps, "title": works[0].title, "isbn": body.isbn, "scope": body.scope,
+         "holdable": all(s["choice"] is not None for s in steps)},
+    )  # fmt: skip
+
+
+async def series_submit(request: web.Request) -> web.Response:
+    _holds(request)
+    _, form = await check_csrf(request)
+    account = await _account(request)
+    if account is None:
+        raise _see_other("/login?next=/holds")
+    t = Translator(choose_language(request))
+    try:
+        await hold_series(request.app, account, _series_body(form), None)
+    except VolumeNotFound as missing:
+        return await holds_page(request, message=t("holds.refused", detail=str(missing)), status=404)
+    except NoWayToHold as refused:
+        return await holds_page(request, message=t("series.refused", volume=refused.volume or "—", detail=refused.reason), status=422)
+    except HoldServiceError as exc:
+        return await holds_page(request, message=t("holds.refused", detail=exc.message), status=exc.status)
+    raise _see_other("/holds?placed=series")
+
+
 async def holds_page(request: web.Request, *, message: str | None = None, status: int = 200) -> web.Response:
     service = _holds(request)
     account = await _account(request)
@@ -314,7 +381,7 @@ async def holds_page(request: web.Request, *, message: str | None = None, status
         raise _login_redirect(request)
     t = Translator(choose_language(request))
     if message is None and request.query.get("placed"):
-        message = t("holds.placed")
+        message = t("series.placed") if request.query.get("placed") == "series" else t("holds.placed")
     if message is None and request.query.get("cancelled"):
         message = t("holds.cancelled")
     consortium = request.app[api.CONSORTIUM_KEY]
@@ -322,7 +389,8 @@ async def holds_page(request: web.Request, *, message: str | None = None, status
     members = {m.id: m for m in consortium.members}
     rows = await service.list(account)
     holds = [
-        {"row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id),
+        {"row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id), "shown": service.display(r),
+         "state_label": state_label(r, t.language),
          "cancellable": r.state in CANCELLABLE_ONLINE and r.outcome.value == "placed"}
         for r in rows
     ]  # fmt: skip
@@ -458,6 +526,8 @@ def add_page_routes(app: web.Application, *, session_key: bytes | None = None) -
     app.router.add_get("/hold", plan_page)
     app.router.add_post("/holds", place_submit)
     app.router.add_get("/holds", holds_page)
+    app.router.add_get("/hold/series", series_page)
+    app.router.add_post("/holds/series", series_submit)
     app.router.add_post("/holds/{hold_id}/cancel", cancel_submit)
     app.router.add_get("/staff/login", staff_login_page)
     app.router.add_post("/staff/login", staff_login_submit)
