@@ -253,7 +253,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # It really ran every operation but logout, with a token that stayed valid: only a log-in with
     # a made-up card answers nothing but 401; and the stream's lines were read.
-    assert "Tested: 16" in result.stdout, result.stdout[:5000]
+    assert "Tested: 17" in result.stdout, result.stdout[:5000]
     unauthorized = result.stdout.partition("401 Unauthorized")[2].partition("💡")[0]
     assert [line.strip() for line in unauthorized.splitlines() if line.strip().startswith("-")] in ([], ["- POST /api/v1/auth/login"])
     assert "cannot validate application/x-ndjson" not in result.stdout

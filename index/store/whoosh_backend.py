@@ -82,13 +82,25 @@ class _Snapshot:
         # (~4 ms per 10k documents): make it once per segment, not once per query; renewed
         # snapshots inherit the columns of the segments they keep.
         segment = reader.segment()
-        if segment is None:  # an index with no segment yet (nothing committed): nothing to count
-            return reader.column_reader("facets", translate=False)
+        if segment is None:
+            # An index with no segment yet (nothing committed) reads through whoosh's EmptyReader,
+            # whose column_reader raises NotImplementedError: it has no documents to count anyway.
+            return _NO_FACETS
         segment_id = segment.segment_id()
         column = self.columns.get(segment_id)
         if column is None:
             column = self.columns[segment_id] = reader.column_reader("facets", translate=False)
         return column
+
+
+class _NoFacetColumn:
+    """The facet column of an empty index: no document, so no key."""
+
+    def __getitem__(self, docid: int) -> bytes:
+        return b""
+
+
+_NO_FACETS = _NoFacetColumn()
 
 
 class WhooshBackend:
