@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
+from broker.member_slots import MemberBusy
+from broker.members import SEARCH_DEADLINE_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.querytext import query_is_clean
 from broker.ranking import rank_works
@@ -146,16 +147,17 @@ class SearchService:
         plan = self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
         started = time.perf_counter()
-        # The search ends when its slowest member would time out; a second-stage request
-        # gets what is left of that, never more (it must not make the search longer).
-        deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
+        # The search ends when its slowest member would time out after its longest wait for a slot
+        # (a member's own timeout starts when the request is sent: broker.member_slots); a
+        # second-stage request gets what is left of that, never more (it must not make the search longer).
+        deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
         connectors = {c.member: c for c in plan.ask}
-        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
+        tasks = [asyncio.create_task(self._ask(c, query, deadline), name=f"search:{c.member}") for c in plan.ask]
         for task, connector in zip(tasks, plan.ask):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
@@ -220,6 +222,10 @@ class SearchService:
                 log.warning("union index closed; search results not cached")
         yield final
 
+    def _longest_s(self, connector: Connector) -> float:
+        """How long one member may take: its longest wait in the slot queue, then its own deadline."""
+        return self.registry.slots(connector.member).limits.max_wait_s + connector.settings.timeout_s
+
     @property
     def second_stage(self) -> bool:
         return self.registry.consortium.search.second_stage
@@ -232,7 +238,7 @@ class SearchService:
             return asyncio.create_task(_too_late(connector.member), name=name)
         # Not through _ask: the breaker judged the member by its first answer, and a timeout
         # under this shortened deadline says nothing about its health.
-        return asyncio.create_task(self._answer(connector, follow.query, left_s), name=name)
+        return asyncio.create_task(self._answer(connector, follow.query, left_s, until=deadline), name=name)
 
     @staticmethod
     def _second_answer(first: TargetStatus, answer: MemberAnswer, follow: FollowUp) -> tuple[MemberAnswer, list[Record]]:
@@ -263,15 +269,22 @@ class SearchService:
 
         return callback
 
-    async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
-        answer = await self._answer(connector, query)
+    async def _ask(self, connector: Connector, query: SearchQuery, until: float | None = None) -> MemberAnswer:
+        answer = await self._answer(connector, query, until=until)
         status = answer.status
         # A garbled answer to a query that carried control characters is the query's fault, not the member's.
         clean = query_is_clean(query)
         status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
         return answer
 
-    async def _answer(self, connector: Connector, query: SearchQuery, deadline_s: float | None = None) -> MemberAnswer:
+    async def _answer(
+        self, connector: Connector, query: SearchQuery, deadline_s: float | None = None, *, until: float | None = None
+    ) -> MemberAnswer:
+        """One request to the member: queued for one of its slots, then under its own deadline.
+
+        `until` (perf_counter) is the search's total deadline: it bounds the queue wait and what
+        is left for the request after it; the member's own `deadline_s` starts once it has a slot.
+        """
         member = connector.member
         started = time.perf_counter()
 
@@ -280,21 +293,24 @@ class SearchService:
 
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
-        contacted = False
+        budget_s = deadline_s
         try:
-            # The connector's HTTP layer has the same deadline; this one also bounds the wait
-            # for a slot and the parsing.
-            async with asyncio.timeout(deadline_s):
-                async with self.registry.slot(member):
-                    contacted = True
+            # A short FIFO wait for one of the member's slots (broker.member_slots); the member's
+            # own deadline starts after it, within what is left of the search's.
+            async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()):
+                if until is not None:
+                    budget_s = min(deadline_s, until - time.perf_counter())
+                # The connector's HTTP layer has its own deadline; this one also bounds the parsing.
+                async with asyncio.timeout(budget_s):
                     result = await connector.search(query)
+        except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
+            return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
-            if not contacted:  # our own queue was full: no word about the member's health
+            if budget_s < deadline_s:  # the queue ate into it: the search's deadline ran out, not the member's
                 return MemberAnswer(
                     status(
-                        state=TargetState.TIMEOUT, reason=BUSY_REASON,
-                        message=f"{self.registry.member_operations} operations already in flight to this member; "
-                        f"none finished within {deadline_s:g} s; not contacted",
+                        state=TargetState.TIMEOUT, reason=SEARCH_DEADLINE_REASON,
+                        message=f"no answer in the {max(budget_s, 0):.3g} s the search's deadline left after queueing",
                     )
                 )
             return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))
