@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
 from broker.coalesce import Coalescer
+from broker.memory import IdleTrimmer
 from broker.http_server import add_security_headers
 from broker.consortium import Consortium
 from broker.querytext import UndecodableText, clean_text
@@ -63,6 +64,7 @@ GATE_KEY = web.AppKey("search_gate", SearchGate)
 LIMITER_KEY = web.AppKey("rate_limiter", ClientRateLimiter)
 LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
+TRIMMER_KEY = web.AppKey("idle_trimmer", IdleTrimmer)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
@@ -181,6 +183,7 @@ async def search_handler(request: web.Request) -> web.Response:
     names = request.app[NAMES_KEY]
     gate = request.app[GATE_KEY]
     chosen = tuple(service.chosen(members))  # unknown names are a 400 before any waiting
+    request.app[TRIMMER_KEY].touch()
 
     async def fan_out() -> SearchOutcome:
         async with gate.place():
@@ -206,6 +209,7 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     names = request.app[NAMES_KEY]
     # Check the names before sending headers, so unknown members still get a 400 problem.
     service.chosen(members)
+    request.app[TRIMMER_KEY].touch()
     # Each stream is its own caller's progress, so streams are not coalesced; they do take a place.
     async with request.app[GATE_KEY].place():
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -370,6 +374,7 @@ def build_app(
     open_index: Callable[[], UnionIndex] | None = None,
     ledger: LedgerConfig | None = None,
     admission: AdmissionSettings | None = None,
+    idle_trim_s: float | None = 10.0,
 ) -> web.Application:
     """The broker's web application.
 
@@ -378,7 +383,9 @@ def build_app(
     the app opens the union index on startup, off the event loop, and closes it
     on cleanup; streamed searches then answer first from it and every search's
     works are cached there. With `ledger`, the hold endpoints are mounted and the
-    ledger (database, reconciler, poller) opens and closes with the app.
+    ledger (database, reconciler, poller) opens and closes with the app. `idle_trim_s`: seconds
+    without a search after which freed memory is collected and handed back to the system
+    (broker.memory; None: never).
     """
     app = web.Application(middlewares=[problem_middleware, rate_limit_middleware])
     app[CONSORTIUM_KEY] = consortium
@@ -396,6 +403,9 @@ def build_app(
     app[COALESCER_KEY] = Coalescer()
     app[REGISTRY_KEY].broker_saturated = app[LAG_KEY].saturated
     app.cleanup_ctx.append(_lag_monitor_lifecycle)
+    app[TRIMMER_KEY] = IdleTrimmer(idle_trim_s or 10.0)
+    if idle_trim_s is not None:
+        app.cleanup_ctx.append(_idle_trimmer_lifecycle)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/api/v1/search", search_handler, allow_head=False)
     app.router.add_get("/api/v1/search/stream", search_stream_handler, allow_head=False)
@@ -459,6 +469,12 @@ async def _lag_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[LAG_KEY].start()
     yield
     await app[LAG_KEY].stop()
+
+
+async def _idle_trimmer_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[TRIMMER_KEY].start()
+    yield
+    await app[TRIMMER_KEY].stop()
 
 
 def _union_index_lifecycle(open_index: Callable[[], UnionIndex]) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -158,8 +158,10 @@ async def _serve(
     port: int,
     open_index: Callable[[], UnionIndex] | None,
     ledger: LedgerConfig | None = None,
+    idle_trim_s: float | None = 10.0,
 ) -> web.AppRunner:
-    return await start_server(build_app(consortium, open_index=open_index, ledger=ledger), host, port)
+    app = build_app(consortium, open_index=open_index, ledger=ledger, idle_trim_s=idle_trim_s)
+    return await start_server(app, host, port)
 
 
 def _ledger_config(args: argparse.Namespace, consortium: Consortium) -> LedgerConfig | None:
@@ -194,7 +196,8 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
     ledger = _ledger_config(args, consortium)
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger)
+    idle_trim_s = getattr(args, "idle_trim_s", 10.0) or None  # 0 turns it off
+    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, idle_trim_s)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):
@@ -261,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
+    serve.add_argument(
+        "--idle-trim-s", type=float, default=10.0,
+        help="seconds without a search before freed memory is handed back to the system (0: never)",
+    )  # fmt: skip
     _index_options(serve)
     _ledger_options(serve)
     add_holds_parser(commands)
