@@ -36,6 +36,7 @@ def deleted_files_held(under: Path) -> list[str]:
 def test_merged_away_segments_are_released_by_idle_and_busy_readers(tmp_path: Path) -> None:
     path = tmp_path / "ix"
     ix = UnionIndex.open(path, batch_delay_s=0.01)
+    ix._backend.collect_every_s = 0  # noqa: SLF001 - every merge collects here; in a broker, at most every 30 s
     try:
         indexed(ix, [make_work(f"w{n}", f"吾輩は猫である 第{n}巻") for n in range(20)])
         query = SearchQuery(text="吾輩")

@@ -25,6 +25,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ _TOC_TEMP = re.compile(rf"^_{_INDEX_NAME}_\d+\.toc\..+$")
 # ~10 MiB per thread at full size (measured with tracemalloc); 2**13 keep a burst's terms (a
 # lookup costs microseconds) for ~1.3 MiB.
 _PRESENCE_CACHE_SIZE = 1 << 13
-_SNAPSHOT_ATTEMPTS = 3  # a commit may delete a segment between our TOC read and its opening
+_SNAPSHOT_ATTEMPTS = 3
+_COLLECT_EVERY_S = 30.0  # at most one garbage collection per this many seconds after merges  # a commit may delete a segment between our TOC read and its opening
 
 
 @dataclass(slots=True)
@@ -118,6 +120,8 @@ class WhooshBackend:
         self._snapshots_lock = threading.Lock()  # the snapshot registry only; never taken by the writer
         self._closed = False
         self._doc_count, self._segments = self._count()
+        self.collect_every_s = _COLLECT_EVERY_S
+        self._next_collect = 0.0
 
     @classmethod
     def open(cls, path: Path, *, writer_lock_timeout_s: float = 5.0) -> WhooshBackend:
@@ -162,14 +166,17 @@ class WhooshBackend:
             self._doc_count, self._segments = self._count()
             self._generation += 1  # readers renew their snapshot on their next search
             released = self._renew_idle_snapshots()
-            if released or self._segments <= segments_before:  # segment files were merged away
+            merged = released or self._segments <= segments_before  # segment files were deleted
+            if merged and time.monotonic() >= self._next_collect:
                 # whoosh's readers and searchers refer to each other in cycles: a closed reader
                 # (the merge's, a renewed snapshot's) and the memory map of its deleted segment
                 # file (descriptor, pages) live on until the cyclic collector's oldest generation
                 # runs, which under a steady load takes minutes and in an idle process never
-                # comes. One collection after a merge (writer thread, a few ms) lets them go;
-                # readers a search thread closes itself go at the next one or at the broker's
-                # idle housekeeping (broker.memory).
+                # comes. A full collection holds the GIL for tens of ms in a broker (py-spy: 16 %
+                # of a 200-search burst when run after every merge), so at most one per
+                # `collect_every_s`; what is left then goes at the broker's idle housekeeping
+                # (broker.memory) or the next pass.
+                self._next_collect = time.monotonic() + self.collect_every_s
                 gc.collect()
 
     def doc_count(self) -> int:
