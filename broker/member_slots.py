@@ -43,7 +43,7 @@ class SlotLimits:
 
     capacity: int = 8
     max_waiting: int = 64
-    max_wait_s: float = 2.0
+    max_wait_s: float = 4.0
 
 
 class MemberSlots:
