@@ -74,7 +74,7 @@ _DURATION_WEIGHT = 0.1
 
 
 class SearchGate:
-    """At most `settings.max_searches` searches at once; a queue bounded by the expected wait, then BrokerBusy."""
+    """At most `settings.max_searches` searches at once; a wait of up to `queue_wait_s`, then BrokerBusy."""
 
     def __init__(self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
