@@ -147,17 +147,19 @@ class SearchService:
         plan = self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
         started = time.perf_counter()
-        # The search ends when its slowest member would time out after its longest wait for a slot
-        # (a member's own timeout starts when the request is sent: broker.member_slots); a
-        # second-stage request gets what is left of that, never more (it must not make the search longer).
-        deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
+        # A member's own timeout starts when its request is sent (broker.member_slots): the first
+        # requests end at the latest after their longest wait for a slot plus that timeout. A
+        # second-stage request gets what is left of the slowest member's timeout from the start,
+        # never more (it must not make the search longer).
+        deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
+        first_deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
         connectors = {c.member: c for c in plan.ask}
-        tasks = [asyncio.create_task(self._ask(c, query, deadline), name=f"search:{c.member}") for c in plan.ask]
+        tasks = [asyncio.create_task(self._ask(c, query, first_deadline), name=f"search:{c.member}") for c in plan.ask]
         for task, connector in zip(tasks, plan.ask):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
@@ -294,10 +296,11 @@ class SearchService:
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
         budget_s = deadline_s
+        queued_s = 0.0
         try:
             # A short FIFO wait for one of the member's slots (broker.member_slots); the member's
             # own deadline starts after it, within what is left of the search's.
-            async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()):
+            async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()) as queued_s:
                 if until is not None:
                     budget_s = min(deadline_s, until - time.perf_counter())
                 # The connector's HTTP layer has its own deadline; this one also bounds the parsing.
@@ -306,7 +309,7 @@ class SearchService:
         except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
             return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
-            if budget_s < deadline_s:  # the queue ate into it: the search's deadline ran out, not the member's
+            if queued_s > 0 and budget_s < deadline_s:  # the queue ate into it: the search's deadline ran out, not the member's
                 return MemberAnswer(
                     status(
                         state=TargetState.TIMEOUT, reason=SEARCH_DEADLINE_REASON,
