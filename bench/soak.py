@@ -1,13 +1,17 @@
 """Soak the broker: a burst of concurrent searches, a steady rate, then idle (issue 12).
 
     python3 bench/soak.py [--burst 200] [--rate 10] [--steady-s 600] [--idle-s 60] [--latency-ms 200]
+                          [--no-index] [--idle-trim-s 10] [--profile-burst FILE]
 
 The sandbox members (the shipped Okayama network, each answering after --latency-ms) run in one
 child process, the broker (`yokodan serve`) in another, and the load from this one, so that the
 broker is what is measured. Searches come from many loopback addresses (127.0.0.2 …) because the
 broker limits each client address. Prints latency p50/p95/p99 per phase, answers by HTTP status,
 member outcomes by reason, breaker openings of (healthy) members, the broker's event-loop lag
-(from /healthz), its RSS and open descriptors over time (from /proc).
+(from /healthz), its RSS and open descriptors over time (from /proc), then one verdict line per
+target of issue 12 (met, or not met by how much). The broker keeps a whoosh union index in a
+temporary directory, as `yokodan serve` does by default (`--no-index`: live only).
+`--profile-burst FILE` records the broker with py-spy during the burst (a speedscope JSON).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ import argparse
 import asyncio
 import collections
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -52,6 +59,17 @@ def rss_mib(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def deleted_fds(pid: int) -> int:
+    """Descriptors of files already deleted (merged-away union index segments still held)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").endswith("(deleted)")
+        except OSError:
+            pass
+    return count
 
 
 class Load:
@@ -103,22 +121,38 @@ async def health(session: aiohttp.ClientSession, url: str) -> dict:
         return orjson.loads(await response.read())
 
 
+@dataclass
+class Sample:
+    t: float
+    phase: str
+    rss: float
+    fds: int
+    deleted: int
+    max_lag_ms: float
+
+
 async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
     load = Load(url)
-    samples: list[tuple[float, float, int, float]] = []  # t, rss MiB, fds, max lag ms
+    samples: list[Sample] = []
     started = time.monotonic()
     async with aiohttp.ClientSession() as probe:
 
-        async def sample() -> None:
+        async def sample(phase: str) -> None:
             h = await health(probe, url)
-            samples.append((time.monotonic() - started, rss_mib(pid), open_fds(pid), h["event_loop"]["max_lag_ms"]))
+            samples.append(
+                Sample(time.monotonic() - started, phase, rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
+            )
 
-        await sample()
+        await sample("start")
         await asyncio.gather(*(load.one("warm") for _ in range(20)))
-        await sample()
-        warm_rss = samples[-1][1]
+        await sample("warm")
+        warm_rss = samples[-1].rss
+        profiler = _profiler(args.profile_burst, pid)
         await asyncio.gather(*(load.one("burst") for _ in range(args.burst)))
-        await sample()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+        await sample("burst")
         tasks: list[asyncio.Task[None]] = []
         steady_end = time.monotonic() + args.steady_s
         next_sample = time.monotonic() + 5
@@ -126,24 +160,59 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
             tasks.append(asyncio.create_task(load.one("steady")))
             await asyncio.sleep(1 / args.rate)
             if time.monotonic() >= next_sample:
-                await sample()
+                await sample("steady")
                 next_sample += 5
         await asyncio.gather(*tasks)
-        await sample()
-        await asyncio.sleep(args.idle_s)
-        await sample()
+        await sample("steady")
+        load_rss = max(s.rss for s in samples)
+        idle_end = time.monotonic() + args.idle_s
+        while time.monotonic() < idle_end:
+            await asyncio.sleep(min(5.0, max(0.0, idle_end - time.monotonic())))
+            await sample("idle")
     await load.close()
+    report(args, load, samples, warm_rss, load_rss)
+
+
+def report(args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss: float, load_rss: float) -> None:
     for phase in ("warm", "burst", "steady"):
         print(f"{phase:>6}: {percentiles(load.latencies[phase])}  statuses {dict(load.statuses[phase])}")
-    fivexx = sum(n for c in load.statuses.values() for s, n in c.items() if isinstance(s, int) and s >= 500)
-    print(f"5xx answers: {fivexx}")
+    fivexx = {
+        phase: sum(n for s, n in c.items() if isinstance(s, int) and s >= 500) for phase, c in load.statuses.items()
+    }
+    errors = {phase: {str(s): n for s, n in c.items() if s != 200} for phase, c in load.statuses.items()}
+    print(f"5xx answers: {sum(fivexx.values())} {fivexx}; answers other than 200 by phase: {errors}")
     print(f"member outcomes: {dict(load.reasons.most_common())}")
     print(f"breaker openings of healthy members: {len(load.opened)} {sorted(load.opened)}")
-    print(f"event-loop lag max: {samples[-1][3]:.0f} ms")
-    print("t(s)   RSS MiB  fds")
-    for t, rss, fds, _ in samples:
-        print(f"{t:6.0f} {rss:8.1f} {fds:4d}")
-    print(f"RSS after idle vs warm: {samples[-1][1]:.1f} / {warm_rss:.1f} MiB = {samples[-1][1] / warm_rss - 1:+.1%}")
+    print(f"event-loop lag max: {samples[-1].max_lag_ms:.0f} ms")
+    print("  t(s) phase   RSS MiB  fds  deleted-fds")
+    for s in samples:
+        print(f"{s.t:6.0f} {s.phase:<7} {s.rss:8.1f} {s.fds:4d} {s.deleted:4d}")
+    idle_rss = samples[-1].rss
+    print(f"RSS warm {warm_rss:.1f} MiB, peak under load {load_rss:.1f}, after {args.idle_s:g} s idle {idle_rss:.1f} "
+          f"({idle_rss / warm_rss - 1:+.1%} of warm)")  # fmt: skip
+    burst = load.latencies["burst"]
+    burst_p95 = statistics.quantiles(burst, n=100)[94] if len(burst) >= 2 else float("nan")
+    verdicts = [
+        ("zero 5xx", sum(fivexx.values()) == 0, f"{sum(fivexx.values())} answers were 5xx"),
+        ("zero breaker openings of healthy members", not load.opened, f"{len(load.opened)} opened"),
+        (f"burst p95 <= 2 s ({args.burst} concurrent, members at {args.latency_ms:g} ms)", burst_p95 <= 2.0,
+         f"p95 {burst_p95:.2f} s, {burst_p95 - 2.0:+.2f} s over"),
+        (f"RSS within 15 % of warm after {args.idle_s:g} s idle", idle_rss <= warm_rss * 1.15,
+         f"{idle_rss / warm_rss - 1:+.1%}, {(idle_rss / warm_rss - 1.15) * 100:+.1f} points over"),
+        ("no deleted file held open after idle", samples[-1].deleted == 0, f"{samples[-1].deleted} held"),
+    ]  # fmt: skip
+    for name, met, miss in verdicts:
+        print(f"verdict: {name}: {'met' if met else 'NOT MET (' + miss + ')'}")
+
+
+def _profiler(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    if not path:
+        return None
+    profiler = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--format", "speedscope", "--output", path, "--rate", "200", "--nonblocking"]
+    )
+    time.sleep(1.0)  # py-spy attaches before the burst starts
+    return profiler
 
 
 def main() -> None:
@@ -153,21 +222,28 @@ def main() -> None:
     parser.add_argument("--steady-s", type=float, default=600)
     parser.add_argument("--idle-s", type=float, default=60)
     parser.add_argument("--latency-ms", type=float, default=200)
+    parser.add_argument("--no-index", action="store_true", help="the broker without its union index")
+    parser.add_argument("--idle-trim-s", type=float, default=10.0, help="the broker's --idle-trim-s (0: off)")
+    parser.add_argument("--profile-burst", metavar="FILE", help="py-spy speedscope profile of the broker during the burst")
     args = parser.parse_args()
     consortium = load_consortium()
-    with SandboxProcess(sandbox_members(consortium, latency_ms=args.latency_ms)) as sandbox:
+    with SandboxProcess(sandbox_members(consortium, latency_ms=args.latency_ms)) as sandbox, tempfile.TemporaryDirectory(
+        prefix="yokodan-soak-"
+    ) as tmp:
         port = free_port()
+        index = ["--no-index"] if args.no_index else ["--index-dir", str(Path(tmp) / "index")]
         broker = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--consortium", str(CONSORTIA_DIR / "okayama.toml"),
-             "--base-url", sandbox.base_url, "--port", str(port), "--no-index"],
-            cwd=ROOT,
+             "--base-url", sandbox.base_url, "--port", str(port), *index, "--no-ledger",
+             "--idle-trim-s", str(args.idle_trim_s)],
+            cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
             asyncio.run(_wait_then_soak(args, url, broker.pid))
         finally:
             broker.terminate()
-            broker.wait(timeout=10)
+            broker.wait(timeout=30)
 
 
 async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int) -> None:

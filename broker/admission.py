@@ -1,8 +1,10 @@
 """Admission control for federated searches: one client, or one burst, must not sink the others.
 
 - `SearchGate`: at most `max_searches` fan-outs run at once per process; a search beyond that
-  waits up to `queue_wait_s` for a place, then is refused (503 + Retry-After). Queuing briefly
-  absorbs a burst; refusing beyond it keeps a backlog from turning into timeouts that members
+  waits in a queue for a place. A 503 (+ Retry-After) is only right when the wait would outlast
+  what the caller can use, so `queue_wait_s` is about one member deadline; the gate keeps a
+  moving average of how long searches take, which sets Retry-After (the expected wait beyond
+  `queue_wait_s`). Refusing beyond that keeps a backlog from turning into timeouts that members
   would be blamed for.
 - `ClientRateLimiter`: a token bucket per client key (429 + Retry-After and RateLimit-* headers):
   per address for anonymous callers, and in a second instance per portal key, each key with its own
@@ -34,8 +36,13 @@ from yokodan.errors import YokodanError
 class AdmissionSettings:
     """Admission and fairness settings of one broker process."""
 
-    max_searches: int = 48  # concurrent fan-outs (each asks every member once)
-    queue_wait_s: float = 2.0  # how long a search may wait for a place before 503
+    # Concurrent fan-outs (each asks every member once). Beyond the point where the broker's CPU
+    # is saturated more only interleaves searches (everyone slower, none sooner); members' own
+    # slots and queues (broker.member_slots) bound what reaches each member.
+    max_searches: int = 48
+    # How long a search may wait for a place: the time a caller can still use an answer (a
+    # patron's page, a portal's request timeout), about one member deadline (8 s).
+    queue_wait_s: float = 8.0
     busy_retry_after_s: int = 2  # Retry-After of the 503
     client_burst: int = 40  # searches a client may make at once (bucket size)
     client_rate_per_s: float = 5.0  # sustained searches per second per client (refill)
@@ -63,29 +70,52 @@ class BrokerBusy(YokodanError):
         self.retry_after_s = retry_after_s
 
 
-class SearchGate:
-    """At most `settings.max_searches` searches at once; a short wait, then BrokerBusy."""
+# Weight of the newest search in the moving average of search durations.
+_DURATION_WEIGHT = 0.1
 
-    def __init__(self, settings: AdmissionSettings) -> None:
+
+class SearchGate:
+    """At most `settings.max_searches` searches at once; a wait of up to `queue_wait_s`, then BrokerBusy."""
+
+    def __init__(self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock
         self._places = asyncio.Semaphore(settings.max_searches)
         self.running = 0
+        self.waiting = 0
         self.refused = 0
+        self.mean_duration_s: float | None = None  # moving average of admitted searches' durations
+
+    def expected_wait_s(self) -> float:
+        """How long a search arriving now would wait for a place (0 with one free)."""
+        if self.running < self.settings.max_searches or self.mean_duration_s is None:
+            return 0.0
+        return (self.waiting + 1) / self.settings.max_searches * self.mean_duration_s
 
     @asynccontextmanager
     async def place(self) -> AsyncIterator[None]:
+        self.waiting += 1
         try:
             async with asyncio.timeout(self.settings.queue_wait_s):
                 await self._places.acquire()
         except TimeoutError:
             self.refused += 1
-            raise BrokerBusy(self.settings.busy_retry_after_s) from None
+            # Not refused at once on the expected wait: one slow search would skew the average
+            # and turn away searches that would have fitted. The estimate sets Retry-After.
+            retry = max(self.settings.busy_retry_after_s, math.ceil(self.expected_wait_s() - self.settings.queue_wait_s))
+            raise BrokerBusy(retry) from None
+        finally:
+            self.waiting -= 1
         self.running += 1
+        started = self.clock()
         try:
             yield
         finally:
             self.running -= 1
             self._places.release()
+            took = self.clock() - started
+            mean = self.mean_duration_s
+            self.mean_duration_s = took if mean is None else mean + _DURATION_WEIGHT * (took - mean)
 
 
 @dataclass(frozen=True, slots=True)

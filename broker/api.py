@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 
 from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
 from broker.coalesce import Coalescer
+from broker.memory import IdleTrimmer
 from broker.http_server import add_security_headers
 from broker.consortium import Consortium
 from broker.querytext import UndecodableText, clean_text
@@ -80,6 +81,7 @@ KEY_LIMITER_KEY = web.AppKey("key_rate_limiter", ClientRateLimiter)  # one bucke
 LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
 SELECTOR_KEY = web.AppKey("member_selector", MemberSelector)
+TRIMMER_KEY = web.AppKey("idle_trimmer", IdleTrimmer)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
@@ -212,6 +214,7 @@ async def search_handler(request: web.Request) -> web.Response:
     names = request.app[NAMES_KEY]
     gate = request.app[GATE_KEY]
     chosen = tuple(service.chosen(members))  # unknown names are a 400 before any waiting
+    request.app[TRIMMER_KEY].touch()
 
     async def fan_out() -> SearchOutcome:
         async with gate.place():
@@ -237,6 +240,7 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
     names = request.app[NAMES_KEY]
     # Check the names before sending headers, so unknown members still get a 400 problem.
     service.chosen(members)
+    request.app[TRIMMER_KEY].touch()
     # Each stream is its own caller's progress, so streams are not coalesced; they do take a place.
     async with request.app[GATE_KEY].place():
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -431,6 +435,7 @@ def build_app(
     admission: AdmissionSettings | None = None,
     portal_keys: Path | None = None,
     fanout: FanoutSettings | None = None,
+    idle_trim_s: float | None = 10.0,
 ) -> web.Application:
     """The broker's web application.
 
@@ -441,6 +446,8 @@ def build_app(
     works are cached there. With `ledger`, the hold endpoints are mounted and the
     ledger (database, reconciler, poller) opens and closes with the app. `portal_keys` is the
     portal keys file (broker/portals/keys.py); without one, every presented key is a 401.
+    `idle_trim_s`: seconds without a search after which freed memory is collected and handed back
+    to the system (broker.memory; None: never).
     """
     # Order: problems outermost; a CORS preflight before any key check (it carries none); the
     # caller's identity before rate limiting (whose bucket).
@@ -469,6 +476,9 @@ def build_app(
     app[COALESCER_KEY] = Coalescer()
     app[REGISTRY_KEY].broker_saturated = app[LAG_KEY].saturated
     app.cleanup_ctx.append(_lag_monitor_lifecycle)
+    app[TRIMMER_KEY] = IdleTrimmer(idle_trim_s or 10.0)
+    if idle_trim_s is not None:
+        app.cleanup_ctx.append(_idle_trimmer_lifecycle)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/api/v1/search", search_handler, allow_head=False)
     app.router.add_get("/api/v1/search/stream", search_stream_handler, allow_head=False)
@@ -537,6 +547,12 @@ async def _lag_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[LAG_KEY].start()
     yield
     await app[LAG_KEY].stop()
+
+
+async def _idle_trimmer_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[TRIMMER_KEY].start()
+    yield
+    await app[TRIMMER_KEY].stop()
 
 
 def _union_index_lifecycle(open_index: Callable[[], UnionIndex]) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -182,8 +182,11 @@ async def _serve(
     *,
     http: HttpClient | None = None,
     fanout: FanoutSettings | None = None,
+    idle_trim_s: float | None = 10.0,
 ) -> web.AppRunner:
-    app = build_app(consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout)
+    app = build_app(
+        consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout, idle_trim_s=idle_trim_s
+    )
     return await start_server(app, host, port)
 
 
@@ -235,8 +238,12 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
     ledger = _ledger_config(args, consortium)
     portal_keys = Path(args.portal_keys) if getattr(args, "portal_keys", None) else None
+    idle_trim_s = getattr(args, "idle_trim_s", 10.0) or None  # 0 turns it off
     http, fanout, outbound_note = _outbound(args)
-    runner = await _serve(consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys, http=http, fanout=fanout)
+    runner = await _serve(
+        consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
+        http=http, fanout=fanout, idle_trim_s=idle_trim_s,
+    )  # fmt: skip
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):
@@ -318,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--ready-line", action="store_true", help="print 'READY <url>' once listening (for a parent process)")
     serve.add_argument("--portal-keys", help="portal API keys file (`yokodan keys create --file …`); without it every key is refused")
+    serve.add_argument(
+        "--idle-trim-s", type=float, default=10.0,
+        help="seconds without a search before freed memory is handed back to the system (0: never)",
+    )  # fmt: skip
     _index_options(serve)
     serve.add_argument(
         "--index",

@@ -206,6 +206,15 @@ class ConnectorBase(_Model):
     # for `circuit_reset_s`, then probed once.
     circuit_failures: int = Field(default=5, ge=1, le=100)
     circuit_reset_s: float = Field(default=30.0, gt=0, le=3600)
+    # Operations (searches, hold calls) in flight against the member at once; more wait in a FIFO
+    # queue of at most `queue_length` for at most `queue_wait_s` before the member is reported
+    # skipped as `member_busy` (broker/member_slots.py). The member's own `timeout_s` starts when
+    # the request is sent, not while it queues. 4 s: under a burst an HTML OPAC search (a list page
+    # and detail pages, 200 ms each) holds its slot for a second or more, and with 2 s the soak's
+    # steady phase skipped members that would have answered (bench/soak.py, issue 12).
+    max_operations: int = Field(default=8, ge=1, le=256)
+    queue_length: int = Field(default=64, ge=0, le=10_000)
+    queue_wait_s: float = Field(default=4.0, ge=0, le=60)
 
     @field_validator("endpoint")
     @classmethod

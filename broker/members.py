@@ -14,30 +14,32 @@ that turns an outcome into circuit-breaker health.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
+from broker.member_slots import MEMBER_BUSY_REASON, MemberSlots, SlotLimits
 from connectors import Capability, Connector, HttpClient, UnknownWords, connector_for
 from connectors.circuit import CircuitBreaker, CircuitState
 from connectors.settings import TargetSettings
 from yokodan.errors import BadRequest, YokodanError
 from yokodan import TargetState, TargetStatus
 
-# Operations (a search, a hold placement, a poll) in flight against one member at
-# once. The HTTP layer caps requests per member; this caps whole operations, so a
-# poller's sweep queues behind its own work, not in front of patrons' searches.
-DEFAULT_MEMBER_OPERATIONS = 8
-
-# A call that timed out waiting for one of the member's operation slots, never sent.
-BUSY_REASON = "busy"
-# Failures that say nothing about the member's health: the query did not fit it, or
-# the broker itself had no slot free for it.
-_NOT_HEALTH_FAILURES = frozenset({"diagnostic", "unsupported_query", "not_supported", BUSY_REASON})
+# A request whose time was cut short by the search's total deadline after it queued for a slot:
+# its timeout says that the search ran out of time, not that the member is slow.
+SEARCH_DEADLINE_REASON = "search_deadline"
+# The process-wide outbound gate (broker.outbound) had no slot within the member's timeout: not contacted.
+BROKER_BUSY_REASON = "broker_busy"
+# Failures that say nothing about the member's health: the query did not fit it, the broker
+# itself had no slot free for it (`member_busy`, see broker.member_slots), or the search's
+# deadline, not the member's, ran out.
+_NOT_HEALTH_FAILURES = frozenset(
+    {"diagnostic", "unsupported_query", "not_supported", MEMBER_BUSY_REASON, SEARCH_DEADLINE_REASON, BROKER_BUSY_REASON}
+)
 # A timeout says something about the member only while the broker itself keeps time: with the
 # event loop lagging, the member's answer may have sat unread in our socket buffer.
 _TIMEOUT_REASONS = frozenset({"timeout"})
@@ -53,13 +55,22 @@ def counts_against_member(
 
     Counted: connect errors, 5xx and other HTTP errors, timeouts while the broker is not
     saturated, unreadable answers to clean requests. Not counted: query diagnostics, our own
-    full queue (`busy`), timeouts while the broker is saturated, garble answering a dirty request.
+    full queue (`member_busy`), timeouts cut short by the search's deadline, timeouts while the broker is saturated, garble answering a dirty request.
     """
     if state not in (TargetState.ERROR, TargetState.TIMEOUT) or reason in _NOT_HEALTH_FAILURES:
         return False
     if broker_saturated and (state is TargetState.TIMEOUT or reason in _TIMEOUT_REASONS):
         return False
     return request_clean or reason not in _GARBLE_REASONS
+
+
+def _slot_limits(member: Member, operations: int | None) -> SlotLimits:
+    table = member.connector
+    return SlotLimits(
+        capacity=table.max_operations if operations is None else operations,
+        max_waiting=table.queue_length,
+        max_wait_s=table.queue_wait_s,
+    )
 
 
 class UnknownMembers(BadRequest):
@@ -85,6 +96,7 @@ class SkipReason(StrEnum):
     NOT_SUPPORTED = "not_supported"
     MAINTENANCE = "maintenance"
     CIRCUIT_OPEN = "circuit_open"
+    MEMBER_BUSY = MEMBER_BUSY_REASON  # every operation slot taken and the short queue full or too slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +144,7 @@ class _MemberEntry:
     member: Member
     connectors: tuple[Connector, ...]
     breaker: CircuitBreaker
-    operations: asyncio.Semaphore
+    slots: MemberSlots
 
 
 class MemberRegistry:
@@ -144,14 +156,14 @@ class MemberRegistry:
         http: HttpClient,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        member_operations: int = DEFAULT_MEMBER_OPERATIONS,
+        member_operations: int | None = None,
         unknown_words: UnknownWords | None = None,
     ) -> None:
-        if member_operations < 1:
+        """`member_operations` overrides every member's `max_operations` (tests, benchmarks)."""
+        if member_operations is not None and member_operations < 1:
             raise ValueError("member_operations must be >= 1")
         self.consortium = consortium
         self.http = http
-        self.member_operations = member_operations
         self.clock = clock
         self.timezone = ZoneInfo(consortium.timezone)
         self.unknown_words = UnknownWords() if unknown_words is None else unknown_words
@@ -166,7 +178,7 @@ class MemberRegistry:
                     for settings in member_target_settings(consortium, member.id)
                 ),
                 breaker=CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s),
-                operations=asyncio.Semaphore(member_operations),
+                slots=MemberSlots(member.id, _slot_limits(member, member_operations)),
             )
             for member in consortium.members
         }
@@ -205,9 +217,17 @@ class MemberRegistry:
     def breaker(self, member_id: str) -> CircuitBreaker:
         return self._entry(member_id).breaker
 
-    def slot(self, member_id: str) -> asyncio.Semaphore:
-        """Hold this while an operation against the member is in flight."""
-        return self._entry(member_id).operations
+    def slot(self, member_id: str, *, wait_s: float | None = None) -> AbstractAsyncContextManager[float]:
+        """Hold this while an operation against the member is in flight (yields the seconds queued).
+
+        Waits in the member's FIFO queue for at most its `queue_wait_s` (or `wait_s`, when the
+        caller's deadline is nearer); `MemberBusy` when the queue is full or the wait runs out.
+        """
+        return self._entry(member_id).slots.acquire(wait_s)
+
+    def slots(self, member_id: str) -> MemberSlots:
+        """The member's slots and queue (in use, waiting, totals)."""
+        return self._entry(member_id).slots
 
     def maintenance_now(self, member_id: str) -> MaintenanceWindow | None:
         """The maintenance window the member is in now (its consortium's local time), if any."""
@@ -276,6 +296,10 @@ class MemberRegistry:
             breaker.record_failure()
         elif state is TargetState.OK:
             breaker.record_success()
+        elif breaker.state is CircuitState.HALF_OPEN:
+            # The probe ended without a word about the member (never sent: member_busy; cut by the
+            # search's deadline; a query diagnostic): the next caller probes instead of none ever.
+            breaker.record_no_verdict()
         return breaker.state
 
     def record_no_verdict(self, member_id: str) -> None:

@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
+from broker.member_slots import MemberBusy
+from broker.member_slots import MEMBER_BUSY_REASON
+from broker.members import BROKER_BUSY_REASON, SEARCH_DEADLINE_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.outbound import OutboundGate
 from broker.querytext import query_is_clean
@@ -31,6 +33,9 @@ from connectors.errors import ConnectorError, ProtocolDiagnostic
 from index.store import CachedResult, UnionIndex, UnionIndexError
 
 log = logging.getLogger(__name__)
+
+# Statuses that say nothing about a member's pace (it was not asked, or was cut by the search).
+_NOT_PACE = frozenset({BROKER_BUSY_REASON, MEMBER_BUSY_REASON, SEARCH_DEADLINE_REASON})
 
 __all__ = ["MemberAnswer", "Plan", "SearchEvent", "SearchOutcome", "SearchService", "UnknownMembers"]
 
@@ -154,9 +159,12 @@ class SearchService:
         plan = self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
         started = time.perf_counter()
-        # The search ends when its slowest member would time out; a second-stage request
-        # gets what is left of that, never more (it must not make the search longer).
+        # A member's own timeout starts when its request is sent (broker.member_slots): the first
+        # requests end at the latest after their longest wait for a slot plus that timeout. A
+        # second-stage request gets what is left of the slowest member's timeout from the start,
+        # never more (it must not make the search longer).
         deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
+        first_deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
         statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
@@ -166,7 +174,7 @@ class SearchService:
         # Known-fast first (never-seen members count as fastest, to learn their pace); one sort per search.
         launch = sorted(plan.ask, key=lambda c: self._latency_ms.get(c.member, 0.0)) if self.gate else plan.ask
         flow = object()  # this search's turn in the outbound gate's round-robin
-        tasks = [asyncio.create_task(self._ask(c, query, flow), name=f"search:{c.member}") for c in launch]
+        tasks = [asyncio.create_task(self._ask(c, query, flow, first_deadline), name=f"search:{c.member}") for c in launch]
         for task, connector in zip(tasks, launch):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
@@ -240,6 +248,10 @@ class SearchService:
                 log.warning("union index closed; search results not cached")
         yield final
 
+    def _longest_s(self, connector: Connector) -> float:
+        """How long one member may take: its longest wait in the slot queue, then its own deadline."""
+        return self.registry.slots(connector.member).limits.max_wait_s + connector.settings.timeout_s
+
     @property
     def second_stage(self) -> bool:
         return self.registry.consortium.search.second_stage
@@ -252,7 +264,7 @@ class SearchService:
             return asyncio.create_task(_too_late(connector.member), name=name)
         # Not through _ask: the breaker judged the member by its first answer, and a timeout
         # under this shortened deadline says nothing about its health.
-        return asyncio.create_task(self._answer(connector, follow.query, left_s), name=name)
+        return asyncio.create_task(self._answer(connector, follow.query, left_s, until=deadline), name=name)
 
     @staticmethod
     def _second_answer(first: TargetStatus, answer: MemberAnswer, follow: FollowUp) -> tuple[MemberAnswer, list[Record]]:
@@ -283,42 +295,59 @@ class SearchService:
 
         return callback
 
-    async def _ask(self, connector: Connector, query: SearchQuery, flow: object = None) -> MemberAnswer:
+    async def _ask(
+        self, connector: Connector, query: SearchQuery, flow: object = None, until: float | None = None
+    ) -> MemberAnswer:
         if self.gate is None:
-            answer = await self._answer(connector, query)
+            answer = await self._answer(connector, query, until=until)
         else:
-            answer = await self._through_gate(connector, query, flow)
+            answer = await self._through_gate(connector, query, flow, until)
         status = answer.status
-        if status.reason != BUSY_REASON and status.elapsed_ms is not None:
+        if status.reason not in _NOT_PACE and status.elapsed_ms is not None:
             self._latency_ms[connector.member] = status.elapsed_ms
         # A garbled answer to a query that carried control characters is the query's fault, not the member's.
         clean = query_is_clean(query)
         status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
         return answer
 
-    async def _through_gate(self, connector: Connector, query: SearchQuery, flow: object) -> MemberAnswer:
-        """The member's request once the outbound gate has a slot; the wait counts in its deadline."""
+    async def _through_gate(
+        self, connector: Connector, query: SearchQuery, flow: object, until: float | None
+    ) -> MemberAnswer:
+        """The member's request once the outbound gate has a slot.
+
+        The gate's wait is bounded by the member's timeout (and the search's deadline `until`); as with
+        the member's own slots, the member's timeout starts when its request is sent.
+        """
         assert self.gate is not None
         timeout_s = connector.settings.timeout_s
         started = time.perf_counter()
+        if until is not None:
+            timeout_s = min(timeout_s, until - started)
         try:
             async with asyncio.timeout(timeout_s):
                 await self.gate.acquire(flow)
         except TimeoutError:  # the broker's own queue: says nothing about the member
             return MemberAnswer(
                 TargetStatus(
-                    member=connector.member, state=TargetState.TIMEOUT, reason=BUSY_REASON,
+                    member=connector.member, state=TargetState.TIMEOUT, reason=BROKER_BUSY_REASON,
                     elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
                     message=f"{self.gate.settings.max_in_flight} member requests already in flight; "
                     f"no slot within {timeout_s:g} s; not contacted",
                 )
             )  # fmt: skip
         try:
-            return await self._answer(connector, query, timeout_s - (time.perf_counter() - started))
+            return await self._answer(connector, query, until=until)
         finally:
             self.gate.release()
 
-    async def _answer(self, connector: Connector, query: SearchQuery, deadline_s: float | None = None) -> MemberAnswer:
+    async def _answer(
+        self, connector: Connector, query: SearchQuery, deadline_s: float | None = None, *, until: float | None = None
+    ) -> MemberAnswer:
+        """One request to the member: queued for one of its slots, then under its own deadline.
+
+        `until` (perf_counter) is the search's total deadline: it bounds the queue wait and what
+        is left for the request after it; the member's own `deadline_s` starts once it has a slot.
+        """
         member = connector.member
         started = time.perf_counter()
 
@@ -327,21 +356,25 @@ class SearchService:
 
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
-        contacted = False
+        budget_s = deadline_s
+        queued_s = 0.0
         try:
-            # The connector's HTTP layer has the same deadline; this one also bounds the wait
-            # for a slot and the parsing.
-            async with asyncio.timeout(deadline_s):
-                async with self.registry.slot(member):
-                    contacted = True
+            # A short FIFO wait for one of the member's slots (broker.member_slots); the member's
+            # own deadline starts after it, within what is left of the search's.
+            async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()) as queued_s:
+                if until is not None:
+                    budget_s = min(deadline_s, until - time.perf_counter())
+                # The connector's HTTP layer has its own deadline; this one also bounds the parsing.
+                async with asyncio.timeout(budget_s):
                     result = await connector.search(query)
+        except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
+            return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
-            if not contacted:  # our own queue was full: no word about the member's health
+            if queued_s > 0 and budget_s < deadline_s:  # the queue ate into it: the search's deadline ran out, not the member's
                 return MemberAnswer(
                     status(
-                        state=TargetState.TIMEOUT, reason=BUSY_REASON,
-                        message=f"{self.registry.member_operations} operations already in flight to this member; "
-                        f"none finished within {deadline_s:g} s; not contacted",
+                        state=TargetState.TIMEOUT, reason=SEARCH_DEADLINE_REASON,
+                        message=f"no answer in the {max(budget_s, 0):.3g} s the search's deadline left after queueing",
                     )
                 )
             return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))

@@ -86,6 +86,11 @@ def shared_hold_words() -> Mapping[str, HoldState]:
     return {normalize_word(word): HoldState(state) for word, state in _vocabulary_file()["hold_words"].items()}
 
 
+# Bounds of one mapper's cache of classified words (one mapper per member connector).
+MAX_CACHED_WORDS = 4096
+MAX_CACHED_WORD_CHARS = 80
+
+
 class StatusMapper:
     """Maps one member's words, with its overrides layered on the shared vocabulary."""
 
@@ -116,8 +121,12 @@ class StatusMapper:
         state = self.classify(word)
         if state is Availability.UNKNOWN and word.strip():
             self.unknown_words.record(self.member, word.strip())
-        else:
+        elif len(word) <= MAX_CACHED_WORD_CHARS:
             # Unknown words are not cached, so every sighting is counted.
+            if len(self._cache) >= MAX_CACHED_WORDS:
+                # Words carry dates and queue numbers ("貸出中（12/01まで）"): a member's distinct
+                # words grow without end. Starting over costs one re-classification per word.
+                self._cache.clear()
             self._cache[word] = state
         return state
 

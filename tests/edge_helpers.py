@@ -53,19 +53,21 @@ async def running_broker(
     access: dict | None = None,
     portal_keys: Path | None = None,
     setup: Callable[[web.Application], None] | None = None,
+    connector_changes: dict[str, dict[str, object]] | None = None,
 ) -> AsyncIterator[Broker]:
     """`sru_keeps`: characters the SRU members' query terms keep and send as they are (see
     connectors/query_terms.toml), as a member that passes raw text to its server would.
     `access`: the consortium's `[access]` table; `portal_keys`: the keys file; `setup(app)` adds
-    routes before the app starts."""
+    routes before the app starts; `connector_changes`: member id -> fields of its connector table to change."""
     consortium = with_member_timeouts(load_consortium(), timeout_s)
     if access is not None:
         consortium = Consortium.model_validate({**consortium.model_dump(), "access": access})
-    if sru_keeps:
+    if sru_keeps or connector_changes:
         data = consortium.model_dump()
         for member in data["members"]:
-            if member["connector"]["kind"] == "sru":
+            if sru_keeps and member["connector"]["kind"] == "sru":
                 member["connector"]["options"]["query_terms"] = {"keep": sru_keeps}
+            member["connector"].update((connector_changes or {}).get(member["id"], {}))
         consortium = Consortium.model_validate(data)
     sandbox = SandboxHost(sandbox_members(consortium, latency_ms=latency_ms), admin=admin)
     counter = Counter()

@@ -97,7 +97,8 @@ def test_which_failures_count_against_a_member() -> None:
         (state, reason, clean, saturated)
         for state, reason in [
             (TargetState.ERROR, "unreachable"), (TargetState.ERROR, "http_503"), (TargetState.TIMEOUT, "timeout"),
-            (TargetState.ERROR, "malformed"), (TargetState.ERROR, "diagnostic"), (TargetState.TIMEOUT, "busy"),
+            (TargetState.ERROR, "malformed"), (TargetState.ERROR, "diagnostic"), (TargetState.SKIPPED, "member_busy"),
+            (TargetState.TIMEOUT, "search_deadline"),
             (TargetState.OK, None),
         ]
         for clean in (True, False)

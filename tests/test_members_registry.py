@@ -128,7 +128,7 @@ def test_plan_says_why_each_member_is_skipped(okayama_sandbox: SandboxedConsorti
 def test_query_problems_are_no_health_signal(okayama_sandbox: SandboxedConsortium) -> None:
     consortium = _with_connector(okayama_sandbox.consortium, "misaki-town", circuit_failures=1)
     registry = MemberRegistry(consortium, HttpClient())
-    for reason in ("diagnostic", "unsupported_query", "not_supported", "busy"):
+    for reason in ("diagnostic", "unsupported_query", "not_supported", "member_busy", "search_deadline"):
         registry.record("misaki-town", TargetState.ERROR, reason)
     assert registry.admit("misaki-town", Capability.SEARCH).connector is not None
     registry.record("misaki-town", TargetState.ERROR, "http_500")
@@ -162,13 +162,15 @@ async def test_operations_against_one_member_are_capped(
 async def test_a_call_that_never_got_a_slot_is_busy_not_a_member_failure(
     okayama_sandbox: SandboxedConsortium, http: HttpClient
 ) -> None:
-    """Another user of the registry (a poller's sweep, say) holds the member's only slot past the deadline."""
-    consortium = _with_connector(okayama_sandbox.consortium, "setouchi-city", circuit_failures=1, timeout_s=0.3)
+    """Another user of the registry (a poller's sweep, say) holds the member's only slot past the queue's wait."""
+    consortium = _with_connector(
+        okayama_sandbox.consortium, "setouchi-city", circuit_failures=1, timeout_s=0.3, queue_wait_s=0.2
+    )
     registry = MemberRegistry(consortium, http, member_operations=1)
     service = SearchService(registry)
     async with registry.slot("setouchi-city"):
         busy = (await service.search(SearchQuery(author="夏目漱石"), ["setouchi-city"])).statuses[0]
-    assert (busy.state, busy.reason, busy.circuit) == (TargetState.TIMEOUT, "busy", "closed")
+    assert (busy.state, busy.reason, busy.circuit) == (TargetState.SKIPPED, "member_busy", "closed")
     assert "not contacted" in (busy.message or "")
     assert registry.breaker("setouchi-city").consecutive_failures == 0, "our own queue is no member failure"
     after = (await service.search(SearchQuery(author="夏目漱石"), ["setouchi-city"])).statuses[0]

@@ -20,9 +20,12 @@ Opening never waits: a lock another live process holds is `UnionIndexInUse` at o
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 import re
 import shutil
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,14 +52,20 @@ from yokodan import SearchQuery
 
 __all__ = ["WhooshBackend"]
 
+log = logging.getLogger(__name__)
+
 _INDEX_NAME = "MAIN"  # whoosh's default; its files are _MAIN_<gen>.toc and MAIN_<id>.seg
 _LOCK_NAME = f"{_INDEX_NAME}_WRITELOCK"  # FileIndex.lock("WRITELOCK") prefixes the index name
 # Held (flock) for the whole life of a backend: whoosh's WRITELOCK is only held while a
 # batch is written, so two idle indexes on one directory would not notice each other.
 _OWNER_LOCK_NAME = "yokodan_OWNER"
 _TOC_TEMP = re.compile(rf"^_{_INDEX_NAME}_\d+\.toc\..+$")
-_PRESENCE_CACHE_SIZE = 1 << 16
-_SNAPSHOT_ATTEMPTS = 3  # a commit may delete a segment between our TOC read and its opening
+# Per snapshot, and there is one snapshot per reading thread: 2**16 entries of (field, term) cost
+# ~10 MiB per thread at full size (measured with tracemalloc); 2**13 keep a burst's terms (a
+# lookup costs microseconds) for ~1.3 MiB.
+_PRESENCE_CACHE_SIZE = 1 << 13
+_SNAPSHOT_ATTEMPTS = 3
+_COLLECT_EVERY_S = 30.0  # at most one garbage collection per this many seconds after merges  # a commit may delete a segment between our TOC read and its opening
 
 
 @dataclass(slots=True)
@@ -66,6 +75,7 @@ class _Snapshot:
     generation: int
     presence: dict[tuple[str, str], bool] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)  # segment id -> facet column reader
+    in_use: int = 0  # searches running on it; counted under the registry lock
 
     def present(self, fieldname: str, text: str) -> bool:
         """Is the term in this snapshot's lexicon? Deleted documents still count (a false
@@ -122,6 +132,8 @@ class WhooshBackend:
         self._snapshots_lock = threading.Lock()  # the snapshot registry only; never taken by the writer
         self._closed = False
         self._doc_count, self._segments = self._count()
+        self.collect_every_s = _COLLECT_EVERY_S
+        self._next_collect = 0.0
 
     @classmethod
     def open(cls, path: Path, *, writer_lock_timeout_s: float = 5.0) -> WhooshBackend:
@@ -159,11 +171,25 @@ class WhooshBackend:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[WhooshTransaction]:
+        segments_before = self._segments
         with commit_or_cancel(self._ix, self._writer_lock_timeout_s) as tx:
             yield tx
         if tx.changed:
             self._doc_count, self._segments = self._count()
             self._generation += 1  # readers renew their snapshot on their next search
+            released = self._renew_idle_snapshots()
+            merged = released or self._segments <= segments_before  # segment files were deleted
+            if merged and time.monotonic() >= self._next_collect:
+                # whoosh's readers and searchers refer to each other in cycles: a closed reader
+                # (the merge's, a renewed snapshot's) and the memory map of its deleted segment
+                # file (descriptor, pages) live on until the cyclic collector's oldest generation
+                # runs, which under a steady load takes minutes and in an idle process never
+                # comes. A full collection holds the GIL for tens of ms in a broker (py-spy: 16 %
+                # of a 200-search burst when run after every merge), so at most one per
+                # `collect_every_s`; what is left then goes at the broker's idle housekeeping
+                # (broker.memory) or the next pass.
+                self._next_collect = time.monotonic() + self.collect_every_s
+                gc.collect()
 
     def doc_count(self) -> int:
         return self._doc_count
@@ -183,6 +209,16 @@ class WhooshBackend:
     ) -> BackendResult:
         snapshot = self._snapshot()
         try:
+            return self._search(snapshot, query, members, offset=offset, limit=limit, facets=facets)
+        finally:
+            with self._snapshots_lock:
+                snapshot.in_use -= 1
+
+    def _search(
+        self, snapshot: _Snapshot, query: SearchQuery, members: Sequence[str] | None, *, offset: int, limit: int,
+        facets: bool,
+    ) -> BackendResult:
+        try:
             whoosh_query = self._queries.build(query, members, snapshot.present)
             if whoosh_query is None:
                 return BackendResult([], 0, {} if facets else None)
@@ -200,7 +236,7 @@ class WhooshBackend:
         return BackendResult(hits, counts.get(ALL, 0), dict(counts) if facets else None)
 
     def _snapshot(self) -> _Snapshot:
-        """This thread's snapshot, renewed if a commit happened since it was taken."""
+        """This thread's snapshot, renewed if a commit happened since it was taken; marked in use."""
         thread = threading.current_thread()
         ident = thread.ident or 0
         generation = self._generation
@@ -208,12 +244,33 @@ class WhooshBackend:
             if self._closed:
                 raise UnionIndexError(f"union index {self.path} is closed")
             old = self._snapshots.get(ident)
-            orphan = None
-            if old is not None and old.thread() is not thread:
-                orphan, old = old, None  # a dead thread's id reused: its snapshot is closed below
-        if old is not None and old.generation == generation:
-            return old
-        # Outside the lock: opening segments takes milliseconds and other threads must not wait.
+            if old is not None and old.thread() is thread and old.generation == generation:
+                old.in_use += 1
+                return old
+            # Renewing: taken out of the registry, so that no other thread (the writer's renewal
+            # of idle snapshots) touches the readers this thread now reuses or closes.
+            self._snapshots.pop(ident, None)
+        orphan = None
+        if old is not None and old.thread() is not thread:
+            orphan, old = old, None  # a dead thread's id reused: its snapshot is closed below
+        snapshot, _ = self._renewed(old, thread, generation)
+        snapshot.in_use = 1
+        stale: list[Searcher] = [orphan.searcher] if orphan is not None else []
+        with self._snapshots_lock:
+            self._snapshots[ident] = snapshot
+            # Threads that are gone (executor threads come and go) leave snapshots behind.
+            for other_ident, other in list(self._snapshots.items()):
+                other_thread = other.thread()
+                if (other_thread is None or not other_thread.is_alive()) and other.in_use == 0:
+                    stale.append(self._snapshots.pop(other_ident).searcher)
+        for searcher in stale:
+            with contextlib.suppress(Exception):
+                searcher.close()
+        return snapshot
+
+    def _renewed(self, old: _Snapshot | None, thread: threading.Thread, generation: int) -> tuple[_Snapshot, int]:
+        """A snapshot of the latest commit, reusing `old`'s still valid segment readers and closing
+        the rest; with the number of readers closed."""
         previous = old.searcher.reader() if old is not None else None
         previous_leaves = {id(r) for r, _ in _leaves(previous)} if previous is not None else set()
         try:
@@ -225,18 +282,47 @@ class WhooshBackend:
         columns = {sid: c for sid, c in old.columns.items() if sid in kept} if old is not None else {}
         snapshot = _Snapshot(weakref.ref(thread), Searcher(reader, weighting=BM25F(), fromindex=self._ix), generation)
         snapshot.columns.update(columns)
-        stale: list[Searcher] = [orphan.searcher] if orphan is not None else []
+        return snapshot, len(previous_leaves) - len(kept)
+
+    def _renew_idle_snapshots(self) -> int:
+        """After a commit: renew the snapshots no search is using, so merged-away segments are let go.
+
+        A thread that searched once and then sat idle (executor threads do) would otherwise keep
+        the deleted segment files of every merge since open (their descriptors, mappings and the
+        sub-file copies whoosh reads them into) until its next search, which may never come.
+        Renewal reuses the segments still live, as the thread's own renewal would. Returns the
+        number of segment readers closed.
+        """
         with self._snapshots_lock:
-            self._snapshots[ident] = snapshot
-            # Threads that are gone (executor threads come and go) leave snapshots behind.
-            for other_ident, other in list(self._snapshots.items()):
-                other_thread = other.thread()
-                if other_thread is None or not other_thread.is_alive():
-                    stale.append(self._snapshots.pop(other_ident).searcher)
-        for searcher in stale:
-            with contextlib.suppress(Exception):
-                searcher.close()
-        return snapshot
+            if self._closed:
+                return 0
+            idle = {i: s for i, s in self._snapshots.items() if s.in_use == 0 and s.generation < self._generation}
+            for ident in idle:
+                del self._snapshots[ident]
+        generation = self._generation
+        released = 0
+        for ident, old in idle.items():
+            thread = old.thread()
+            if thread is None or not thread.is_alive():
+                with contextlib.suppress(Exception):
+                    old.searcher.close()
+                continue
+            try:
+                snapshot, closed = self._renewed(old, thread, generation)
+                released += closed
+            except UnionIndexError:
+                log.warning("union index %s: could not renew an idle reader; it is closed", self.path)
+                with contextlib.suppress(Exception):
+                    old.searcher.close()
+                continue
+            with self._snapshots_lock:
+                keep = not self._closed and ident not in self._snapshots  # its thread made its own meanwhile
+                if keep:
+                    self._snapshots[ident] = snapshot
+            if not keep:
+                with contextlib.suppress(Exception):
+                    snapshot.searcher.close()
+        return released
 
     def close(self) -> None:
         with self._snapshots_lock:
@@ -263,10 +349,12 @@ def _reader(storage: FileStorage, schema: Any, previous: IndexReader | None) -> 
     """
     reusable = {r.segment().segment_id(): r for r, _ in _leaves(previous)} if previous is not None else {}
     for attempt in range(_SNAPSHOT_ATTEMPTS):
-        toc = TOC.read(storage, _INDEX_NAME, schema=schema)
         readers: list[SegmentReader] = []
         opened: list[SegmentReader] = []
         try:
+            # Inside the retry: the TOC named by the directory listing may itself be cleaned
+            # away by a commit before it is opened (seen under load: FileNotFoundError _MAIN_83.toc).
+            toc = TOC.read(storage, _INDEX_NAME, schema=schema)
             for segment in toc.segments:
                 old = reusable.get(segment.segment_id())
                 if old is not None and old.segment().deleted_count() == segment.deleted_count():
@@ -325,4 +413,5 @@ def _clear_stale_writer(path: Path, storage: FileStorage, our_schema: Any) -> No
             (path / _LOCK_NAME).unlink()
     finally:
         lock.release()
+
 

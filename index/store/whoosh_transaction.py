@@ -71,11 +71,18 @@ class WhooshTransaction:
     def live_count(self) -> int:
         return self._searcher.doc_count()
 
+    def close(self) -> None:
+        """Close the searcher of the index as of the lock: its readers hold every segment file
+        that commit's merges delete (left to the garbage collector, they stayed open for minutes)."""
+        self._searcher.close()
+        self._searcher = None  # the caller's frame still holds this transaction while we collect
+
 
 @contextlib.contextmanager
 def commit_or_cancel(ix: Index, lock_timeout_s: float) -> Iterator[WhooshTransaction]:
     """The one commit-or-cancel: commit what changed, cancel when nothing did or on error."""
     writer = ix.writer(timeout=lock_timeout_s)
+    tx: WhooshTransaction | None = None
     try:
         tx = WhooshTransaction(writer)
         yield tx
@@ -87,6 +94,10 @@ def commit_or_cancel(ix: Index, lock_timeout_s: float) -> Iterator[WhooshTransac
         with contextlib.suppress(Exception):
             writer.cancel()
         raise
+    finally:
+        if tx is not None:
+            with contextlib.suppress(Exception):
+                tx.close()
 
 
 def _log_merge(writer: Any, segments: list[Any]) -> list[Any]:

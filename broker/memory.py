@@ -1,0 +1,99 @@
+"""Giving freed memory back to the system after a burst (glibc's malloc_trim).
+
+CPython frees small objects into its own arenas and larger blocks into glibc's malloc; glibc
+keeps freed heap pages (in every thread's arena: the executor threads that search the union index
+have arenas of their own) until something asks it to return them. After a burst the broker's RSS
+therefore stays near its peak although the objects are gone. `malloc_trim(0)` returns the free
+pages at the top of each arena and, since glibc 2.8, unused whole pages inside them (madvise).
+
+`IdleTrimmer` runs once the broker has been idle for `idle_s` after activity: first a full
+garbage collection (whoosh's readers live in reference cycles, and an idle process allocates
+nothing that would trigger the collector's oldest generation, so closed readers and the memory
+maps of deleted segment files would wait for the next burst), then the trim, off the event loop.
+Never during load: both walk the whole heap. On a libc without malloc_trim (musl, macOS) only the
+collection runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+import time
+from collections.abc import Callable
+from functools import cache
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def trim_native_heap() -> bool:
+    """Ask glibc to return freed heap memory to the system; False where it cannot."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+class IdleTrimmer:
+    """Collects and trims once after each stretch of activity, when `idle_s` passed without any.
+
+    `touch()` marks activity (a search started); the task checks every `idle_s / 2`.
+    """
+
+    def __init__(self, idle_s: float = 10.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if idle_s <= 0:
+            raise ValueError("idle_s must be > 0")
+        self.idle_s = idle_s
+        self.clock = clock
+        self.trims = 0
+        self._last_activity = clock()
+        self._dirty = False  # activity since the last trim
+        self._task: asyncio.Task[None] | None = None
+
+    def touch(self) -> None:
+        self._last_activity = self.clock()
+        self._dirty = True
+
+    async def trim_if_idle(self) -> bool:
+        if not self._dirty or self.clock() - self._last_activity < self.idle_s:
+            return False
+        self._dirty = False
+        gc.collect()
+        if await asyncio.to_thread(trim_native_heap):
+            self.trims += 1
+            return True
+        return False
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.idle_s / 2)
+            try:
+                await self.trim_if_idle()
+            except Exception:  # never let housekeeping take the broker down
+                log.exception("malloc_trim failed")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="idle-heap-trim")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
