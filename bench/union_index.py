@@ -263,6 +263,7 @@ class WorkFactory:
                 "volume": volume,
                 "records": records,
                 "match_reasons": ["isbn"] * (len(records) - 1),
+                "matched_by_title": [],
             },
         )
 

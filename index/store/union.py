@@ -6,7 +6,9 @@
     ix.close()
 
 Behind it: an IndexBackend (backend.py; whoosh today, whoosh_backend.py) and the
-write-behind writer (writer.py). Results are engine-free (results.py); facets count the
+write-behind writer (writer.py), which commits either in a writer process (the default,
+writer_process.py: whoosh's pure-Python commits then no longer hold this process's GIL)
+or in a thread of this process (`writer="thread"`). Results are engine-free (results.py); facets count the
 keys index.facets defines, the same definition a live answer's facets use.
 """
 
@@ -16,17 +18,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from index.facets import facets_from_counts
 from index.store.backend import IndexBackend
+from index.store.committer import LocalCommitter
 from index.store.results import CachedResult, CachedWork, IndexStats, UnionIndexError, UnionIndexInUse
 from index.store.whoosh_backend import WhooshBackend
-from index.store.writer import WriteBehind, WriterLimits
+from index.store.writer import Committer, WriteBehind, WriterLimits
+from index.store.writer_process import ChildCommitter
 from yokodan import SearchQuery, Work
 
-__all__ = ["UnionIndex"]
+__all__ = ["WRITER_MODES", "UnionIndex", "WriterMode"]
+
+WriterMode = Literal["process", "thread"]
+WRITER_MODES: tuple[WriterMode, ...] = ("process", "thread")
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,9 @@ class UnionIndex:
         evict_interval_s: float = 3600.0,
         before_commit: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        writer: WriterMode = "process",
     ) -> UnionIndex:
-        """Create or open the index at `path` and start its writer thread. Never sleeps.
+        """Create or open the index at `path` and start its writer. Never sleeps.
 
         Blocking file I/O (opening every segment, crash recovery): call it from a thread
         (`asyncio.to_thread`) or use `open_async`. Raises `UnionIndexInUse` at once when
@@ -70,9 +79,17 @@ class UnionIndex:
         write lock. `before_commit` runs in the writer thread with the write lock held,
         after a batch's documents are added and before the commit (tests slow the writer
         with it). `clock` gives epoch seconds (tests move time to exercise age eviction).
+
+        `writer="process"` (the default) commits in a writer process started now (spawn;
+        it is ready ~0.4 s later, works submitted meanwhile wait in the queue): this process
+        only reads the directory and refreshes its searchers when a commit lands. Then
+        `before_commit` runs in the writer process and must be picklable (a module-level
+        function or a functools.partial of one). `writer="thread"` commits in a thread here.
         """
         if max_works < 1 or max_age_days <= 0 or batch_size < 1 or max_queue_batches < 1:
             raise ValueError("max_works, max_age_days, batch_size and max_queue_batches must be positive")
+        if writer not in WRITER_MODES:
+            raise ValueError(f"writer must be one of {WRITER_MODES}, not {writer!r}")
         limits = WriterLimits(
             max_works=max_works,
             max_age_s=max_age_days * 86400.0,
@@ -85,8 +102,27 @@ class UnionIndex:
         self.path = Path(path)
         self._clock = clock
         self._closed = False
-        self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
-        self._writer = WriteBehind(self._backend, limits, name=str(self.path), clock=clock, before_commit=before_commit)
+        self.writer_mode = writer
+        backend = self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
+        committer: Committer
+        try:
+            if writer == "process":
+                committer = ChildCommitter(
+                    partial(WhooshBackend.open_writer, self.path, writer_lock_timeout_s=lock_timeout_s),
+                    max_works=max_works,
+                    max_age_s=limits.max_age_s,
+                    before_commit=before_commit,
+                    on_restart=backend.refresh,
+                    name=str(self.path),
+                )
+                on_commit: Callable[[], None] | None = backend.refresh  # the commit happened elsewhere
+            else:
+                committer = LocalCommitter(backend, max_works=max_works, max_age_s=limits.max_age_s, before_commit=before_commit)
+                on_commit = None  # the back end's own transaction refreshes it
+        except BaseException:
+            backend.close()
+            raise
+        self._writer = WriteBehind(committer, limits, name=str(self.path), clock=clock, on_commit=on_commit)
         return self
 
     @classmethod
@@ -145,6 +181,10 @@ class UnionIndex:
         self._closed = True
         if not self._writer.stop(timeout):
             log.warning("union index %s: writer still busy after %.0f s; uncommitted works are lost", self.path, timeout)
+            committer = self._writer.committer
+            if isinstance(committer, ChildCommitter):
+                # No writer may outlive the owner lock: another owner could open the directory.
+                committer.kill()
         self._backend.close()
 
     # --- reads -------------------------------------------------------------------------
@@ -177,6 +217,11 @@ class UnionIndex:
             failed_batches=writer.failed_batches,
             evicted=writer.evicted,
             last_error=writer.last_error,
+            writer=self.writer_mode,
+            writer_pid=getattr(writer.committer, "pid", None),
+            writer_restarts=getattr(writer.committer, "restarts", 0),
+            resubmitted_batches=writer.resubmitted_batches,
+            lost_batches=writer.lost_batches,
         )
 
 

@@ -9,9 +9,20 @@ since shows twice, see `_reader`); `clean_files` to remove a killed writer's deb
 Reads never wait for the writer. A snapshot is a searcher over immutable segment files;
 a commit writes new segments and atomically renames a new TOC into place. Each reading
 thread keeps its own snapshot and renews it when the commit counter moved (an in-memory
-integer: cheaper than listing the directory; this process is the only writer, the owner
-lock makes sure). Renewing closes the segment readers the new snapshot does not keep,
-which is only safe when no other thread uses them, hence one snapshot per thread.
+integer: cheaper than listing the directory; the owner lock makes this process the only
+writer, itself or through the writer process it started). Renewing closes the segment
+readers the new snapshot does not keep, which is only safe when no other thread uses
+them, hence one snapshot per thread, claimed (`busy`) while a search or a renewal uses it.
+
+`refresh()` (told that a commit landed: by the writer thread here, or by the writer
+process's answer) renews every idle snapshot at once, in the caller's thread, and waits
+for busy ones to come free: a thread that searched once and never again must not keep
+the segment files the commit merged away open ("(deleted)" in /proc/self/fd), and the
+facet columns of the new segments are read then, not by the next search.
+
+Two roles: `open` (the owner: reads, and writes in this process or lets a writer
+process write) and `open_writer` (inside the writer process: writes only, under the
+owner's lock, which the parent holds).
 
 Opening never waits: a lock another live process holds is `UnionIndexInUse` at once
 (`UnionIndex.open_async` is the place that waits, without blocking the event loop).
@@ -23,6 +34,7 @@ import contextlib
 import re
 import shutil
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +78,7 @@ class _Snapshot:
     generation: int
     presence: dict[tuple[str, str], bool] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)  # segment id -> facet column reader
+    busy: bool = False  # claimed by a search or a renewal (guarded by the registry's condition)
 
     def present(self, fieldname: str, text: str) -> bool:
         """Is the term in this snapshot's lexicon? Deleted documents still count (a false
@@ -95,7 +108,13 @@ class WhooshBackend:
     """Build with `WhooshBackend.open(path)`; see backend.py for the contract."""
 
     def __init__(
-        self, path: Path, storage: FileStorage, ix: FileIndex, our_schema: Any, owner_lock: Any, writer_lock_timeout_s: float
+        self,
+        path: Path,
+        storage: FileStorage,
+        ix: FileIndex,
+        our_schema: Any,
+        owner_lock: Any | None,
+        writer_lock_timeout_s: float,
     ) -> None:
         """Use `open`."""
         self.path = path
@@ -107,7 +126,8 @@ class WhooshBackend:
         self._queries = QueryBuilder(self._schema)
         self._generation = 0  # bumped after each commit; snapshots compare against it
         self._snapshots: dict[int, _Snapshot] = {}
-        self._snapshots_lock = threading.Lock()  # the snapshot registry only; never taken by the writer
+        # The snapshot registry and the snapshots' busy flags; never held while reading segments.
+        self._snapshots_lock = threading.Condition()
         self._closed = False
         self._doc_count, self._segments = self._count()
 
@@ -143,6 +163,22 @@ class WhooshBackend:
                 f"delete the directory to rebuild it"
             ) from exc
 
+    @classmethod
+    def open_writer(cls, path: Path, *, writer_lock_timeout_s: float = 5.0) -> WhooshBackend:
+        """The write side, inside the writer process: the parent (the owner) holds the owner
+        lock and created the index. First removes what a killed writer process left (its
+        flock on the write lock died with it); a write lock still held is UnionIndexInUse."""
+        storage = FileStorage(str(path))
+        our_schema = schema()
+        try:
+            _clear_stale_writer(path, storage, our_schema)
+            ix = storage.open_index(_INDEX_NAME, schema=our_schema)
+        except UnionIndexError:
+            raise
+        except Exception as exc:
+            raise UnionIndexError(f"union index {path}: the writer cannot open it ({type(exc).__name__}: {exc})") from exc
+        return cls(path, storage, ix, our_schema, None, writer_lock_timeout_s)
+
     # --- writes (one thread) -----------------------------------------------------------
 
     @contextlib.contextmanager
@@ -150,8 +186,7 @@ class WhooshBackend:
         with commit_or_cancel(self._ix, self._writer_lock_timeout_s) as tx:
             yield tx
         if tx.changed:
-            self._doc_count, self._segments = self._count()
-            self._generation += 1  # readers renew their snapshot on their next search
+            self.refresh()
 
     def doc_count(self) -> int:
         return self._doc_count
@@ -169,7 +204,7 @@ class WhooshBackend:
     def search(
         self, query: SearchQuery, members: Sequence[str] | None, *, offset: int, limit: int, facets: bool
     ) -> BackendResult:
-        snapshot = self._snapshot()
+        snapshot = self._acquire()
         try:
             whoosh_query = self._queries.build(query, members, snapshot.present)
             if whoosh_query is None:
@@ -185,23 +220,121 @@ class WhooshBackend:
             ]
         except Exception as exc:  # a segment vanished or is damaged under us
             raise UnionIndexError(f"union index {self.path}: search failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._release(snapshot)
         return BackendResult(hits, counts.get(ALL, 0), dict(counts) if facets else None)
 
-    def _snapshot(self) -> _Snapshot:
-        """This thread's snapshot, renewed if a commit happened since it was taken."""
-        thread = threading.current_thread()
-        ident = thread.ident or 0
-        generation = self._generation
+    def refresh(self, wait_busy_s: float = 5.0) -> None:
+        """A commit landed: count again and renew every snapshot now (see the module's doc).
+
+        Idle snapshots are renewed at once; busy ones (a search running) when they come
+        free, waiting up to `wait_busy_s` (searches take milliseconds); after that their
+        threads renew them on their next search.
+        """
+        counts = self._count()
         with self._snapshots_lock:
             if self._closed:
-                raise UnionIndexError(f"union index {self.path} is closed")
-            old = self._snapshots.get(ident)
+                return
+            self._doc_count, self._segments = counts
+            self._generation += 1
+            generation = self._generation
+        deadline = time.monotonic() + wait_busy_s
+        while True:
+            with self._snapshots_lock:
+                if self._closed or self._generation != generation:
+                    return  # closed, or a later refresh took over
+                todo = [s for s in self._snapshots.values() if s.generation != generation and not s.busy]
+                for snapshot in todo:
+                    snapshot.busy = True
+                waiting = any(s.generation != generation and s.busy for s in self._snapshots.values() if s not in todo)
+            for snapshot in todo:
+                thread = snapshot.thread()
+                renewed = None
+                if thread is not None and thread.is_alive():
+                    with contextlib.suppress(UnionIndexError):
+                        renewed = self._renewed(snapshot, thread, generation, warm=True)
+                if renewed is None:  # a dead thread's snapshot, or the index cannot be read: drop it
+                    with contextlib.suppress(Exception):
+                        snapshot.searcher.close()
+                self._replace(snapshot, renewed)
+            if not waiting:
+                return
+            with self._snapshots_lock:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._snapshots_lock.wait(min(remaining, 0.05))
+
+    def _acquire(self) -> _Snapshot:
+        """This thread's snapshot, claimed, renewed if a commit happened since it was taken."""
+        thread = threading.current_thread()
+        ident = thread.ident or 0
+        with self._snapshots_lock:
+            while True:
+                if self._closed:
+                    raise UnionIndexError(f"union index {self.path} is closed")
+                old = self._snapshots.get(ident)
+                if old is None or not old.busy:
+                    break
+                self._snapshots_lock.wait(0.5)  # refresh() is renewing it: a few milliseconds
             orphan = None
             if old is not None and old.thread() is not thread:
                 orphan, old = old, None  # a dead thread's id reused: its snapshot is closed below
+                del self._snapshots[ident]
+            if old is not None:
+                old.busy = True
+            generation = self._generation
+        if orphan is not None:
+            with contextlib.suppress(Exception):
+                orphan.searcher.close()
         if old is not None and old.generation == generation:
             return old
         # Outside the lock: opening segments takes milliseconds and other threads must not wait.
+        try:
+            snapshot = self._renewed(old, thread, generation, warm=False)
+        except BaseException:
+            if old is not None:  # its readers may be half closed: start afresh next time
+                self._replace(old, None)
+                with contextlib.suppress(Exception):
+                    old.searcher.close()
+            raise
+        snapshot.busy = True
+        stale: list[Searcher] = []
+        with self._snapshots_lock:
+            self._snapshots[ident] = snapshot
+            # Threads that are gone (executor threads come and go) leave snapshots behind.
+            for other_ident, other in list(self._snapshots.items()):
+                other_thread = other.thread()
+                if not other.busy and (other_thread is None or not other_thread.is_alive()):
+                    stale.append(self._snapshots.pop(other_ident).searcher)
+        for searcher in stale:
+            with contextlib.suppress(Exception):
+                searcher.close()
+        return snapshot
+
+    def _release(self, snapshot: _Snapshot) -> None:
+        with self._snapshots_lock:
+            snapshot.busy = False
+            self._snapshots_lock.notify_all()
+
+    def _replace(self, old: _Snapshot, new: _Snapshot | None) -> None:
+        """Put `new` (unclaimed) where the claimed `old` was, or drop `old` from the registry."""
+        with self._snapshots_lock:
+            ident = next((i for i, s in self._snapshots.items() if s is old), None)
+            if ident is not None:
+                if new is None or self._closed:
+                    del self._snapshots[ident]
+                else:
+                    self._snapshots[ident] = new
+            old.busy = False
+            self._snapshots_lock.notify_all()
+        if new is not None and (ident is None or self._closed):
+            with contextlib.suppress(Exception):
+                new.searcher.close()
+
+    def _renewed(self, old: _Snapshot | None, thread: threading.Thread, generation: int, *, warm: bool) -> _Snapshot:
+        """A snapshot of the latest commit, reusing `old`'s segment readers (claimed by the caller;
+        it must not be used afterwards). `warm` reads the new segments' facet columns now."""
         previous = old.searcher.reader() if old is not None else None
         previous_leaves = {id(r) for r, _ in _leaves(previous)} if previous is not None else set()
         try:
@@ -213,17 +346,9 @@ class WhooshBackend:
         columns = {sid: c for sid, c in old.columns.items() if sid in kept} if old is not None else {}
         snapshot = _Snapshot(weakref.ref(thread), Searcher(reader, weighting=BM25F(), fromindex=self._ix), generation)
         snapshot.columns.update(columns)
-        stale: list[Searcher] = [orphan.searcher] if orphan is not None else []
-        with self._snapshots_lock:
-            self._snapshots[ident] = snapshot
-            # Threads that are gone (executor threads come and go) leave snapshots behind.
-            for other_ident, other in list(self._snapshots.items()):
-                other_thread = other.thread()
-                if other_thread is None or not other_thread.is_alive():
-                    stale.append(self._snapshots.pop(other_ident).searcher)
-        for searcher in stale:
-            with contextlib.suppress(Exception):
-                searcher.close()
+        if warm:
+            for leaf, _ in _leaves(reader):
+                snapshot.facet_column(leaf)
         return snapshot
 
     def close(self) -> None:
@@ -234,8 +359,9 @@ class WhooshBackend:
             with contextlib.suppress(Exception):
                 snapshot.searcher.close()
         self._ix.close()
-        with contextlib.suppress(Exception):
-            self._owner_lock.release()
+        if self._owner_lock is not None:
+            with contextlib.suppress(Exception):
+                self._owner_lock.release()
 
 
 def _leaves(reader: IndexReader) -> list[tuple[SegmentReader, int]]:
