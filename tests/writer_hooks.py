@@ -22,6 +22,13 @@ class CommitGate:
     def arm(self) -> None:
         (self.directory / "armed").touch()
 
+    def disarm(self) -> None:
+        (self.directory / "armed").unlink(missing_ok=True)
+
+    def reset(self) -> None:
+        """Forget that a commit announced itself (to wait for the next one)."""
+        (self.directory / "in-commit").unlink(missing_ok=True)
+
     def release(self) -> None:
         (self.directory / "release").touch()
 
