@@ -32,6 +32,7 @@ import pytest
 from broker.api import build_app
 from broker.http_server import bound_port, start_server
 from index.store import MERGE_FACTOR, UnionIndex
+from index.store.writer_child import WRITER_NICENESS
 from tests.conftest import SandboxedConsortium
 from tests.writer_hooks import CommitGate
 from yokodan import Availability, Holding, Record, SearchQuery, Work
@@ -115,6 +116,8 @@ class TestCommitsInTheWriterProcess:
         stats = ix.stats()
         assert stats.writer == "process" and stats.last_error is None
         assert stats.writer_pid is not None and stats.writer_pid != os.getpid() and alive(stats.writer_pid)
+        # Below the broker's CPU priority: searches come first on a busy machine.
+        assert os.getpriority(os.PRIO_PROCESS, stats.writer_pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICENESS)
         # The commit ran in the writer process, not here, and this process's search sees it.
         assert [p.name for p in tmp_path.glob("committed-by-*")] == [f"committed-by-{stats.writer_pid}"]
         assert ids(ix, "耐障害性試験") == sorted(f"k{n}" for n in range(30))
@@ -290,7 +293,7 @@ class TestLifecycle:
                 import sys
                 from pathlib import Path
                 from tests.test_store_writer_process import works
-                from index.store import MERGE_FACTOR, UnionIndex
+                from index.store import UnionIndex
 
                 if __name__ == "__main__":  # spawn imports the main module again in the writer
                     ix = UnionIndex.open(Path(sys.argv[1]), batch_delay_s=0.01, batch_size=5000)
