@@ -47,3 +47,24 @@ class CommitGate:
         deadline = time.monotonic() + 10
         while not (self.directory / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+class SlowCommit:
+    """Every commit announces itself (`committing`) and then holds the write lock for `delay_s`."""
+
+    def __init__(self, directory: Path, delay_s: float) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.delay_s = delay_s
+
+    def wait_committing(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not (self.directory / "committing").exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def __call__(self) -> None:
+        (self.directory / "committing").touch()
+        time.sleep(self.delay_s)
