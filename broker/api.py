@@ -334,8 +334,30 @@ async def health_handler(request: web.Request) -> web.Response:
                 "saturated": lag.saturated(),
             },
             "searches": {"running": gate.running, "refused_busy": gate.refused},
+            **_union_index_health(request.app[SEARCH_KEY].index),
         }
     )
+
+
+def _union_index_health(index: UnionIndex | None) -> dict[str, Any]:
+    """The union index's writer, for an operator: is it alive, restarting, dropping work?"""
+    if index is None:
+        return {}
+    stats = index.stats()  # counters and a cached count: no segment is opened
+    return {
+        "union_index": {
+            "works": stats.doc_count,
+            "writer": stats.writer,
+            "writer_pid": stats.writer_pid,
+            "writer_restarts": stats.writer_restarts,
+            "queued_works": stats.queued_works,
+            "dropped_batches": stats.dropped_batches,
+            "resubmitted_batches": stats.resubmitted_batches,
+            "lost_batches": stats.lost_batches,
+            "failed_batches": stats.failed_batches,
+            "last_error": stats.last_error,
+        }
+    }
 
 
 @web.middleware

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,32 +15,28 @@ from connectors import HttpClient
 from index.store import UnionIndex
 from tests.conftest import SandboxedConsortium
 from tests.index_stores import IndexStore, engine, store  # noqa: F401  (fixtures: each test on whoosh and PostgreSQL)
+from tests.writer_hooks import SlowCommit
 
 COMMIT_DELAY_S = 1.5
 
 
 @pytest.fixture
-def slow_index(store: IndexStore) -> Iterator[tuple[UnionIndex, threading.Event]]:
+def slow_index(store: IndexStore, tmp_path: Path) -> Iterator[tuple[UnionIndex, SlowCommit]]:
     """A union index whose writer holds the write lock for 1.5 s before every commit."""
-    committing = threading.Event()
-
-    def slow_commit() -> None:
-        committing.set()
-        time.sleep(COMMIT_DELAY_S)
-
-    index = store.open("index", batch_delay_s=0.0, before_commit=slow_commit)
+    committing = SlowCommit(tmp_path / "hook", COMMIT_DELAY_S)  # picklable: it runs in the writer process
+    index = store.open("index", batch_delay_s=0.0, before_commit=committing)
     yield index, committing
     index.close()
 
 
 async def test_live_search_never_waits_for_a_commit(
-    okayama_sandbox: SandboxedConsortium, http: HttpClient, slow_index: tuple[UnionIndex, threading.Event]
+    okayama_sandbox: SandboxedConsortium, http: HttpClient, slow_index: tuple[UnionIndex, SlowCommit]
 ) -> None:
     index, committing = slow_index
     service = SearchService(MemberRegistry(okayama_sandbox.consortium, http), index=index)
     first = await service.search(SearchQuery(author="夏目漱石"))
     assert first.works and {s.state for s in first.statuses} == {TargetState.OK}
-    assert committing.wait(5), "the first search's works were handed to the writer"
+    assert committing.wait_committing(30), "the first search's works were handed to the writer"
     # The writer now sleeps inside a commit with the lock held; searches go on regardless.
     for query in (SearchQuery(author="夏目漱石"), SearchQuery(title="こころ")):
         started = time.perf_counter()

@@ -41,6 +41,7 @@ from index.facets import Facets, facets_of, work_ndc, work_year
 from index.store import MERGE_FACTOR, UnionIndex, UnionIndexError, UnionIndexInUse
 from tests.conftest import SandboxedConsortium
 from tests.index_stores import IndexStore, engine, postgres_admin, store  # noqa: F401  (fixtures)
+from tests.writer_hooks import CommitGate
 from index.years import parse_year
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -450,19 +451,14 @@ class TestOneFacetDefinition:
 
 
 class TestWriteBehind:
-    def test_submit_and_search_never_wait_for_a_commit(self, open_index: Callable[..., UnionIndex], ndl_works: list[Work]) -> None:
-        in_commit, release = threading.Event(), threading.Event()
-        slow = {"on": False}
-
-        def slow_commit() -> None:
-            if slow["on"]:
-                in_commit.set()
-                release.wait(10)
-
-        ix = indexed(open_index(before_commit=slow_commit), ndl_works)
-        slow["on"] = True
+    def test_submit_and_search_never_wait_for_a_commit(
+        self, open_index: Callable[..., UnionIndex], ndl_works: list[Work], tmp_path: Path
+    ) -> None:
+        gate = CommitGate(tmp_path / "gate")
+        ix = indexed(open_index(before_commit=gate), ndl_works)
+        gate.arm()
         ix.submit([WAGAHAI])
-        assert in_commit.wait(5), "the writer never reached its commit"
+        assert gate.wait_in_commit(10), "the writer never reached its commit"
         try:
             started = time.perf_counter()
             ix.submit([make_work("later", "後で来た本")])
@@ -473,26 +469,21 @@ class TestWriteBehind:
             assert ids(ix, text="猫") == []  # a snapshot: the batch being committed is not visible yet
             assert ix.stats().queue_depth == 1
         finally:
-            release.set()
+            gate.release()
         assert ix.flush(10)
         assert ids(ix, text="猫") == [WAGAHAI.work_id]
         assert ids(ix, text="後で来た本") == ["later"]
 
-    def test_full_queue_drops_oldest_batch(self, open_index: Callable[..., UnionIndex]) -> None:
-        in_commit, release = threading.Event(), threading.Event()
-
-        def slow_commit() -> None:
-            in_commit.set()
-            release.wait(10)
-
-        ix = open_index(before_commit=slow_commit, max_queue_batches=2)
+    def test_full_queue_drops_oldest_batch(self, open_index: Callable[..., UnionIndex], tmp_path: Path) -> None:
+        gate = CommitGate(tmp_path / "gate", armed=True)
+        ix = open_index(before_commit=gate, max_queue_batches=2)
         ix.submit([make_work("w0", "最初の本")])
-        assert in_commit.wait(5)
+        assert gate.wait_in_commit(10)
         for n in range(1, 5):  # w1 and w2 are dropped, w3 and w4 stay queued
             ix.submit([make_work(f"w{n}", f"本その{n}")])
         stats = ix.stats()
         assert stats.dropped_batches == 2 and stats.queue_depth == 2
-        release.set()
+        gate.release()
         assert ix.flush(10)
         assert [w for n in range(5) for w in ids(ix, text=f"本その{n}")] == ["w3", "w4"]
 
@@ -699,7 +690,7 @@ _KILLED_WRITER = textwrap.dedent(
     def works(start, n):
         return [Work(work_id=f"k{i}", title=f"耐障害性試験の本 第{i}巻", authors=["試験, 太郎"]) for i in range(start, start + n)]
 
-    ix = UnionIndex.open(path, batch_delay_s=0.01, before_commit=hook, **options)
+    ix = UnionIndex.open(path, batch_delay_s=0.01, before_commit=hook, writer="thread", **options)  # the engine's own crash safety
     ix.submit(works(0, 50))
     assert ix.flush(30)
     state["committed"] = True

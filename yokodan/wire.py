@@ -276,11 +276,25 @@ class SearchLoad(WireModel):
     refused_busy: int = Field(description="searches refused with 503 since start")
 
 
+class UnionIndexHealth(WireModel):
+    works: int = Field(description="works cached in the union index")
+    writer: Literal["process", "thread"] = Field(description="where commits run: a writer process, or a thread of the broker")
+    writer_pid: int | None = Field(description="the writer process, while one runs")
+    writer_restarts: int = Field(description="writer processes started again after one died")
+    queued_works: int
+    dropped_batches: int = Field(description="batches dropped because the writer fell behind (oldest first)")
+    resubmitted_batches: int = Field(description="batches put back once after the writer process died on them")
+    lost_batches: int = Field(description="batches the writer process died on twice, dropped")
+    failed_batches: int
+    last_error: str | None
+
+
 class HealthResponse(WireModel):
     status: Literal["ok"]
     consortium: str
     event_loop: EventLoopHealth
     searches: SearchLoad
+    union_index: UnionIndexHealth | None = Field(default=None, description="present while a union index is open")
 
 
 # --- hold plans ------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ tantivy is ~20x faster; PostgreSQL is one) without touching the broker. The part
 - `union`: the UnionIndex facade;
 - `results`: what it answers with (CachedResult, CachedWork, IndexStats, errors), engine-free;
 - `documents`: a Work (merged with what was stored for it) as an engine-neutral document;
-- `writer`: the write-behind queue and writer thread, size and age bounds;
+- `writer`: the write-behind queue and its thread (batching, drop policy, resubmission);
+- `committer`: what one commit does (documents, replace, age and size bounds), in either process;
+- `writer_process` / `writer_child` / `writer_wire`: the writer process (the default writer:
+  whoosh commits off this process's GIL), its main loop, and what they say over their pipe;
 - `storage`: the directory and its schema-version marker;
 - `merge_policy`: which segments a commit merges (log-structured);
 - `backend`: the IndexBackend / WriteTransaction protocols an engine implements;

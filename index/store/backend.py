@@ -5,7 +5,9 @@ protocols, so a second engine is one new module beside `whoosh_backend.py`. Cont
 
 - one `IndexBackend` per directory, owned by this process (the engine takes its locks when
   it is opened and fails with `UnionIndexInUse` at once, never waiting, when another owner
-  holds them; `UnionIndexError` for anything else unusable);
+  holds them; `UnionIndexError` for anything else unusable); the owner may let a writer
+  process it started write on its behalf (whoosh: `WhooshBackend.open_writer`, and the
+  owner's `refresh()` when a commit landed there; engine-specific, not part of the protocol);
 - writes happen in one thread at a time, inside `transaction()`: what the block did is
   committed when it ends normally and changed something, cancelled otherwise (nothing
   changed, or an exception: then it is re-raised);

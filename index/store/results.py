@@ -8,7 +8,7 @@ from typing import Any
 from index.facets import Facets
 from yokodan.errors import StoreError
 
-__all__ = ["CachedResult", "CachedWork", "Facets", "IndexStats", "UnionIndexError", "UnionIndexInUse"]
+__all__ = ["CachedResult", "CachedWork", "Facets", "IndexStats", "UnionIndexError", "UnionIndexInUse", "WriterCrashed"]
 
 
 class UnionIndexError(StoreError):
@@ -19,6 +19,14 @@ class UnionIndexInUse(UnionIndexError):
     """Another live process (or another UnionIndex in this one) owns the directory.
 
     `UnionIndex.open` never waits for it; `UnionIndex.open_async` retries until its deadline.
+    """
+
+
+class WriterCrashed(UnionIndexError):
+    """The writer process died (killed, out of memory) before it answered for a commit.
+
+    The commit may or may not have landed; the writer thread restarts the process and puts
+    the batch back once (a replace by work id, so landing twice is harmless).
     """
 
 
@@ -51,3 +59,8 @@ class IndexStats:
     failed_batches: int
     evicted: int
     last_error: str | None
+    writer: str = "thread"  # "process": commits happen in a writer process, "thread": in this one
+    writer_pid: int | None = None  # the writer process, while one runs
+    writer_restarts: int = 0  # writer processes started again after one died
+    resubmitted_batches: int = 0  # batches put back once after the writer process died on them
+    lost_batches: int = 0  # batches the writer process died on twice, dropped

@@ -8,7 +8,10 @@
 
 Behind it: an IndexBackend (backend.py): whoosh in a directory (whoosh_backend.py, the
 embedded default) or PostgreSQL for a `postgresql://` URL (postgres_backend.py, shared by
-several broker nodes); and the write-behind writer (writer.py). Results are engine-free (results.py); facets count the
+several broker nodes); and the write-behind writer (writer.py). A whoosh index commits in a
+writer process by default (writer_process.py: whoosh's pure-Python commits then no longer hold
+this process's GIL) or in a thread of this process (`writer="thread"`); PostgreSQL's commits are
+the server's work and run in a thread here. Results are engine-free (results.py); facets count the
 keys index.facets defines, the same definition a live answer's facets use.
 """
 
@@ -18,19 +21,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from index.facets import facets_from_counts
 from index.store.backend import IndexBackend
+from index.store.committer import LocalCommitter
 from index.store.results import CachedResult, CachedWork, IndexStats, UnionIndexError, UnionIndexInUse
 from index.store.postgres_backend import PostgresBackend, is_postgres_url
 from index.store.postgres_schema import DEFAULT_SCHEMA
 from index.store.whoosh_backend import WhooshBackend
-from index.store.writer import WriteBehind, WriterLimits
+from index.store.writer import Committer, WriteBehind, WriterLimits
+from index.store.writer_process import ChildCommitter
 from yokodan import SearchQuery, Work
 
-__all__ = ["UnionIndex"]
+__all__ = ["WRITER_MODES", "UnionIndex", "WriterMode"]
+
+WriterMode = Literal["process", "thread"]
+WRITER_MODES: tuple[WriterMode, ...] = ("process", "thread")
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +72,9 @@ class UnionIndex:
         before_commit: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         schema: str = DEFAULT_SCHEMA,
+        writer: WriterMode = "process",
     ) -> UnionIndex:
-        """Create or open the index at `path` and start its writer thread. Never sleeps.
+        """Create or open the index at `path` and start its writer. Never sleeps.
 
         `path` is a whoosh directory, or a `postgresql://` URL: then the index is the tables
         of `schema` in that database, created by migrations, and any number of processes
@@ -81,9 +91,17 @@ class UnionIndex:
         write lock. `before_commit` runs in the writer thread with the write lock held,
         after a batch's documents are added and before the commit (tests slow the writer
         with it). `clock` gives epoch seconds (tests move time to exercise age eviction).
+
+        `writer="process"` (the default) commits in a writer process started now (spawn;
+        it is ready ~0.4 s later, works submitted meanwhile wait in the queue): this process
+        only reads the directory and refreshes its searchers when a commit lands. Then
+        `before_commit` runs in the writer process and must be picklable (a module-level
+        function or a functools.partial of one). `writer="thread"` commits in a thread here.
         """
         if max_works < 1 or max_age_days <= 0 or batch_size < 1 or max_queue_batches < 1:
             raise ValueError("max_works, max_age_days, batch_size and max_queue_batches must be positive")
+        if writer not in WRITER_MODES:
+            raise ValueError(f"writer must be one of {WRITER_MODES}, not {writer!r}")
         limits = WriterLimits(
             max_works=max_works,
             max_age_s=max_age_days * 86400.0,
@@ -96,13 +114,35 @@ class UnionIndex:
         self._clock = clock
         self._closed = False
         if is_postgres_url(path):
-            backend = PostgresBackend.open(str(path), schema=schema, writer_lock_timeout_s=lock_timeout_s)
-            self.path, self.location, self._backend = None, backend.location, backend
-        else:
-            self.path = Path(path)
-            self.location = str(self.path)
-            self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
-        self._writer = WriteBehind(self._backend, limits, name=self.location, clock=clock, before_commit=before_commit)
+            pg = PostgresBackend.open(str(path), schema=schema, writer_lock_timeout_s=lock_timeout_s)
+            self.path, self.location, self._backend = None, pg.location, pg
+            # The database does the heavy part of a commit; a writer process would only add a hop.
+            self.writer_mode = "thread"
+            committer: Committer = LocalCommitter(pg, max_works=max_works, max_age_s=limits.max_age_s, before_commit=before_commit)
+            self._writer = WriteBehind(committer, limits, name=self.location, clock=clock, on_commit=None)
+            return self
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.writer_mode = writer
+        backend = self._backend = WhooshBackend.open(self.path, writer_lock_timeout_s=lock_timeout_s)
+        try:
+            if writer == "process":
+                committer = ChildCommitter(
+                    partial(WhooshBackend.open_writer, self.path, writer_lock_timeout_s=lock_timeout_s),
+                    max_works=max_works,
+                    max_age_s=limits.max_age_s,
+                    before_commit=before_commit,
+                    on_restart=backend.refresh,
+                    name=str(self.path),
+                )
+                on_commit: Callable[[], None] | None = backend.refresh  # the commit happened elsewhere
+            else:
+                committer = LocalCommitter(backend, max_works=max_works, max_age_s=limits.max_age_s, before_commit=before_commit)
+                on_commit = None  # the back end's own transaction refreshes it
+        except BaseException:
+            backend.close()
+            raise
+        self._writer = WriteBehind(committer, limits, name=self.location, clock=clock, on_commit=on_commit)
         return self
 
     @classmethod
@@ -161,6 +201,10 @@ class UnionIndex:
         self._closed = True
         if not self._writer.stop(timeout):
             log.warning("union index %s: writer still busy after %.0f s; uncommitted works are lost", self.location, timeout)
+            committer = self._writer.committer
+            if isinstance(committer, ChildCommitter):
+                # No writer may outlive the owner lock: another owner could open the directory.
+                committer.kill()
         self._backend.close()
 
     # --- reads -------------------------------------------------------------------------
@@ -193,6 +237,11 @@ class UnionIndex:
             failed_batches=writer.failed_batches,
             evicted=writer.evicted,
             last_error=writer.last_error,
+            writer=self.writer_mode,
+            writer_pid=getattr(writer.committer, "pid", None),
+            writer_restarts=getattr(writer.committer, "restarts", 0),
+            resubmitted_batches=writer.resubmitted_batches,
+            lost_batches=writer.lost_batches,
         )
 
 

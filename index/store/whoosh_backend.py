@@ -9,9 +9,20 @@ since shows twice, see `_reader`); `clean_files` to remove a killed writer's deb
 Reads never wait for the writer. A snapshot is a searcher over immutable segment files;
 a commit writes new segments and atomically renames a new TOC into place. Each reading
 thread keeps its own snapshot and renews it when the commit counter moved (an in-memory
-integer: cheaper than listing the directory; this process is the only writer, the owner
-lock makes sure). Renewing closes the segment readers the new snapshot does not keep,
-which is only safe when no other thread uses them, hence one snapshot per thread.
+integer: cheaper than listing the directory; the owner lock makes this process the only
+writer, itself or through the writer process it started). Renewing closes the segment
+readers the new snapshot does not keep, which is only safe when no other thread uses
+them, hence one snapshot per thread, claimed (`busy`) while a search or a renewal uses it.
+
+`refresh()` (told that a commit landed: by the writer thread here, or by the writer
+process's answer) renews every idle snapshot at once, in the caller's thread, and waits
+for busy ones to come free: a thread that searched once and never again must not keep
+the segment files the commit merged away open ("(deleted)" in /proc/self/fd), and the
+facet columns of the new segments are read then, not by the next search.
+
+Two roles: `open` (the owner: reads, and writes in this process or lets a writer
+process write) and `open_writer` (inside the writer process: writes only, under the
+owner's lock, which the parent holds).
 
 Opening never waits: a lock another live process holds is `UnionIndexInUse` at once
 (`UnionIndex.open_async` is the place that waits, without blocking the event loop).
@@ -21,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import re
 import shutil
 import threading
@@ -52,8 +62,6 @@ from yokodan import SearchQuery
 
 __all__ = ["WhooshBackend"]
 
-log = logging.getLogger(__name__)
-
 _INDEX_NAME = "MAIN"  # whoosh's default; its files are _MAIN_<gen>.toc and MAIN_<id>.seg
 _LOCK_NAME = f"{_INDEX_NAME}_WRITELOCK"  # FileIndex.lock("WRITELOCK") prefixes the index name
 # Held (flock) for the whole life of a backend: whoosh's WRITELOCK is only held while a
@@ -64,8 +72,18 @@ _TOC_TEMP = re.compile(rf"^_{_INDEX_NAME}_\d+\.toc\..+$")
 # ~10 MiB per thread at full size (measured with tracemalloc); 2**13 keep a burst's terms (a
 # lookup costs microseconds) for ~1.3 MiB.
 _PRESENCE_CACHE_SIZE = 1 << 13
-_SNAPSHOT_ATTEMPTS = 3
-_COLLECT_EVERY_S = 30.0  # at most one garbage collection per this many seconds after merges  # a commit may delete a segment between our TOC read and its opening
+_SNAPSHOT_ATTEMPTS = 3  # a commit may delete a segment between our TOC read and its opening
+_COLLECT_EVERY_S = 30.0  # at most one full garbage collection per this many seconds after merges
+
+
+class _NoFacetColumn:
+    """The facet column of an empty index: no document, so no key."""
+
+    def __getitem__(self, docid: int) -> bytes:
+        return b""
+
+
+_NO_FACETS = _NoFacetColumn()
 
 
 @dataclass(slots=True)
@@ -75,7 +93,7 @@ class _Snapshot:
     generation: int
     presence: dict[tuple[str, str], bool] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)  # segment id -> facet column reader
-    in_use: int = 0  # searches running on it; counted under the registry lock
+    busy: bool = False  # claimed by a search or a renewal (guarded by the registry's condition)
 
     def present(self, fieldname: str, text: str) -> bool:
         """Is the term in this snapshot's lexicon? Deleted documents still count (a false
@@ -103,21 +121,17 @@ class _Snapshot:
         return column
 
 
-class _NoFacetColumn:
-    """The facet column of an empty index: no document, so no key."""
-
-    def __getitem__(self, docid: int) -> bytes:
-        return b""
-
-
-_NO_FACETS = _NoFacetColumn()
-
-
 class WhooshBackend:
     """Build with `WhooshBackend.open(path)`; see backend.py for the contract."""
 
     def __init__(
-        self, path: Path, storage: FileStorage, ix: FileIndex, our_schema: Any, owner_lock: Any, writer_lock_timeout_s: float
+        self,
+        path: Path,
+        storage: FileStorage,
+        ix: FileIndex,
+        our_schema: Any,
+        owner_lock: Any | None,
+        writer_lock_timeout_s: float,
     ) -> None:
         """Use `open`."""
         self.path = path
@@ -129,7 +143,8 @@ class WhooshBackend:
         self._queries = QueryBuilder(self._schema)
         self._generation = 0  # bumped after each commit; snapshots compare against it
         self._snapshots: dict[int, _Snapshot] = {}
-        self._snapshots_lock = threading.Lock()  # the snapshot registry only; never taken by the writer
+        # The snapshot registry and the snapshots' busy flags; never held while reading segments.
+        self._snapshots_lock = threading.Condition()
         self._closed = False
         self._doc_count, self._segments = self._count()
         self.collect_every_s = _COLLECT_EVERY_S
@@ -167,29 +182,30 @@ class WhooshBackend:
                 f"delete the directory to rebuild it"
             ) from exc
 
+    @classmethod
+    def open_writer(cls, path: Path, *, writer_lock_timeout_s: float = 5.0) -> WhooshBackend:
+        """The write side, inside the writer process: the parent (the owner) holds the owner
+        lock and created the index. First removes what a killed writer process left (its
+        flock on the write lock died with it); a write lock still held is UnionIndexInUse."""
+        storage = FileStorage(str(path))
+        our_schema = schema()
+        try:
+            _clear_stale_writer(path, storage, our_schema)
+            ix = storage.open_index(_INDEX_NAME, schema=our_schema)
+        except UnionIndexError:
+            raise
+        except Exception as exc:
+            raise UnionIndexError(f"union index {path}: the writer cannot open it ({type(exc).__name__}: {exc})") from exc
+        return cls(path, storage, ix, our_schema, None, writer_lock_timeout_s)
+
     # --- writes (one thread) -----------------------------------------------------------
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[WhooshTransaction]:
-        segments_before = self._segments
         with commit_or_cancel(self._ix, self._writer_lock_timeout_s) as tx:
             yield tx
         if tx.changed:
-            self._doc_count, self._segments = self._count()
-            self._generation += 1  # readers renew their snapshot on their next search
-            released = self._renew_idle_snapshots()
-            merged = released or self._segments <= segments_before  # segment files were deleted
-            if merged and time.monotonic() >= self._next_collect:
-                # whoosh's readers and searchers refer to each other in cycles: a closed reader
-                # (the merge's, a renewed snapshot's) and the memory map of its deleted segment
-                # file (descriptor, pages) live on until the cyclic collector's oldest generation
-                # runs, which under a steady load takes minutes and in an idle process never
-                # comes. A full collection holds the GIL for tens of ms in a broker (py-spy: 16 %
-                # of a 200-search burst when run after every merge), so at most one per
-                # `collect_every_s`; what is left then goes at the broker's idle housekeeping
-                # (broker.memory) or the next pass.
-                self._next_collect = time.monotonic() + self.collect_every_s
-                gc.collect()
+            self.refresh()
 
     def doc_count(self) -> int:
         return self._doc_count
@@ -207,17 +223,7 @@ class WhooshBackend:
     def search(
         self, query: SearchQuery, members: Sequence[str] | None, *, offset: int, limit: int, facets: bool
     ) -> BackendResult:
-        snapshot = self._snapshot()
-        try:
-            return self._search(snapshot, query, members, offset=offset, limit=limit, facets=facets)
-        finally:
-            with self._snapshots_lock:
-                snapshot.in_use -= 1
-
-    def _search(
-        self, snapshot: _Snapshot, query: SearchQuery, members: Sequence[str] | None, *, offset: int, limit: int,
-        facets: bool,
-    ) -> BackendResult:
+        snapshot = self._acquire()
         try:
             whoosh_query = self._queries.build(query, members, snapshot.present)
             if whoosh_query is None:
@@ -233,44 +239,138 @@ class WhooshBackend:
             ]
         except Exception as exc:  # a segment vanished or is damaged under us
             raise UnionIndexError(f"union index {self.path}: search failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._release(snapshot)
         return BackendResult(hits, counts.get(ALL, 0), dict(counts) if facets else None)
 
-    def _snapshot(self) -> _Snapshot:
-        """This thread's snapshot, renewed if a commit happened since it was taken; marked in use."""
-        thread = threading.current_thread()
-        ident = thread.ident or 0
-        generation = self._generation
+    def refresh(self, wait_busy_s: float = 5.0) -> None:
+        """A commit landed: count again and renew every snapshot now (see the module's doc).
+
+        Idle snapshots are renewed at once; busy ones (a search running) when they come
+        free, waiting up to `wait_busy_s` (searches take milliseconds); after that their
+        threads renew them on their next search.
+        """
+        counts = self._count()
         with self._snapshots_lock:
             if self._closed:
-                raise UnionIndexError(f"union index {self.path} is closed")
-            old = self._snapshots.get(ident)
-            if old is not None and old.thread() is thread and old.generation == generation:
-                old.in_use += 1
-                return old
-            # Renewing: taken out of the registry, so that no other thread (the writer's renewal
-            # of idle snapshots) touches the readers this thread now reuses or closes.
-            self._snapshots.pop(ident, None)
-        orphan = None
-        if old is not None and old.thread() is not thread:
-            orphan, old = old, None  # a dead thread's id reused: its snapshot is closed below
-        snapshot, _ = self._renewed(old, thread, generation)
-        snapshot.in_use = 1
-        stale: list[Searcher] = [orphan.searcher] if orphan is not None else []
+                return
+            merged = counts[1] <= self._segments  # no more segments than before: a merge deleted some
+            self._doc_count, self._segments = counts
+            self._generation += 1
+            generation = self._generation
+        try:
+            self._renew_all(generation, wait_busy_s)
+        finally:
+            if merged and time.monotonic() >= self._next_collect:
+                # whoosh's readers and searchers refer to each other in cycles: a closed reader
+                # and the memory map of its deleted segment file (descriptor, pages) live on until
+                # the cyclic collector's oldest generation runs, which under a steady load takes
+                # minutes and in an idle process never comes. A full collection holds the GIL for
+                # tens of ms (py-spy: 16 % of a 200-search burst when run after every merge), so at
+                # most one per `collect_every_s`; the rest goes at the broker's idle housekeeping
+                # (broker.memory) or the next pass.
+                self._next_collect = time.monotonic() + self.collect_every_s
+                gc.collect()
+
+    def _renew_all(self, generation: int, wait_busy_s: float) -> None:
+        """Renew every snapshot older than `generation` (refresh's loop)."""
+        deadline = time.monotonic() + wait_busy_s
+        while True:
+            with self._snapshots_lock:
+                if self._closed or self._generation != generation:
+                    return  # closed, or a later refresh took over
+                todo = [s for s in self._snapshots.values() if s.generation != generation and not s.busy]
+                for snapshot in todo:
+                    snapshot.busy = True
+                waiting = any(s.generation != generation and s.busy for s in self._snapshots.values() if s not in todo)
+            for snapshot in todo:
+                thread = snapshot.thread()
+                renewed = None
+                if thread is not None and thread.is_alive():
+                    with contextlib.suppress(UnionIndexError):
+                        renewed = self._renewed(snapshot, thread, generation, warm=True)
+                if renewed is None:  # a dead thread's snapshot, or the index cannot be read: drop it
+                    with contextlib.suppress(Exception):
+                        snapshot.searcher.close()
+                self._replace(snapshot, renewed)
+            if not waiting:
+                return
+            with self._snapshots_lock:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._snapshots_lock.wait(min(remaining, 0.05))
+
+    def _acquire(self) -> _Snapshot:
+        """This thread's snapshot, claimed, renewed if a commit happened since it was taken."""
+        thread = threading.current_thread()
+        ident = thread.ident or 0
+        with self._snapshots_lock:
+            while True:
+                if self._closed:
+                    raise UnionIndexError(f"union index {self.path} is closed")
+                old = self._snapshots.get(ident)
+                if old is None or not old.busy:
+                    break
+                self._snapshots_lock.wait(0.5)  # refresh() is renewing it: a few milliseconds
+            orphan = None
+            if old is not None and old.thread() is not thread:
+                orphan, old = old, None  # a dead thread's id reused: its snapshot is closed below
+                del self._snapshots[ident]
+            if old is not None:
+                old.busy = True
+            generation = self._generation
+        if orphan is not None:
+            with contextlib.suppress(Exception):
+                orphan.searcher.close()
+        if old is not None and old.generation == generation:
+            return old
+        # Outside the lock: opening segments takes milliseconds and other threads must not wait.
+        try:
+            snapshot = self._renewed(old, thread, generation, warm=False)
+        except BaseException:
+            if old is not None:  # its readers may be half closed: start afresh next time
+                self._replace(old, None)
+                with contextlib.suppress(Exception):
+                    old.searcher.close()
+            raise
+        snapshot.busy = True
+        stale: list[Searcher] = []
         with self._snapshots_lock:
             self._snapshots[ident] = snapshot
             # Threads that are gone (executor threads come and go) leave snapshots behind.
             for other_ident, other in list(self._snapshots.items()):
                 other_thread = other.thread()
-                if (other_thread is None or not other_thread.is_alive()) and other.in_use == 0:
+                if not other.busy and (other_thread is None or not other_thread.is_alive()):
                     stale.append(self._snapshots.pop(other_ident).searcher)
         for searcher in stale:
             with contextlib.suppress(Exception):
                 searcher.close()
         return snapshot
 
-    def _renewed(self, old: _Snapshot | None, thread: threading.Thread, generation: int) -> tuple[_Snapshot, int]:
-        """A snapshot of the latest commit, reusing `old`'s still valid segment readers and closing
-        the rest; with the number of readers closed."""
+    def _release(self, snapshot: _Snapshot) -> None:
+        with self._snapshots_lock:
+            snapshot.busy = False
+            self._snapshots_lock.notify_all()
+
+    def _replace(self, old: _Snapshot, new: _Snapshot | None) -> None:
+        """Put `new` (unclaimed) where the claimed `old` was, or drop `old` from the registry."""
+        with self._snapshots_lock:
+            ident = next((i for i, s in self._snapshots.items() if s is old), None)
+            if ident is not None:
+                if new is None or self._closed:
+                    del self._snapshots[ident]
+                else:
+                    self._snapshots[ident] = new
+            old.busy = False
+            self._snapshots_lock.notify_all()
+        if new is not None and (ident is None or self._closed):
+            with contextlib.suppress(Exception):
+                new.searcher.close()
+
+    def _renewed(self, old: _Snapshot | None, thread: threading.Thread, generation: int, *, warm: bool) -> _Snapshot:
+        """A snapshot of the latest commit, reusing `old`'s segment readers (claimed by the caller;
+        it must not be used afterwards). `warm` reads the new segments' facet columns now."""
         previous = old.searcher.reader() if old is not None else None
         previous_leaves = {id(r) for r, _ in _leaves(previous)} if previous is not None else set()
         try:
@@ -282,47 +382,10 @@ class WhooshBackend:
         columns = {sid: c for sid, c in old.columns.items() if sid in kept} if old is not None else {}
         snapshot = _Snapshot(weakref.ref(thread), Searcher(reader, weighting=BM25F(), fromindex=self._ix), generation)
         snapshot.columns.update(columns)
-        return snapshot, len(previous_leaves) - len(kept)
-
-    def _renew_idle_snapshots(self) -> int:
-        """After a commit: renew the snapshots no search is using, so merged-away segments are let go.
-
-        A thread that searched once and then sat idle (executor threads do) would otherwise keep
-        the deleted segment files of every merge since open (their descriptors, mappings and the
-        sub-file copies whoosh reads them into) until its next search, which may never come.
-        Renewal reuses the segments still live, as the thread's own renewal would. Returns the
-        number of segment readers closed.
-        """
-        with self._snapshots_lock:
-            if self._closed:
-                return 0
-            idle = {i: s for i, s in self._snapshots.items() if s.in_use == 0 and s.generation < self._generation}
-            for ident in idle:
-                del self._snapshots[ident]
-        generation = self._generation
-        released = 0
-        for ident, old in idle.items():
-            thread = old.thread()
-            if thread is None or not thread.is_alive():
-                with contextlib.suppress(Exception):
-                    old.searcher.close()
-                continue
-            try:
-                snapshot, closed = self._renewed(old, thread, generation)
-                released += closed
-            except UnionIndexError:
-                log.warning("union index %s: could not renew an idle reader; it is closed", self.path)
-                with contextlib.suppress(Exception):
-                    old.searcher.close()
-                continue
-            with self._snapshots_lock:
-                keep = not self._closed and ident not in self._snapshots  # its thread made its own meanwhile
-                if keep:
-                    self._snapshots[ident] = snapshot
-            if not keep:
-                with contextlib.suppress(Exception):
-                    snapshot.searcher.close()
-        return released
+        if warm:
+            for leaf, _ in _leaves(reader):
+                snapshot.facet_column(leaf)
+        return snapshot
 
     def close(self) -> None:
         with self._snapshots_lock:
@@ -332,8 +395,9 @@ class WhooshBackend:
             with contextlib.suppress(Exception):
                 snapshot.searcher.close()
         self._ix.close()
-        with contextlib.suppress(Exception):
-            self._owner_lock.release()
+        if self._owner_lock is not None:
+            with contextlib.suppress(Exception):
+                self._owner_lock.release()
 
 
 def _leaves(reader: IndexReader) -> list[tuple[SegmentReader, int]]:
@@ -413,5 +477,4 @@ def _clear_stale_writer(path: Path, storage: FileStorage, our_schema: Any) -> No
             (path / _LOCK_NAME).unlink()
     finally:
         lock.release()
-
 

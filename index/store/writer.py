@@ -2,20 +2,23 @@
 
 ARCHITECTURE.md: "never on the request's critical path". `submit` appends the caller's
 Works to a bounded in-memory queue and returns; the writer thread drains it in batches
-(size or age threshold), turns each Work into a document merged with the stored one and
-commits once per batch. When the queue is full the oldest batch is dropped and counted:
-the index is a cache, losing a batch only costs a later miss, while blocking would stall
-a search.
+(size or age threshold) and hands each batch to a `Committer`:
 
-whoosh writes are pure Python: ~1-2 ms of CPU per work to index, ~2 ms per work per
-merge, so a batch of 100 works costs the writer ~0.5 s. The thread is off the request
-path but holds the GIL while it works; see bench/union_index.py for search latency
-during a commit.
+- `LocalCommitter` (committer.py, the "thread" writer): builds the documents and commits
+  in this thread. whoosh writes are pure Python (~1-2 ms of CPU per work to index, ~2 ms
+  per work per merge, ~0.5 s per 100 Japanese works), and this thread holds the GIL all
+  that time: searches in the same process wait for it (bench/union_index.py).
+- `ChildCommitter` (writer_process.py, the "process" writer): sends the batch's works to a
+  writer process that owns the engine's writer and answers when the commit landed; this
+  thread then only waits on a pipe, without the GIL.
 
-Bounded: each commit deletes works not updated for `max_age_s`; when the index holds more
-than `max_works`, the least recently updated are deleted down to 95 % of the bound (a
-low-water mark, so a full index does not pay an eviction commit on every batch). The
-writer also runs the age sweep when idle (every `evict_interval_s`).
+When the queue is full the oldest batch is dropped and counted (`dropped_batches`): the
+index is a cache, losing a batch only costs a later miss, while blocking would stall a
+search. A batch the writer process died on is put back at the head of the queue once
+(`resubmitted_batches`; a commit is a replace by work id, so landing twice is harmless);
+if the process dies on it again it is dropped (`lost_batches`), so one poisonous batch
+cannot crash the writer forever. The writer also runs the age sweep when idle (every
+`evict_interval_s`).
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from index.store.backend import IndexBackend
-from index.store.documents import build_document
+from index.store.committer import CommitReport
+from index.store.results import WriterCrashed
 from yokodan import Work
 
-__all__ = ["WriteBehind", "WriterLimits"]
+__all__ = ["Committer", "WriteBehind", "WriterLimits"]
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +50,47 @@ class WriterLimits:
     evict_interval_s: float
 
 
+class Committer(Protocol):
+    """What the writer thread hands batches to (committer.LocalCommitter, writer_process.ChildCommitter)."""
+
+    # While idle the writer thread calls tick() this often (None: never), so a committer
+    # that runs a process can notice it died and restart it before the next batch.
+    tick_s: float | None
+
+    def commit(self, works: Mapping[str, Work], municipalities: Mapping[str, str], now: float) -> CommitReport:
+        """Commit; raises WriterCrashed when the commit was lost with the writer process."""
+
+    def sweep(self, now: float) -> CommitReport: ...
+
+    def tick(self) -> None: ...
+
+    def close(self, timeout: float) -> None:
+        """Release the engine's writer (stop and join the writer process)."""
+
+
 @dataclass(slots=True)
 class _Batch:
     works: list[Work]
     municipalities: dict[str, str] | None
     enqueued_at: float  # time.monotonic()
+    resubmitted: bool = False  # put back once after the writer process died on it
 
 
 class WriteBehind:
     def __init__(
         self,
-        backend: IndexBackend,
+        committer: Committer,
         limits: WriterLimits,
         *,
         name: str,
         clock: Callable[[], float],
-        before_commit: Callable[[], None] | None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
-        self._backend = backend
+        """`on_commit` runs in the writer thread after each commit landed, before flush() returns."""
+        self.committer = committer
         self.limits = limits
         self._clock = clock
-        self._before_commit = before_commit
+        self._on_commit = on_commit
         self._municipalities: dict[str, str] = {}
         self._queue: deque[_Batch] = deque()
         self.queued_works = 0
@@ -80,6 +104,8 @@ class WriteBehind:
         self.committed_batches = 0
         self.commits = 0
         self.failed_batches = 0
+        self.resubmitted_batches = 0
+        self.lost_batches = 0
         self.evicted = 0
         self.last_error: str | None = None
         self._next_sweep = time.monotonic() + limits.evict_interval_s
@@ -93,12 +119,9 @@ class WriteBehind:
         with self._cond:
             if self.closing:
                 return False
-            if len(self._queue) >= self.limits.max_queue_batches:
-                dropped = self._queue.popleft()
-                self.queued_works -= len(dropped.works)
-                self.dropped_batches += 1
             self._queue.append(_Batch(works, municipalities, time.monotonic()))
             self.queued_works += len(works)
+            self._enforce_bound()
             self._cond.notify_all()
         return True
 
@@ -123,7 +146,7 @@ class WriteBehind:
                 self._flush_waiters -= 1
 
     def stop(self, timeout: float) -> bool:
-        """Commit what is queued (up to `timeout`) and stop; False if the writer is still busy."""
+        """Commit what is queued (up to `timeout`), release the committer, stop; False if still busy."""
         with self._cond:
             self.closing = True
             self._cond.notify_all()
@@ -133,29 +156,41 @@ class WriteBehind:
     # --- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            batches = self._next_batches()
-            if batches is None:
-                return
-            try:
-                if batches:
-                    self._write(batches)
-                else:
-                    self._sweep()
-            except Exception as exc:  # never let the writer die: the index is best effort
-                self.failed_batches += len(batches)
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("union index writer %s: write failed", self._thread.name)
-            finally:
-                with self._cond:
-                    self._in_flight = 0
-                    self._cond.notify_all()
+        try:
+            while True:
+                batches = self._next_batches()
+                if batches is None:
+                    return
+                try:
+                    if batches:
+                        self._write(batches)
+                    elif batches is not _TICK:
+                        self._sweep()
+                    else:
+                        self.committer.tick()
+                except WriterCrashed as exc:
+                    self.last_error = str(exc)
+                    self._requeue(batches)
+                except Exception as exc:  # never let the writer die: the index is best effort
+                    self.failed_batches += len(batches)
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("union index writer %s: write failed", self._thread.name)
+                finally:
+                    with self._cond:
+                        self._in_flight = 0
+                        self._cond.notify_all()
+        finally:
+            self.committer.close(timeout=10.0)
+            with self._cond:
+                self._cond.notify_all()  # flush() waiters see the thread gone
 
     def _next_batches(self) -> list[_Batch] | None:
-        """Wait for a batch worth committing; [] when it is time for an idle age sweep;
-        None when closing and nothing is left."""
+        """Wait for a batch worth committing; [] when it is time for an idle age sweep; _TICK
+        when the committer asked to be looked after; None when closing and nothing is left."""
         limits = self.limits
+        tick_s = self.committer.tick_s
         with self._cond:
+            next_tick = time.monotonic() + tick_s if tick_s is not None else float("inf")
             while True:
                 now = time.monotonic()
                 if self._queue:
@@ -170,17 +205,19 @@ class WriteBehind:
                         self.queued_works -= size
                         self._in_flight = len(taken)
                         return taken
-                    self._cond.wait(due - now)
+                    wake = min(due, next_tick)
                 elif self.closing:
                     return None
                 elif now >= self._next_sweep:
                     self._in_flight = 1
                     return []
                 else:
-                    self._cond.wait(self._next_sweep - now)
+                    wake = min(self._next_sweep, next_tick)
+                if now >= next_tick:
+                    return _TICK
+                self._cond.wait(wake - now)
 
     def _write(self, batches: list[_Batch]) -> None:
-        started = time.perf_counter()
         latest: dict[str, Work] = {}
         for batch in batches:
             if batch.municipalities:
@@ -188,43 +225,43 @@ class WriteBehind:
             for work in batch.works:
                 latest.pop(work.work_id, None)  # last one wins, in submission order
                 latest[work.work_id] = work
-        now = int(self._clock())
-        oldest_kept = now - self.limits.max_age_s
-        with self._backend.transaction() as tx:
-            previous = tx.previous_many(list(latest))
-            for work_id, work in latest.items():
-                tx.replace(build_document(work, now, self._municipalities, previous.get(work_id), oldest_kept))
-            # Age bound, in the same commit: works nobody has shown us for max_age_days.
-            aged = tx.delete_updated_before(int(oldest_kept))
-            if self._before_commit is not None:
-                self._before_commit()
-        self.evicted += aged
-        self._committed(started)
-        if self._backend.doc_count() > self.limits.max_works:
-            self._evict_least_recent()
+        report = self.committer.commit(latest, self._municipalities, self._clock())
+        self._committed(report)
         self.committed_batches += len(batches)
 
-    def _evict_least_recent(self) -> None:
-        """Size bound: delete the least recently updated works down to 95 % of max_works."""
-        started = time.perf_counter()
-        with self._backend.transaction() as tx:
-            evicted = tx.delete_least_recent(tx.live_count() - int(self.limits.max_works * 0.95))
-        if evicted:
-            self.evicted += evicted
-            self._committed(started)
-
     def _sweep(self) -> None:
-        """Idle-time age sweep, so aged works go even when nothing new is being written."""
         self._next_sweep = time.monotonic() + self.limits.evict_interval_s
-        started = time.perf_counter()
-        with self._backend.transaction() as tx:
-            aged = tx.delete_updated_before(int(self._clock() - self.limits.max_age_s))
-        if aged:
-            self.evicted += aged
-            self._committed(started)
+        self._committed(self.committer.sweep(self._clock()))
 
-    def _committed(self, started: float) -> None:
-        self.last_commit_at = self._clock()
-        self.last_commit_ms = (time.perf_counter() - started) * 1000
-        self.last_error = None
-        self.commits += 1
+    def _committed(self, report: CommitReport) -> None:
+        self.evicted += report.evicted
+        if report.commits:
+            self.last_commit_at = self._clock()
+            self.last_commit_ms = report.commit_ms
+            self.last_error = None
+            self.commits += report.commits
+            if self._on_commit is not None:
+                self._on_commit()  # before in_flight clears: after flush(), searches see the commit
+
+    def _requeue(self, batches: list[_Batch]) -> None:
+        """The writer process died with these batches: put them back once, then give up on them."""
+        again = [b for b in batches if not b.resubmitted]
+        self.lost_batches += len(batches) - len(again)
+        with self._cond:
+            for batch in reversed(again):
+                batch.resubmitted = True
+                self._queue.appendleft(batch)
+                self.queued_works += len(batch.works)
+            self.resubmitted_batches += len(again)
+            self._enforce_bound()
+
+    def _enforce_bound(self) -> None:
+        """Drop the oldest batches beyond max_queue_batches (called with the condition held)."""
+        while len(self._queue) > self.limits.max_queue_batches:
+            dropped = self._queue.popleft()
+            self.queued_works -= len(dropped.works)
+            self.dropped_batches += 1
+
+
+# Returned by _next_batches when the committer's tick is due (an empty list, told apart by identity).
+_TICK: list[_Batch] = []
