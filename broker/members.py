@@ -22,7 +22,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
-from connectors import Capability, Connector, HttpClient, UnknownWords, connector_for
+from connectors import Capability, Connector, HttpClient, IngestPool, UnknownWords, connector_for
 from connectors.circuit import CircuitBreaker, CircuitState
 from connectors.settings import TargetSettings
 from yokodan.errors import BadRequest, YokodanError
@@ -146,6 +146,7 @@ class MemberRegistry:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         member_operations: int = DEFAULT_MEMBER_OPERATIONS,
         unknown_words: UnknownWords | None = None,
+        ingest: IngestPool | None = None,
     ) -> None:
         if member_operations < 1:
             raise ValueError("member_operations must be >= 1")
@@ -162,7 +163,7 @@ class MemberRegistry:
             member.id: _MemberEntry(
                 member=member,
                 connectors=tuple(
-                    connector_for(settings, http, unknown_words=self.unknown_words)
+                    connector_for(settings, http, unknown_words=self.unknown_words, ingest=ingest)
                     for settings in member_target_settings(consortium, member.id)
                 ),
                 breaker=CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s),

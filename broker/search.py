@@ -18,13 +18,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 from broker.members import BUSY_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
 from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
-from yokodan import Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work
+from yokodan import Diagnostic, Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work, trusted
 from connectors import Capability, Connector
 from connectors.errors import ConnectorError, ProtocolDiagnostic
 from index.store import CachedResult, UnionIndex, UnionIndexError
@@ -32,6 +33,32 @@ from index.store import CachedResult, UnionIndex, UnionIndexError
 log = logging.getLogger(__name__)
 
 __all__ = ["MemberAnswer", "Plan", "SearchEvent", "SearchOutcome", "SearchService", "UnknownMembers"]
+
+
+def target_status(
+    member: str,
+    state: TargetState = TargetState.PENDING,
+    *,
+    reason: str | None = None,
+    hits: int | None = None,
+    returned: int = 0,
+    elapsed_ms: float | None = None,
+    message: str | None = None,
+    diagnostics: list[Diagnostic] | None = None,
+) -> TargetStatus:
+    """A TargetStatus from the broker's own, already typed values, without validation.
+
+    Every member of every search gets two (pending, then its outcome): validating them cost
+    ~10 µs each of the ~150 µs per-target budget (bench/fanout.py, 0 hits).
+    """
+    return trusted(
+        TargetStatus,
+        {
+            "member": member, "state": state, "reason": reason, "hits": hits, "returned": returned,
+            "elapsed_ms": elapsed_ms, "message": message, "diagnostics": diagnostics or [],
+            "circuit": None, "second_stage": None,
+        },
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -149,13 +176,18 @@ class SearchService:
         # The search ends when its slowest member would time out; a second-stage request
         # gets what is left of that, never more (it must not make the search longer).
         deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
-        statuses = {c.member: TargetStatus(member=c.member) for c in plan.ask}
+        statuses = {c.member: target_status(c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
         connectors = {c.member: c for c in plan.ask}
         tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
+        # Finished tasks arrive through one queue: asyncio.wait() over the pending set would add
+        # and remove a callback on every pending task at every wake-up, O(members²) per search.
+        finished: asyncio.Queue[asyncio.Task[MemberAnswer]] = asyncio.Queue()
+        for task in tasks:
+            task.add_done_callback(finished.put_nowait)
         for task, connector in zip(tasks, plan.ask):
             if connector.member in plan.probes:
                 # A done callback, not an except clause in _ask: a task cancelled before
@@ -172,11 +204,14 @@ class SearchService:
                     if kind is not None:
                         cached_works = [work_from_cached(c.work) for c in cached.works]
                     yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
-            pending: set[asyncio.Task[MemberAnswer]] = set(tasks)
+            outstanding = len(tasks)
             order = {task: n for n, task in enumerate(tasks)}
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: order[t]):
+            while outstanding:
+                done = [await finished.get()]
+                while not finished.empty():  # all that finished meanwhile, handled in plan order
+                    done.append(finished.get_nowait())
+                outstanding -= len(done)
+                for task in sorted(done, key=order.__getitem__):
                     answer = task.result()
                     asked = extra.get(task)
                     if asked is None:
@@ -201,7 +236,8 @@ class SearchService:
                             task = self._ask_again(connectors[member], follow, deadline)
                             extra[task] = follow
                             order[task] = len(order)
-                            pending.add(task)
+                            task.add_done_callback(finished.put_nowait)
+                            outstanding += 1
                         empty.clear()
         finally:
             every = [*tasks, *extra]
@@ -275,8 +311,8 @@ class SearchService:
         member = connector.member
         started = time.perf_counter()
 
-        def status(**fields: object) -> TargetStatus:
-            return TargetStatus(member=member, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
+        def status(state: TargetState, **fields: Any) -> TargetStatus:
+            return target_status(member, state, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
 
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
@@ -313,4 +349,4 @@ class SearchService:
 
 async def _too_late(member: str) -> MemberAnswer:
     """A second stage the search's deadline left no time for: reported, never sent."""
-    return MemberAnswer(TargetStatus(member=member, state=TargetState.SKIPPED, reason="deadline"))
+    return MemberAnswer(target_status(member, TargetState.SKIPPED, reason="deadline"))

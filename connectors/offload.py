@@ -22,12 +22,12 @@ OFF_LOOP_PARSE_BYTES = 256 * 1024
 T = TypeVar("T")
 
 
-async def parse_off_loop(parse: Callable[..., T], body: bytes, /, **kwargs: Any) -> T:
-    """`parse(body, **kwargs)`, in a worker thread when the body is large.
+async def parse_off_loop(parse: Callable[..., T], body: bytes, /, *args: Any, **kwargs: Any) -> T:
+    """`parse(body, *args, **kwargs)`, in a worker thread when the body is large.
 
     `parse` must touch no event-loop state. When the caller is cancelled the
     thread still finishes its (size-capped) parse and the result is dropped.
     """
     if len(body) < OFF_LOOP_PARSE_BYTES:
-        return parse(body, **kwargs)
-    return await asyncio.to_thread(parse, body, **kwargs)
+        return parse(body, *args, **kwargs)
+    return await asyncio.to_thread(parse, body, *args, **kwargs)
