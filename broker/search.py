@@ -182,7 +182,10 @@ class SearchService:
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
         connectors = {c.member: c for c in plan.ask}
-        tasks = [asyncio.create_task(self._ask(c, query), name=f"search:{c.member}") for c in plan.ask]
+        # A garbled answer to a query that carried control characters is the query's fault, not the
+        # member's; judged once per search, not per member.
+        clean = query_is_clean(query)
+        tasks = [asyncio.create_task(self._ask(c, query, clean), name=f"search:{c.member}") for c in plan.ask]
         # Finished tasks arrive through one queue: asyncio.wait() over the pending set would add
         # and remove a callback on every pending task at every wake-up, O(members²) per search.
         finished: asyncio.Queue[asyncio.Task[MemberAnswer]] = asyncio.Queue()
@@ -299,11 +302,9 @@ class SearchService:
 
         return callback
 
-    async def _ask(self, connector: Connector, query: SearchQuery) -> MemberAnswer:
+    async def _ask(self, connector: Connector, query: SearchQuery, clean: bool) -> MemberAnswer:
         answer = await self._answer(connector, query)
         status = answer.status
-        # A garbled answer to a query that carried control characters is the query's fault, not the member's.
-        clean = query_is_clean(query)
         status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
         return answer
 

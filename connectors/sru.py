@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from lxml import etree
@@ -94,7 +96,7 @@ def build_cql(query: SearchQuery, indexes: dict[str, str], rules: TermRules = DE
     return " and ".join(clauses)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=True)
 class _SruDialect:
     """What decides a member's request query string, apart from the query: equal for every member
     configured alike (most of a consortium), so their requests share one cache entry."""
@@ -142,7 +144,7 @@ class SRUConnector(Connector):
         self.record_schema = options.record_schema
         self.extra_params = dict(options.extra_params)
         self.term_rules = term_rules(self.kind, options.query_terms, member=settings.member)
-        self.indexes: dict[str, str] = dict(options.cql_indexes)
+        self.indexes = options.cql_indexes  # builds the request dialect (see the setter)
         # The endpoint's own query (rare) stays in front of ours, as aiohttp's params= kept it.
         endpoint = URL(settings.endpoint)
         self._url_head = str(endpoint.with_query(None).with_fragment(None)) + "?"
@@ -157,11 +159,16 @@ class SRUConnector(Connector):
         )
 
     @property
-    def _dialect(self) -> _SruDialect:
-        # Built per request (~1 µs) rather than once: the attributes stay plain and mutable
-        # (tests mis-configure an index map in place), and the cache still sees equal keys.
-        return _SruDialect(
-            self.version, self.record_schema, tuple(sorted(self.indexes.items())),
+    def indexes(self) -> Mapping[str, str]:
+        """SearchQuery field -> this member's CQL index (read-only: assign a new map to change it)."""
+        return self._indexes
+
+    @indexes.setter
+    def indexes(self, indexes: Mapping[str, str]) -> None:
+        self._indexes = MappingProxyType(dict(indexes))
+        # Built once per configuration, not per request: its hash is the request cache's key.
+        self._dialect = _SruDialect(
+            self.version, self.record_schema, tuple(sorted(self._indexes.items())),
             tuple((k, str(v)) for k, v in self.extra_params.items()), self.term_rules,
         )
 
