@@ -164,3 +164,20 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_ingest_settings_come_from_the_consortium_file(tmp_path) -> None:
+    from pathlib import Path
+
+    from broker.consortium import ConsortiumFileError, load_consortium
+
+    shipped = (Path(__file__).resolve().parents[1] / "consortia" / "okayama.toml").read_text()
+    assert load_consortium(Path(__file__).resolve().parents[1] / "consortia" / "okayama.toml").search.ingest == IngestSettings()
+    good = tmp_path / "ok.toml"
+    good.write_text(shipped + "\n[search.ingest]\nworkers = 2\nmin_bytes = 4096\ncache_bytes = 0\n")
+    assert load_consortium(good).search.ingest == IngestSettings(workers=2, min_bytes=4096, cache_bytes=0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(shipped + "\n[search.ingest]\nworkers = -1\n")
+    with pytest.raises(ConsortiumFileError) as refused:
+        load_consortium(bad)
+    assert "search.ingest.workers" in str(refused.value)
