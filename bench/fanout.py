@@ -10,12 +10,18 @@ side in one run (these machines are shared and noisy, so compare ratios):
   ingest    parse + map CPU per record alone, on the same bodies, without the network
   search/s  completed searches per second at a few concurrency levels
 
+With --cpu (issue 14), in one run: broker CPU per target at 0 hits (60 and 600 members), then a
+60 × 20 search with the answers parsed inline and in the ingest pool, side by side: CPU per record in
+the broker process and in the workers, and the wall time against the physical limit (slowest
+member + total ingest CPU ÷ cores). `--inline` measures the inline side only.
+
 With --families, the same search runs against 12 members of each connector family
 (SRU with 852 or 952 holdings, HTML OPAC tos/Shift_JIS and wopc/JSF, Koha-style REST,
 NDL-style OpenSearch) and prints the broker's CPU per record for each, side by side.
 
 Usage: python3 bench/fanout.py [--members 12 60] [--records 20] [--latency-ms 200] [--rounds 15]
        python3 bench/fanout.py --families [--rounds 5]
+       python3 bench/fanout.py --cpu [--inline] [--rounds 15] [--workers 2]
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from yokodan import SearchQuery  # noqa: E402
 from connectors.settings import TargetSettings
 from broker.members import MemberRegistry  # noqa: E402
 from broker.search import SearchService  # noqa: E402
-from connectors import HttpClient  # noqa: E402
+from connectors import HttpClient, IngestPool, IngestSettings  # noqa: E402
 from connectors.sru import SRUConnector  # noqa: E402
 from sandbox.spec import SandboxBranch, SandboxMember  # noqa: E402
 
@@ -236,6 +242,135 @@ def families(rounds: int, records: int) -> None:
         print(f"{family:<12} {cpu_us:>7.1f}µs {per_search:>10.0f} {wall:>7.1f}ms")
 
 
+# A query no sandbox member has a record for: every answer is a 0-hit searchRetrieveResponse.
+ZERO_QUERY = SearchQuery(text="ぬぬぬぬ存在しない", page_size=20)
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of other processes (the ingest workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+async def zero_hit_cpu(sandbox: SandboxProcess, rounds: int) -> tuple[float, float]:
+    """(broker CPU µs per target, median wall ms) for searches every member answers with 0 hits."""
+    async with HttpClient() as http:
+        service = SearchService(MemberRegistry(bench_consortium(sandbox), http))
+        for _ in range(3):  # warm connections, caches, code paths
+            outcome = await service.search(ZERO_QUERY)
+        if any(s.state.value != "ok" or s.hits != 0 for s in outcome.statuses):
+            raise RuntimeError(f"not a 0-hit answer everywhere: {outcome.statuses[:3]}")
+        walls = []
+        cpu_start = time.process_time()
+        for _ in range(rounds):
+            walls.append((await one_search(service, ZERO_QUERY))[0])
+        cpu = time.process_time() - cpu_start
+    return cpu / rounds / len(sandbox.members) * 1e6, statistics.median(walls)
+
+
+async def ingest_run(
+    sandbox: SandboxProcess, records: int, rounds: int, settings: IngestSettings
+) -> dict[str, float]:
+    """One ingest mode: broker and worker CPU per record, median wall of a whole search."""
+    query = QUERY.model_copy(update={"page_size": records})
+    async with HttpClient() as http, IngestPool(settings) as pool:
+        service = SearchService(MemberRegistry(bench_consortium(sandbox), http, ingest=pool))
+        pids = await pool.warm() if settings.workers else []
+        for _ in range(2):
+            await one_search(service, query)
+        walls: list[float] = []
+        got = 0
+        cpu_start, workers_start = time.process_time(), _cpu_s(pids)
+        for _ in range(rounds):
+            wall, n = await one_search(service, query)
+            walls.append(wall)
+            got += n
+        cpu, workers = time.process_time() - cpu_start, _cpu_s(pids) - workers_start
+        fallbacks = pool.inline_fallbacks
+    return {
+        "wall_ms": statistics.median(walls), "records": got / rounds,
+        "broker_us_per_record": cpu / max(got, 1) * 1e6, "worker_us_per_record": workers / max(got, 1) * 1e6,
+        "fallbacks": fallbacks,
+    }  # fmt: skip
+
+
+async def burst_ingest(sandbox: SandboxProcess, records: int, workers: int, rounds: int) -> dict[str, float]:
+    """Ingest alone: one body per member (a burst of 60 answers) parsed at once, inline and via the pool.
+
+    CPU per record in the broker process (the loop plus the pool's feeder threads: the hop's
+    whole cost) and in the workers, on the same bodies, without the network or the merge.
+    """
+    async with HttpClient() as http:
+        connectors = [SRUConnector(sandbox.settings(m), http) for m in sandbox.members]
+        query = QUERY.model_copy(update={"page_size": records})
+        from connectors.sru import _query_string
+
+        bodies = []
+        for c in connectors:
+            url = c.request_url(_query_string(c._dialect, query, None, 1, records))
+            bodies.append((await http.get(url, member=c.member, timeout_s=30)).body)
+        figures: dict[str, float] = {}
+        for mode, settings in (("inline", IngestSettings(workers=0, cache_bytes=0, min_bytes=0)),
+                               ("pool", IngestSettings(workers=workers, cache_bytes=0, min_bytes=0))):  # fmt: skip
+            async with IngestPool(settings) as pool:
+                for c in connectors:
+                    c.ingest = pool if settings.workers else None
+                pids = await pool.warm() if settings.workers else []
+                await asyncio.gather(*(c._ingest(b, 1) for c, b in zip(connectors, bodies)))
+                got = 0
+                cpu, worker_cpu, wall = time.process_time(), _cpu_s(pids), time.perf_counter()
+                for _ in range(rounds):
+                    results = await asyncio.gather(*(c._ingest(b, 1) for c, b in zip(connectors, bodies)))
+                    got += sum(len(r.records) for r in results)
+                figures[f"{mode}_loop_us"] = (time.process_time() - cpu) / got * 1e6
+                figures[f"{mode}_worker_us"] = (_cpu_s(pids) - worker_cpu) / got * 1e6
+                figures[f"{mode}_wall_ms"] = (time.perf_counter() - wall) / rounds * 1000
+    return figures
+
+
+def cpu_figures(rounds: int, records: int, latency_ms: float, workers: int, inline_only: bool) -> None:
+    cores = os.cpu_count() or 1
+    print(f"issue 14 figures ({cores} cores; this machine is shared: compare ratios within one run)")
+    print(f"{'members':>7} {'cpu/target @0 hits':>19} {'wall':>9}")
+    for count in (60, 600):
+        with SandboxProcess(member_specs(count, 0.0)) as sandbox:
+            per_target, wall = asyncio.run(zero_hit_cpu(sandbox, max(3, rounds if count <= 60 else rounds // 3)))
+        print(f"{count:>7} {per_target:>16.1f}µs {wall:>7.1f}ms")
+    modes = {"inline": IngestSettings(workers=0, cache_bytes=0)}
+    if not inline_only:
+        modes[f"pool x{workers}"] = IngestSettings(workers=workers, cache_bytes=0)
+        modes[f"pool x{workers}+cache"] = IngestSettings(workers=workers)  # the same query every round: hits
+    print(f"\n60 members x {records} records, {latency_ms:.0f} ms member latency, {rounds} rounds, median wall")
+    print(f"{'mode':<16} {'wall':>8} {'limit':>8} {'wall/limit':>10} {'broker/rec':>10} {'workers/rec':>11} {'rec/search':>10}")
+    with SandboxProcess(member_specs(60, latency_ms)) as sandbox:
+        results = {mode: asyncio.run(ingest_run(sandbox, records, rounds, s)) for mode, s in modes.items()}
+    inline = results["inline"]
+    # Physical limit: the slowest member, plus all ingest CPU spread over every core.
+    ingest_total_ms = inline["broker_us_per_record"] * inline["records"] / 1000
+    limit = latency_ms + ingest_total_ms / cores
+    for mode, r in results.items():
+        print(
+            f"{mode:<16} {r['wall_ms']:>6.1f}ms {limit:>6.1f}ms {r['wall_ms'] / limit:>9.2f}x "
+            f"{r['broker_us_per_record']:>8.1f}µs {r['worker_us_per_record']:>9.1f}µs {r['records']:>10.0f}"
+            + (f"  ({r['fallbacks']} inline fallbacks)" if r["fallbacks"] else "")
+        )
+    print(f"limit = {latency_ms:.0f} ms + {ingest_total_ms:.1f} ms inline broker CPU per search ÷ {cores} cores")
+    if not inline_only:
+        with SandboxProcess(member_specs(60, 0.0)) as sandbox:
+            b = asyncio.run(burst_ingest(sandbox, records, workers, max(3, rounds // 2)))
+        print(f"\ningest alone, a burst of 60 answers x {records} records (no network, no merge), per record:")
+        print(f"{'mode':<8} {'on the loop':>11} {'in workers':>10} {'burst wall':>10}")
+        for mode in ("inline", "pool"):
+            print(f"{mode:<8} {b[mode + '_loop_us']:>9.1f}µs {b[mode + '_worker_us']:>8.1f}µs {b[mode + '_wall_ms']:>8.1f}ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, nargs="+", default=[12, 60])
@@ -243,7 +378,13 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[200.0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--families", action="store_true", help="compare connector families instead")
+    parser.add_argument("--cpu", action="store_true", help="issue 14: CPU per target at 0 hits, ingest inline vs pool")
+    parser.add_argument("--inline", action="store_true", help="with --cpu: the inline ingest only (before)")
+    parser.add_argument("--workers", type=int, default=2, help="with --cpu: ingest worker processes")
     args = parser.parse_args()
+    if args.cpu:
+        cpu_figures(args.rounds, args.records, args.latency_ms[0], args.workers, args.inline)
+        return
     if args.families:
         families(args.rounds, args.records)
         return

@@ -63,7 +63,7 @@ from broker.outbound import FanoutSettings, OutboundGate
 from broker.selection import MemberSelector, NoMembersSelected, PlaceQuery, UnknownPlace
 from broker.search import SearchOutcome, SearchService
 from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
-from connectors import Capability, Connector, HttpClient
+from connectors import Capability, Connector, HttpClient, IngestPool
 from index.store import UnionIndex
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ LAG_KEY = web.AppKey("lag_monitor", LagMonitor)
 COALESCER_KEY = web.AppKey("coalescer", Coalescer)
 SELECTOR_KEY = web.AppKey("member_selector", MemberSelector)
 TRIMMER_KEY = web.AppKey("idle_trimmer", IdleTrimmer)
+INGEST_KEY = web.AppKey("ingest", IngestPool)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
 
@@ -479,11 +480,13 @@ def build_app(
     app[CONSORTIUM_KEY] = consortium
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
-    app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY])
+    app[INGEST_KEY] = IngestPool(consortium.search.ingest)  # workers start on the first burst, not here
+    app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY], ingest=app[INGEST_KEY])
     # One outbound gate per process: a cap on member requests in flight, fair between searches.
     app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY], gate=OutboundGate(fanout or FanoutSettings()))
     app[SELECTOR_KEY] = MemberSelector(consortium)
     app.cleanup_ctx.append(_http_client_lifecycle(owns_client=http is None))
+    app.cleanup_ctx.append(_ingest_pool_lifecycle)
     if open_index is not None:
         app.cleanup_ctx.append(_union_index_lifecycle(open_index))
     app[ADMISSION_KEY] = admission or AdmissionSettings()
@@ -563,6 +566,11 @@ def _http_client_lifecycle(*, owns_client: bool) -> Callable[[web.Application], 
             await app[HTTP_KEY].close()
 
     return lifecycle
+
+
+async def _ingest_pool_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[INGEST_KEY].close()  # waits for the workers to exit: none is left behind
 
 
 async def _lag_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -42,6 +42,7 @@ from yokodan.errors import ConfigError
 from connectors.options import OPTIONS_BY_KIND, ConnectorOptions, allowed_names
 from broker.prefectures import PREFECTURES, REGIONS
 from broker.holds.policy import CalendarRule, HoldPolicy, _PolicyProblem, calendar_references, unknown_branch_references
+from connectors.ingest_pool import IngestSettings
 from connectors.settings import TargetSettings
 
 __all__ = [
@@ -429,6 +430,8 @@ class SearchSettings(_Model):
     # Ask a member that came back empty once more by title (+ author, year) when an ISBN
     # or kana reading query found the work elsewhere (broker/second_stage.py).
     second_stage: bool = True
+    # `[search.ingest]`: worker processes that parse bursts of records, and the record cache.
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
 def web_origin(value: object) -> object:

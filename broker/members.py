@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
 from broker.member_slots import MEMBER_BUSY_REASON, MemberSlots, SlotLimits
-from connectors import Capability, Connector, HttpClient, UnknownWords, connector_for
+from connectors import Capability, Connector, HttpClient, IngestPool, UnknownWords, connector_for
 from connectors.circuit import CircuitBreaker, CircuitState
 from connectors.settings import TargetSettings
 from yokodan.errors import BadRequest, YokodanError
@@ -158,6 +158,7 @@ class MemberRegistry:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         member_operations: int | None = None,
         unknown_words: UnknownWords | None = None,
+        ingest: IngestPool | None = None,
     ) -> None:
         """`member_operations` overrides every member's `max_operations` (tests, benchmarks)."""
         if member_operations is not None and member_operations < 1:
@@ -174,7 +175,7 @@ class MemberRegistry:
             member.id: _MemberEntry(
                 member=member,
                 connectors=tuple(
-                    connector_for(settings, http, unknown_words=self.unknown_words)
+                    connector_for(settings, http, unknown_words=self.unknown_words, ingest=ingest)
                     for settings in member_target_settings(consortium, member.id)
                 ),
                 breaker=CircuitBreaker(member.connector.circuit_failures, member.connector.circuit_reset_s),

@@ -75,6 +75,8 @@ class Connector(ABC):
     kind: ClassVar[str]
     # Each family lists what it can do; nothing is assumed (NCIP, for one, cannot search).
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # Families whose answers may be parsed in the app's ingest pool take `ingest=` (connectors.ingest_pool).
+    uses_ingest_pool: ClassVar[bool] = False
 
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         self.settings = settings

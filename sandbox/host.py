@@ -57,6 +57,16 @@ class SandboxHost:
                 enrol_cards(system.ledger, system.held, spec.patrons)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        # Client (address, port) pairs seen per member: how many connections a broker opened
+        # (keep-alive checks; a set per member, as big as the connections made, not the requests).
+        self.peers: dict[str, set[tuple[str, int]]] = {}
+        self.app.on_response_prepare.append(self._note_peer)
+
+    async def _note_peer(self, request: web.Request, response: web.StreamResponse) -> None:
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if peer is not None:
+            member = request.path.split("/", 2)[1]
+            self.peers.setdefault(member, set()).add((peer[0], peer[1]))
 
     @property
     def base_url(self) -> str:

@@ -101,7 +101,8 @@ async def test_failing_member_is_skipped_once_its_circuit_opens(okayama_sandbox:
 async def test_query_problems_do_not_open_the_circuit(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
     consortium = _with(okayama_sandbox.consortium, "misaki-town", circuit_failures=1)
     service = SearchService(MemberRegistry(consortium, http))
-    service.registry.connector("misaki-town", Capability.SEARCH).indexes["title"] = "nosuchindex"  # diagnostic 16 every time
+    connector = service.registry.connector("misaki-town", Capability.SEARCH)
+    connector.indexes = {**connector.indexes, "title": "nosuchindex"}  # diagnostic 16 every time
     for _ in range(2):
         status = (await service.search(SearchQuery(title="猫"), ["misaki-town"])).statuses[0]
         assert (status.reason, status.circuit) == ("diagnostic", "closed")

@@ -209,6 +209,7 @@ class Work(BaseModel):
 _Model = TypeVar("_Model", bound=BaseModel)
 # cls.model_fields goes through a pydantic descriptor costing ~2 µs a call: look it up once.
 _FIELD_NAMES: dict[type[BaseModel], frozenset[str]] = {}
+_FROZEN: dict[type[BaseModel], bool] = {}
 
 
 def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
@@ -222,14 +223,16 @@ def trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(cls.model_fields)
+        _FROZEN[cls] = bool(cls.model_config.get("frozen"))
     if values.keys() != names:
         missing = sorted(names - values.keys())
         extra = sorted(values.keys() - names)
         raise TypeError(f"trusted {cls.__name__}: missing {missing}, unexpected {extra}")
     instance = cls.__new__(cls)
     object.__setattr__(instance, "__dict__", values)
-    # Shared and immutable: these models are frozen, so pydantic never adds to it.
-    object.__setattr__(instance, "__pydantic_fields_set__", names)
+    # Frozen models share one immutable set (pydantic never adds to it); a mutable model
+    # (TargetStatus gets its circuit state after the answer) needs its own, as pydantic adds to it.
+    object.__setattr__(instance, "__pydantic_fields_set__", names if _FROZEN[cls] else set(names))
     object.__setattr__(instance, "__pydantic_extra__", None)
     object.__setattr__(instance, "__pydantic_private__", None)
     return instance
