@@ -148,6 +148,22 @@ def test_the_selector_alone() -> None:
         selector.select(None, PlaceQuery(region="関東"))
 
 
+@pytest.mark.parametrize(
+    ("file", "code", "region"),
+    [("okayama", "33", "中国"), ("kumamoto", "43", "九州"), ("aomori", "02", "東北"), ("takarazuka", "28", "近畿")],
+)
+def test_the_shipped_consortia_say_where_their_members_are(file: str, code: str, region: str) -> None:
+    """A national portal federating these files asks by place: every member carries its prefecture."""
+    consortium = load_consortium(ROOT / "consortia" / f"{file}.toml")
+    selector = MemberSelector(consortium)
+    every = [m.id for m in consortium.members]
+    assert [(m.prefecture.code if m.prefecture else None, m.region_name) for m in consortium.members] == [(code, region)] * len(every)
+    assert selector.select(None, PlaceQuery(prefecture=code)) == every
+    assert selector.select(None, PlaceQuery(near_prefecture=code)) == every  # a prefecture is near itself
+    with pytest.raises(NoMembersSelected):
+        selector.select(None, PlaceQuery(region="北海道"))
+
+
 async def _cli(*args: str) -> tuple[int, str, str]:
     # Asynchronously: the sandbox serves from this test's own event loop.
     proc = await asyncio.create_subprocess_exec(
