@@ -46,7 +46,9 @@ from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry, UnknownMembers
 from broker.search import SearchOutcome, SearchService
-from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
+from broker.sessions.lines import StreamLines
+from broker.sessions.settings import SessionSettings
+from broker.views import DisplayNames, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient
 from index.store import UnionIndex
 
@@ -212,10 +214,11 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         # From here on the status line is sent: a failure can only end the stream with an
         # error line, never become a second response (the problem middleware's job before this).
+        lines = StreamLines(names)  # each work serialised once per change (broker.sessions.lines)
         try:
             async with aclosing(service.stream(query, members, near=near)) as events:
                 async for event in events:
-                    await response.write(orjson.dumps(_stream_line(event, names)) + b"\n")
+                    await response.write(lines.line(event))
         except ConnectionResetError:
             # The caller went away (closed tab, portal timeout): routine, one line, no traceback;
             # aclosing has already stopped the members.
@@ -243,20 +246,6 @@ STREAM_ERROR_LINE: dict[str, Any] = {
     "title": "Internal Server Error",
     "detail": "the search failed after the stream began; the results above are incomplete; the error is logged",
 }
-
-
-def _stream_line(event: Any, names: DisplayNames) -> dict[str, Any]:
-    if event.cached is not None:  # the union index's instant answer, before any member
-        return {"type": "cached", **cached_view(event.cached)}
-    line: dict[str, Any] = {
-        "type": "final" if event.final else "member",
-        "works": [work_view(w, names) for w in event.works],
-    }
-    if event.answer is not None:
-        line["target"] = status_view(event.answer.status, names)
-    if event.final:
-        line["targets"] = [status_view(s, names) for s in event.statuses]
-    return line
 
 
 async def members_handler(request: web.Request) -> web.Response:
@@ -370,6 +359,7 @@ def build_app(
     open_index: Callable[[], UnionIndex] | None = None,
     ledger: LedgerConfig | None = None,
     admission: AdmissionSettings | None = None,
+    sessions: SessionSettings | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -379,6 +369,7 @@ def build_app(
     on cleanup; streamed searches then answer first from it and every search's
     works are cached there. With `ledger`, the hold endpoints are mounted and the
     ledger (database, reconciler, poller) opens and closes with the app.
+    `sessions` sets the search sessions' cap, idle expiry and long-poll bound (broker.sessions).
     """
     app = web.Application(middlewares=[problem_middleware, rate_limit_middleware])
     app[CONSORTIUM_KEY] = consortium
@@ -408,6 +399,9 @@ def build_app(
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
+    from broker.sessions.routes import add_session_routes  # imported here: routes imports this module
+
+    add_session_routes(app, sessions)  # /api/v1/searches…: progressive search sessions (long-poll, SSE)
     if ledger is not None:
         from broker.ledger.routes import add_hold_routes
 

@@ -1,0 +1,123 @@
+"""Each work serialised once per change, as the JSON bytes of its WorkView (broker.views.work_view).
+
+A popular work of a 60-member search changes sixty times while members answer; rebuilding its
+whole view each time (every member's holdings, every copy) made the progressive path quadratic in
+the members holding it. Here a work's holdings are kept as one pre-serialised fragment per member
+(keyed by that member's records in the work), so a change costs the work's header and the fragment
+of the member that answered; the other members' fragments are reused as bytes. The bytes are equal
+to `orjson.dumps(work_view(work, names))` (tests/test_work_bytes.py holds them to it), and every
+poller, SSE listener and stream line shares them.
+
+Not a general JSON-patching library: the fragments are spliced into the one fixed shape work_view
+has (holdings last), which keeps this a few lines and exact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from broker.views import DisplayNames, copy_view, status_view
+from yokodan import Availability, Record, TargetStatus, Work
+
+__all__ = ["SerialisedWork", "WorkBytes", "status_bytes"]
+
+FragmentKey = tuple[str, tuple[str, ...], int]  # member, its local ids in the work, identity of the first record
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    data: bytes  # one MemberHoldings object
+    copies: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class SerialisedWork:
+    work_id: str
+    data: bytes  # the WorkView JSON
+    fragments: tuple[FragmentKey, ...]  # which member holdings it is made of (what changed between two versions)
+
+    def members_changed_since(self, earlier: SerialisedWork | None) -> list[str]:
+        """Members whose holdings in this work differ from `earlier` (all of them when there is none)."""
+        before = set(earlier.fragments) if earlier is not None else set()
+        return list(dict.fromkeys(key[0] for key in self.fragments if key not in before))
+
+
+class WorkBytes:
+    """One per search: the member fragments of its works, reused across their changes."""
+
+    def __init__(self, names: DisplayNames) -> None:
+        self.names = names
+        self._fragments: dict[FragmentKey, _Fragment] = {}
+
+    def serialise(self, work: Work) -> SerialisedWork:
+        groups: dict[str, list[Record]] = {}
+        for record in work.records:  # members in the order their first record joined, as work_view
+            groups.setdefault(record.member, []).append(record)
+        keys: list[FragmentKey] = []
+        parts: list[bytes] = []
+        copies = available = 0
+        for member, records in groups.items():
+            key = (member, tuple(r.local_id for r in records), id(records[0]))
+            fragment = self._fragments.get(key)
+            if fragment is None:
+                fragment = self._fragments[key] = self._fragment(member, records)
+            keys.append(key)
+            parts.append(fragment.data)
+            copies += fragment.copies
+            available += fragment.available
+        header = orjson.dumps(
+            {
+                "work_id": work.work_id,
+                "title": work.title,
+                "title_reading": work.title_reading,
+                "authors": work.authors,
+                "publisher": work.publisher,
+                "year": work.year,
+                "isbns": work.isbns,
+                "volume": work.volume,
+                "match_reasons": work.match_reasons,
+                "matched_by_title": work.matched_by_title,
+                "member_count": len(groups),
+                "copies": copies,
+                "available_copies": available,
+            }
+        )
+        data = b"".join((header[:-1], b',"holdings":[', b",".join(parts), b"]}"))
+        return SerialisedWork(work.work_id, data, tuple(keys))
+
+    def forget(self) -> None:
+        """Drop the fragments (a finished session keeps only its works' bytes)."""
+        self._fragments.clear()
+
+    def _fragment(self, member: str, records: list[Record]) -> _Fragment:
+        branches: dict[str, dict[str, Any]] = {}
+        counts: Counter[Availability] = Counter()
+        for record in records:
+            for holding in record.holdings:
+                key = holding.branch_id or f"?{holding.location}"
+                branch = branches.get(key)
+                if branch is None:
+                    branch = branches[key] = {
+                        "branch_id": holding.branch_id,
+                        "branch_name": self.names.branches.get(holding.branch_id or "", holding.location),
+                        "copies": [],
+                    }
+                branch["copies"].append(copy_view(holding))
+                counts[holding.availability] += 1
+        entry = {
+            "member": member,
+            "member_name": self.names.members.get(member, member),
+            "local_ids": [r.local_id for r in records],
+            "branches": list(branches.values()),
+        }
+        return _Fragment(orjson.dumps(entry), sum(counts.values()), counts.get(Availability.AVAILABLE, 0))
+
+
+def status_bytes(status: TargetStatus, names: DisplayNames) -> bytes:
+    """A TargetStatusView as JSON bytes (broker.views.status_view)."""
+    return orjson.dumps(status_view(status, names))
