@@ -53,6 +53,7 @@ class WorkBytes:
     def __init__(self, names: DisplayNames) -> None:
         self.names = names
         self._fragments: dict[FragmentKey, _Fragment] = {}
+        self.built = 0  # fragments serialised (the rest were reused)
 
     def serialise(self, work: Work) -> SerialisedWork:
         groups: dict[str, list[Record]] = {}
@@ -95,6 +96,7 @@ class WorkBytes:
         self._fragments.clear()
 
     def _fragment(self, member: str, records: list[Record]) -> _Fragment:
+        self.built += 1
         branches: dict[str, dict[str, Any]] = {}
         counts: Counter[Availability] = Counter()
         for record in records:
