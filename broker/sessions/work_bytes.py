@@ -15,7 +15,7 @@ has (holdings last), which keeps this a few lines and exact.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,6 +33,29 @@ class _Fragment:
     data: bytes  # one MemberHoldings object
     copies: int
     available: int
+
+
+@dataclass(slots=True)
+class _WorkParts:
+    """One work's member groups as last serialised, to tell what a change added."""
+
+    groups: dict[str, list[Record]] = field(default_factory=dict)
+    keys: dict[str, FragmentKey] = field(default_factory=dict)
+    fragments: dict[str, _Fragment] = field(default_factory=dict)
+    copies: int = 0
+    available: int = 0
+    count: int = 0
+    first: Record | None = None
+    last: Record | None = None
+
+    def continues(self, records: list[Record]) -> bool:
+        """Whether `records` are the ones seen, in order, plus new ones at the end (checked by identity)."""
+        n = self.count
+        return 0 < n <= len(records) and records[0] is self.first and records[n - 1] is self.last
+
+    def seen(self, records: list[Record]) -> None:
+        self.count = len(records)
+        self.first, self.last = (records[0], records[-1]) if records else (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,24 +76,36 @@ class WorkBytes:
     def __init__(self, names: DisplayNames) -> None:
         self.names = names
         self._fragments: dict[FragmentKey, _Fragment] = {}
+        self._parts: dict[str, _WorkParts] = {}
         self.built = 0  # fragments serialised (the rest were reused)
 
     def serialise(self, work: Work) -> SerialisedWork:
-        groups: dict[str, list[Record]] = {}
-        for record in work.records:  # members in the order their first record joined, as work_view
-            groups.setdefault(record.member, []).append(record)
-        keys: list[FragmentKey] = []
-        parts: list[bytes] = []
-        copies = available = 0
-        for member, records in groups.items():
-            key = (member, tuple(r.local_id for r in records), id(records[0]))
+        parts = self._parts.get(work.work_id)
+        records = work.records
+        if parts is not None and parts.continues(records):
+            new = records[parts.count :]  # a progressive work only gains records: look at those alone
+        else:  # first sight, or re-ordered (the settled answer): regroup, reusing fragments by key
+            parts = self._parts[work.work_id] = _WorkParts()
+            new = records
+        touched: dict[str, None] = {}
+        for record in new:  # members in the order their first record joined, as work_view
+            parts.groups.setdefault(record.member, []).append(record)
+            touched[record.member] = None
+        for member in touched:
+            group = parts.groups[member]
+            key = (member, tuple(r.local_id for r in group), id(group[0]))
             fragment = self._fragments.get(key)
             if fragment is None:
-                fragment = self._fragments[key] = self._fragment(member, records)
-            keys.append(key)
-            parts.append(fragment.data)
-            copies += fragment.copies
-            available += fragment.available
+                fragment = self._fragments[key] = self._fragment(member, group)
+            previous = parts.fragments.get(member)
+            if previous is not None:
+                parts.copies -= previous.copies
+                parts.available -= previous.available
+            parts.keys[member], parts.fragments[member] = key, fragment
+            parts.copies += fragment.copies
+            parts.available += fragment.available
+        parts.seen(records)
+        fragments = parts.fragments.values()
         header = orjson.dumps(
             {
                 "work_id": work.work_id,
@@ -83,17 +118,18 @@ class WorkBytes:
                 "volume": work.volume,
                 "match_reasons": work.match_reasons,
                 "matched_by_title": work.matched_by_title,
-                "member_count": len(groups),
-                "copies": copies,
-                "available_copies": available,
+                "member_count": len(parts.groups),
+                "copies": parts.copies,
+                "available_copies": parts.available,
             }
         )
-        data = b"".join((header[:-1], b',"holdings":[', b",".join(parts), b"]}"))
-        return SerialisedWork(work.work_id, data, tuple(keys))
+        data = b"".join((header[:-1], b',"holdings":[', b",".join(f.data for f in fragments), b"]}"))
+        return SerialisedWork(work.work_id, data, tuple(parts.keys.values()))
 
     def forget(self) -> None:
         """Drop the fragments (a finished session keeps only its works' bytes)."""
         self._fragments.clear()
+        self._parts.clear()
 
     def _fragment(self, member: str, records: list[Record]) -> _Fragment:
         self.built += 1
