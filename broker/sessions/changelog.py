@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+import zlib
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import orjson
@@ -42,6 +43,13 @@ class Change:
 class _WorkState:
     work: SerialisedWork
     born: int  # the version that inserted it
+    packed: bytes | None = None  # once the session is done: the work's bytes, compressed (work.data dropped)
+
+    def data(self) -> bytes:
+        return zlib.decompress(self.packed) if self.packed is not None else self.work.data
+
+
+DIFFS_CACHED = 2  # assembled diffs kept per session: the pollers and listeners at the newest versions share them
 
 
 @dataclass(slots=True)
@@ -81,7 +89,7 @@ class SearchSession:
         self._statuses: dict[str, _Status] = {}
         self._log: deque[Change] = deque(maxlen=keep_versions)
         self._order: bytes | None = None  # ranked work ids, once done
-        self._diffs: dict[int, bytes] = {}  # since -> assembled diff at the current version
+        self._diffs: OrderedDict[int, bytes] = OrderedDict()  # since -> assembled diff at the current version
         self._changed = asyncio.Event()
 
     # --- writing (the fan-out task) -------------------------------------------------------------
@@ -132,6 +140,14 @@ class SearchSession:
         self._order = orjson.dumps([w.work_id for w in ranked])
         self.done = True
         self._commit(change)
+        self._pack()
+
+    def _pack(self) -> None:
+        """A done session is read rarely (a client's last poll, a late reconnect) and may stay open long:
+        its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
+        for state in self._works.values():
+            state.packed = zlib.compress(state.work.data, 1)
+            state.work = SerialisedWork(state.work.work_id, b"", state.work.fragments)
 
     def fail(self) -> None:
         """The fan-out broke after the session began: end it with what it has (the error is logged)."""
@@ -185,20 +201,22 @@ class SearchSession:
         """The diff since `since` as JSON bytes (a `SearchDiff`), assembled once per version and `since`."""
         if not self.keeps(since):  # rare, and `since` may be anything: not cached
             return self._assemble(since)
-        cached = self._diffs.get(since)  # at most version + 1 keys, cleared on each version
+        cached = self._diffs.get(since)  # cleared on each version
         if cached is None:
             cached = self._diffs[since] = self._assemble(since)
+            if len(self._diffs) > DIFFS_CACHED:
+                self._diffs.popitem(last=False)
         return cached
 
     def nbytes(self) -> int:
         """Bytes of serialised state this session holds (works, statuses, order): the bulk of its memory."""
-        works = sum(len(w.work.data) for w in self._works.values())
+        works = sum(len(w.packed if w.packed is not None else w.work.data) for w in self._works.values())
         return works + sum(len(s.data) for s in self._statuses.values()) + len(self._order or b"")
 
     def _assemble(self, since: int) -> bytes:
         reset = not self.keeps(since)
         if reset or since == 0:
-            inserted = [w.work.data for w in self._works.values()]
+            inserted = [w.data() for w in self._works.values()]
             updated: list[bytes] = []
             removed: list[bytes] = []
             finished = [s.data for s in self._statuses.values() if not s.running]
@@ -216,10 +234,10 @@ class SearchSession:
                 state = self._works.get(work_id)
                 if state is not None:
                     if state.born > since:
-                        inserted.append(state.work.data)
+                        inserted.append(state.data())
                     else:
                         changed = orjson.dumps(list(dict.fromkeys(changed_members)))
-                        updated.append(b'{"members":' + changed + b',"work":' + state.work.data + b"}")
+                        updated.append(b'{"members":' + changed + b',"work":' + state.data() + b"}")
                     continue
                 gone = self._removed.get(work_id)
                 if gone is not None and gone.born <= since:  # a work born and gone since N is no news
