@@ -149,6 +149,9 @@ async def run(sandbox: SandboxProcess, searches: int, concurrency: int, records:
             result["state_kb"] = statistics.mean(state) / 1024
             if traced:
                 held = tracemalloc.get_traced_memory()[0] - before
+                if "--top" in sys.argv:
+                    for stat in tracemalloc.take_snapshot().statistics("lineno")[:12]:
+                        print(stat)
                 tracemalloc.stop()
                 result["held_kb"] = held / searches / 1024
             for via, values in delays.items():
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1, help="searches running at once (1: delivery is timed exactly)")
     parser.add_argument("--records", type=int, default=20)
+    parser.add_argument("--top", action="store_true", help="print where the held memory was allocated")
     args = parser.parse_args()
     with SandboxProcess(specs()) as sandbox:
         timing = asyncio.run(run(sandbox, args.searches, args.concurrency, args.records, traced=False))

@@ -59,6 +59,7 @@ def test_diffs_since_each_version_and_the_settled_answer_removing_merged_works()
     assert [w["work_id"] for w in d["inserted"]] == ["w3"]
     assert [(u["work"]["work_id"], u["members"]) for u in d["updated"]] == [("w1", ["b"])]
     assert [s["member"] for s in d["finished"]] == ["b"] and d["running"] == ["c"] and not d["done"]
+    assert not session.done and session.diff(1) is session.diff(1), "one assembled diff per version and `since`, shared"
     # Settled: w2 and w3 merged into w1 (w3 was born after version 1: to a client at 1 it is no news).
     session.finish([_work("w1", "abc", "a", "b", "c")], {("a", "2"): "w1", ("b", "3"): "w1"},
                    {"w2": ("a", "2"), "w3": ("b", "3"), "w1": ("a", "1")}, [_status("c")])  # fmt: skip
@@ -72,7 +73,6 @@ def test_diffs_since_each_version_and_the_settled_answer_removing_merged_works()
     assert [w["d"] for w in full["inserted"]] == ["abc"] and full["removed"] == [] and not full["reset"]
     assert sorted(s["member"] for s in full["finished"]) == ["a", "b", "c"]
     SearchDiff.model_construct(**full)  # the shape the wire model names
-    assert session.diff(1) is session.diff(1), "one assembled diff per version and `since`, shared"
 
 
 def test_a_version_the_log_no_longer_keeps_gets_the_whole_state() -> None:

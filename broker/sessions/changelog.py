@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from broker.sessions.work_bytes import SerialisedWork
+from broker.sessions.work_bytes import SerialisedWork, compact
 from yokodan import TargetState, TargetStatus, Work
 
 __all__ = ["Change", "SearchSession"]
@@ -35,7 +35,7 @@ class Change:
     """What one version touched."""
 
     version: int
-    works: dict[str, list[str]] = field(default_factory=dict)  # work id -> members whose holdings changed
+    works: dict[str, tuple[str, ...]] = field(default_factory=dict)  # work id -> members whose holdings changed
     members: list[str] = field(default_factory=list)  # members whose status changed
 
 
@@ -91,6 +91,7 @@ class SearchSession:
         self._order: bytes | None = None  # ranked work ids, once done
         self._diffs: OrderedDict[int, bytes] = OrderedDict()  # since -> assembled diff at the current version
         self._changed = asyncio.Event()
+        self._member_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct set, shared by the log
 
     # --- writing (the fan-out task) -------------------------------------------------------------
     def start(self, statuses: list[tuple[TargetStatus, bytes]]) -> None:
@@ -105,7 +106,7 @@ class SearchSession:
             previous = self._works.get(work.work_id)
             if previous is not None and previous.work.data == work.data:
                 continue
-            change.works[work.work_id] = work.members_changed_since(previous.work if previous else None)
+            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
             self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
         for status, data in statuses:
             self._set_status(change, status, data)
@@ -125,19 +126,19 @@ class SearchSession:
             state = self._works.pop(work_id)
             home = progressive_records.get(work_id)
             self._removed[work_id] = _Removed(state.born, change.version, record_homes.get(home) if home else None)
-            change.works[work_id] = []
+            change.works[work_id] = ()
         for work in ranked:
             previous = self._works.get(work.work_id)
             if previous is not None and previous.work.data == work.data:
                 continue
-            change.works[work.work_id] = work.members_changed_since(previous.work if previous else None)
+            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
             self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
             self._removed.pop(work.work_id, None)
         for status, data in statuses:
             previous = self._statuses.get(status.member)
             if previous is None or previous.data != data:
                 self._set_status(change, status, data)
-        self._order = orjson.dumps([w.work_id for w in ranked])
+        self._order = compact(orjson.dumps([w.work_id for w in ranked]))
         self.done = True
         self._commit(change)
         self._pack()
@@ -147,7 +148,7 @@ class SearchSession:
         its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
         for state in self._works.values():
             state.packed = zlib.compress(state.work.data, 1)
-            state.work = SerialisedWork(state.work.work_id, b"", state.work.fragments)
+            state.work = SerialisedWork(state.work.work_id, b"", ())  # nothing changes any more: no fragment keys
 
     def fail(self) -> None:
         """The fan-out broke after the session began: end it with what it has (the error is logged)."""
@@ -155,6 +156,12 @@ class SearchSession:
         self._order = orjson.dumps(list(self._works))
         self.done = True
         self._commit(change)
+
+    def _shared(self, members: list[str]) -> tuple[str, ...]:
+        # A 60-member search logs thousands of (work, members) pairs, nearly all one member each:
+        # sharing the tuples keeps the log to a pointer per pair.
+        key = tuple(members)
+        return self._member_sets.setdefault(key, key)
 
     def _set_status(self, change: Change, status: TargetStatus, data: bytes) -> None:
         self._statuses[status.member] = _Status(data, change.version, _running(status))
@@ -199,8 +206,8 @@ class SearchSession:
 
     def diff(self, since: int) -> bytes:
         """The diff since `since` as JSON bytes (a `SearchDiff`), assembled once per version and `since`."""
-        if not self.keeps(since):  # rare, and `since` may be anything: not cached
-            return self._assemble(since)
+        if not self.keeps(since) or self.done:  # a reset (`since` may be anything), or a done session read
+            return self._assemble(since)     # rarely: not kept, or it would hold the unpacked state
         cached = self._diffs.get(since)  # cleared on each version
         if cached is None:
             cached = self._diffs[since] = self._assemble(since)
