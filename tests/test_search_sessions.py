@@ -140,10 +140,10 @@ async def test_a_long_poll_waits_for_the_next_answer_and_no_longer_than_its_time
         diff, _ = await broker.poll(search_id, version, timeout=5)
         waited = time.perf_counter() - started
         assert [s.member for s in diff.finished] == [SLOW] and diff.running == ["setouchi-city"]
-        assert 0.1 < waited < 1.5
+        assert 0.1 < waited < 1.9  # the slow member answers at 0.7 s; the hung one would end the search at 2 s
         started = time.perf_counter()
         quiet, _ = await broker.poll(search_id, diff.version, timeout=0.3)  # the hung member says nothing
-        assert 0.25 < time.perf_counter() - started < 1.0
+        assert 0.25 < time.perf_counter() - started < 1.6
         assert (quiet.version, quiet.inserted, quiet.finished, quiet.done) == (diff.version, [], [], False)
 
 

@@ -11,7 +11,8 @@ at the same version shares one bytes object.
 The last version (`done`) is the search's settled answer: dedup re-clusters every record in an
 arrival-free order (index.dedup.WorkClusterer.works), which may merge, split or rename the works
 shown while members answered; `finish` compares those once with the progressive works and logs the
-works inserted, updated and removed (with the work each one's records went to).
+works inserted, updated and removed (with the work each one's records went to). A done session
+changes no more and is read rarely, so it keeps its works zlib-packed and no assembled diff.
 """
 
 from __future__ import annotations
