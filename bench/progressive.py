@@ -178,7 +178,7 @@ def main() -> None:
     print(f"{args.searches} sessions ({args.concurrency} running at a time), half long-poll, half SSE; all left open")
     print(f"  open at the end: {timing['open']:.0f}   wall {timing['elapsed_s']:.1f} s")
     for via in ("poll", "sse"):
-        print(f"  delivery {via:>4} (member answer -> client, upper bound): p50 {timing[via + '_p50']:6.1f} ms   "
+        print(f"  delivery {via:>4} (member answer in the broker -> client): p50 {timing[via + '_p50']:6.1f} ms   "
               f"p99 {timing[via + '_p99']:6.1f} ms   ({timing[via + '_n']:.0f} answers)")  # fmt: skip
     print(f"  memory per open finished session: {memory['held_kb']:.0f} KB held (tracemalloc), "
           f"of which {memory['state_kb']:.0f} KB serialised works and statuses")  # fmt: skip
