@@ -15,11 +15,16 @@ With --cpu (issue 14), in one run: broker CPU per target at 0 hits (60 and 600 m
 the broker process and in the workers, and the wall time against the physical limit (slowest
 member + total ingest CPU ÷ cores). `--inline` measures the inline side only.
 
+With --stream, the same 60 × 20 search through the HTTP API, blocking (/api/v1/search) and
+progressive (/api/v1/search/stream, read to its final line) alternately, and the ratio of their
+median finish times (issue 14 item 3: within 10 %).
+
 With --families, the same search runs against 12 members of each connector family
 (SRU with 852 or 952 holdings, HTML OPAC tos/Shift_JIS and wopc/JSF, Koha-style REST,
 NDL-style OpenSearch) and prints the broker's CPU per record for each, side by side.
 
 Usage: python3 bench/fanout.py [--members 12 60] [--records 20] [--latency-ms 200] [--rounds 15]
+       python3 bench/fanout.py --stream [--rounds 15]
        python3 bench/fanout.py --families [--rounds 5]
        python3 bench/fanout.py --cpu [--inline] [--rounds 15] [--workers 2]
 """
@@ -369,6 +374,45 @@ def cpu_figures(rounds: int, records: int, latency_ms: float, workers: int, inli
         print(f"{'mode':<8} {'on the loop':>11} {'in workers':>10} {'burst wall':>10}")
         for mode in ("inline", "pool"):
             print(f"{mode:<8} {b[mode + '_loop_us']:>9.1f}µs {b[mode + '_worker_us']:>8.1f}µs {b[mode + '_wall_ms']:>8.1f}ms")
+async def stream_vs_blocking(sandbox: SandboxProcess, records: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Finish times (ms) of the blocking search and of the NDJSON stream read to its end, alternated."""
+    import aiohttp
+    from aiohttp import web
+
+    from broker.admission import AdmissionSettings
+    from broker.api import build_app
+
+    generous = AdmissionSettings(client_burst=100_000, client_rate_per_s=100_000.0)  # one bench client, many searches
+    runner = web.AppRunner(build_app(bench_consortium(sandbox), admission=generous), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    params = {"q": QUERY.text or "", "page_size": str(records)}
+    blocking: list[float] = []
+    streamed: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as client:
+            for n in range(rounds + 1):  # the first round warms connections and is not counted
+                for path, into in (("/api/v1/search", blocking), ("/api/v1/search/stream", streamed)):
+                    started = time.perf_counter()
+                    async with client.get(f"http://{host}:{port}{path}", params=params) as response:
+                        body = await response.read()
+                    assert response.status == 200 and body, (path, response.status)
+                    if n:
+                        into.append((time.perf_counter() - started) * 1000)
+    finally:
+        await runner.cleanup()
+    return blocking, streamed
+
+
+def stream_figure(rounds: int, records: int, latency_ms: float) -> None:
+    with SandboxProcess(member_specs(60, latency_ms)) as sandbox:
+        blocking, streamed = asyncio.run(stream_vs_blocking(sandbox, records, rounds))
+    b, s = statistics.median(blocking), statistics.median(streamed)
+    print(f"stream vs blocking, 60 members x {records} records, {latency_ms:.0f} ms, {rounds} alternated rounds (median, min-max):")
+    print(f"  blocking {b:6.1f} ms ({min(blocking):.0f}-{max(blocking):.0f})   stream {s:6.1f} ms ({min(streamed):.0f}-{max(streamed):.0f})"
+          f"   stream/blocking {s / b:.2f}x")
 
 
 def main() -> None:
@@ -381,12 +425,17 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="issue 14: CPU per target at 0 hits, ingest inline vs pool")
     parser.add_argument("--inline", action="store_true", help="with --cpu: the inline ingest only (before)")
     parser.add_argument("--workers", type=int, default=2, help="with --cpu: ingest worker processes")
+    parser.add_argument("--stream", action="store_true", help="only the stream vs blocking figure")
     args = parser.parse_args()
-    if args.cpu:
+    if args.cpu:  # issue 14's figures in one run: per target, per record, physical limit, stream vs blocking
         cpu_figures(args.rounds, args.records, args.latency_ms[0], args.workers, args.inline)
+        stream_figure(args.rounds, args.records, args.latency_ms[0])
         return
     if args.families:
         families(args.rounds, args.records)
+        return
+    if args.stream:
+        stream_figure(args.rounds, args.records, args.latency_ms[0])
         return
     print(f"fan-out benchmark: {args.records} records per member, {args.rounds} rounds, median figures")
     header = (
@@ -404,6 +453,7 @@ def main() -> None:
                 f"{r['cpu_us_per_record']:>7.1f}µs {r['ingest_us_per_record']:>8.1f}µs "
                 f"{r['searches_per_s_c1']:>11.2f} {r['searches_per_s_c4']:>6.2f} {r['searches_per_s_c16']:>6.2f}"
             )
+    stream_figure(args.rounds, args.records, args.latency_ms[0])
 
 
 if __name__ == "__main__":

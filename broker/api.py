@@ -62,7 +62,9 @@ from broker.portals.keys import KeyStore
 from broker.outbound import FanoutSettings, OutboundGate
 from broker.selection import MemberSelector, NoMembersSelected, PlaceQuery, UnknownPlace
 from broker.search import SearchOutcome, SearchService
-from broker.views import DisplayNames, cached_view, facets_view, status_view, work_view
+from broker.sessions.lines import StreamLines
+from broker.sessions.settings import SessionSettings
+from broker.views import DisplayNames, facets_view, status_view, work_view
 from connectors import Capability, Connector, HttpClient, IngestPool
 from index.store import UnionIndex
 
@@ -248,10 +250,11 @@ async def search_stream_handler(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         # From here on the status line is sent: a failure can only end the stream with an
         # error line, never become a second response (the problem middleware's job before this).
+        lines = StreamLines(names)  # each work serialised once per change (broker.sessions.lines)
         try:
             async with aclosing(service.stream(query, members, near=near)) as events:
                 async for event in events:
-                    await response.write(orjson.dumps(_stream_line(event, names)) + b"\n")
+                    await response.write(lines.line(event))
         except ConnectionResetError:
             # The caller went away (closed tab, portal timeout): routine, one line, no traceback;
             # aclosing has already stopped the members.
@@ -279,20 +282,6 @@ STREAM_ERROR_LINE: dict[str, Any] = {
     "title": "Internal Server Error",
     "detail": "the search failed after the stream began; the results above are incomplete; the error is logged",
 }
-
-
-def _stream_line(event: Any, names: DisplayNames) -> dict[str, Any]:
-    if event.cached is not None:  # the union index's instant answer, before any member
-        return {"type": "cached", **cached_view(event.cached)}
-    line: dict[str, Any] = {
-        "type": "final" if event.final else "member",
-        "works": [work_view(w, names) for w in event.works],
-    }
-    if event.answer is not None:
-        line["target"] = status_view(event.answer.status, names)
-    if event.final:
-        line["targets"] = [status_view(s, names) for s in event.statuses]
-    return line
 
 
 async def members_handler(request: web.Request) -> web.Response:
@@ -459,6 +448,7 @@ def build_app(
     portal_keys: Path | None = None,
     fanout: FanoutSettings | None = None,
     idle_trim_s: float | None = 10.0,
+    sessions: SessionSettings | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -471,6 +461,7 @@ def build_app(
     portal keys file (broker/portals/keys.py); without one, every presented key is a 401.
     `idle_trim_s`: seconds without a search after which freed memory is collected and handed back
     to the system (broker.memory; None: never).
+    `sessions` sets the search sessions' cap, idle expiry and long-poll bound (broker.sessions).
     """
     # Order: problems outermost; a CORS preflight before any key check (it carries none); the
     # caller's identity before rate limiting (whose bucket).
@@ -519,6 +510,9 @@ def build_app(
     from broker.holds.routes import add_plan_routes  # imported here: routes imports this module
 
     add_plan_routes(app)  # POST /api/v1/holds/plan
+    from broker.sessions.routes import add_session_routes  # imported here: routes imports this module
+
+    add_session_routes(app, sessions)  # /api/v1/searches…: progressive search sessions (long-poll, SSE)
     if ledger is not None:
         from broker.ledger.routes import add_hold_routes
         from broker.ledger.series_routes import add_series_hold_routes

@@ -27,6 +27,7 @@ from broker.docs_page import render_docs
 from broker.holds.routes import PlanRequest
 from broker.ledger.routes import ChangePickupBody, HoldsQuery, LoginBody, PlaceHoldBody
 from broker.ledger.series_routes import SeriesHoldBody
+from broker.sessions.routes import SessionEventsQuery, SessionPoll
 from yokodan import wire
 
 __all__ = ["OPERATIONS", "Operation", "Reply", "add_openapi_routes", "openapi_document"]
@@ -57,6 +58,8 @@ class Header:
     required: bool = False
     min_length: int | None = None
     max_length: int | None = None
+    example: str = "portal-7f3a9c21"
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,11 @@ class Operation:
 
 
 # --- examples (shaped as the handlers answer; tests validate them against their models) -------
+
+
+def _json_line(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
 
 _COPY = {"call_number": "913.6/ナ", "item_id": "1000123", "availability": "available", "status_text": "貸出可",
          "due_date": None, "collection": "文庫"}  # fmt: skip
@@ -143,6 +151,7 @@ _PLACE = {"member": "okayama-pref", "record_id": "b0001", "pickup_branch_id": "o
 
 PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
 
 _SEARCH_EXAMPLES = {"q": "夏目漱石 こころ", "title": "こころ", "author": "夏目漱石", "isbn": "9784101010137", "year": 2004,
                     "members": ["okayama-city", "tsuyama-city"], "near": "34.6552,133.9195", "start": 1, "page_size": 20,
@@ -168,6 +177,27 @@ _HOLD_PROBLEMS = {
 }
 
 _HOLD_LINKS = {"showHold": "id", "cancelHold": "id", "changePickup": "id"}
+
+# --- search sessions -------------------------------------------------------------------------
+
+_SESSION_ID = "kT3v9QeXb2mLr8Zp"
+_CREATED = {"id": _SESSION_ID, "version": 0,
+            "links": {"self": f"/api/v1/searches/{_SESSION_ID}", "events": f"/api/v1/searches/{_SESSION_ID}/events"}}  # fmt: skip
+_DIFF = {"id": _SESSION_ID, "version": 3, "since": 1, "reset": False, "done": False, "running": ["tsuyama-city"],
+         "inserted": [_WORK], "updated": [{"members": ["okayama-city"], "work": _WORK}],
+         "removed": [{"work_id": "w5c1e0b7d9a3f", "merged_into": "isbn:9784101010137"}], "finished": [_TARGET], "order": None}  # fmt: skip
+_DIFF_DONE = {**_DIFF, "version": 4, "since": 3, "done": True, "running": [], "inserted": [], "updated": [], "removed": [],
+              "finished": [], "order": ["isbn:9784101010137"]}  # fmt: skip
+_SSE_EXAMPLE = f"id: 3\r\nevent: diff\r\ndata: {_json_line(_DIFF)}\r\n\r\nid: 4\r\nevent: diff\r\ndata: {_json_line(_DIFF_DONE)}\r\n\r\n"
+_SESSION_LINKS = {"pollSearch": "id", "searchEvents": "id", "deleteSearch": "id"}
+_PER_PROCESS = ("Sessions live in the memory of the broker process that created them: behind a load balancer, route a "
+                "session's requests to the same node (sticky sessions; with `node` set, an id begins with the node's name "
+                "and a dot).")  # fmt: skip
+_SESSION_GONE = {404: "no such session: never created, expired after its idle time without a poll, or deleted"}
+_PATH_PARAMETERS = {
+    "hold_id": ("the hold id, as answered by POST /api/v1/holds", _HOLD["id"]),
+    "search_id": ("the session id, as answered by POST /api/v1/searches", _SESSION_ID),
+}
 
 
 class SruQuery(BaseModel):
@@ -246,6 +276,44 @@ OPERATIONS: tuple[Operation, ...] = (
                   429: _SEARCH_PROBLEMS[429],
                   503: "too many check sessions open, or the broker runs as many searches as it admits: `Retry-After`"},
         portal_key=True,
+    ),
+    Operation(
+        "post", "/api/v1/searches", "startSearch", "Start a progressive search session", "search sessions",
+        description="The parameters of GET /api/v1/search, as a JSON object (`members` a list or a comma-separated "
+        "string). The fan-out starts at once and goes on while nobody polls; read it with `pollSearch` (long-poll "
+        "diffs since a version) or `searchEvents` (the same diffs as Server-Sent Events). A session ends after its "
+        "idle time without a poll, or with `deleteSearch`. " + _PER_PROCESS,
+        body=SearchParams, body_example={"q": "夏目漱石 こころ", "members": ["okayama-city", "tsuyama-city"], "page_size": 20},
+        replies={201: Reply("the session: its id, version 0 and where to read it", wire.SearchSessionCreated,
+                            example=_CREATED, headers={"Location": "the session's URL"}, links=_SESSION_LINKS)},
+        problems={**_SEARCH_PROBLEMS, 413: "the body is larger than 16 KiB",
+                  429: "too many searches from this client address, or as many sessions open as this broker holds: "
+                       "`Retry-After` says when"},
+    ),
+    Operation(
+        "get", "/api/v1/searches/{search_id}", "pollSearch", "Long-poll a session: the diff since a version", "search sessions",
+        description="Answers at once when the session is past `version` (or done), else waits up to `timeout` seconds "
+        "(at most 30) and answers what changed meanwhile, perhaps nothing. Works inserted, works updated with the "
+        "members whose holdings changed, works removed (merged by dedup), members still running and members "
+        "finished. A version the session no longer keeps gets the whole state with `reset: true`. " + _PER_PROCESS,
+        query=SessionPoll, query_examples={"version": 1, "timeout": 10},
+        replies={200: Reply("the diff since `version`", wire.SearchDiff, example=_DIFF)},
+        problems={400: "an invalid or unknown parameter", **_SESSION_GONE},
+    ),
+    Operation(
+        "get", "/api/v1/searches/{search_id}/events", "searchEvents", "The session's diffs as Server-Sent Events", "search sessions",
+        description="`text/event-stream`: one `diff` event per version (`id:` is the version, `data:` a SearchDiff), "
+        "the first one at once when there is news; the stream ends after the diff with `done: true`. A reconnecting "
+        "client sends `Last-Event-ID` and gets exactly what it missed. " + _PER_PROCESS,
+        query=SessionEventsQuery, query_examples={"version": 0},
+        headers=(Header("Last-Event-ID", "the last version the client has (an EventSource sends it when it reconnects)",
+                        example="3", pattern="^[0-9]{1,10}$"),),
+        replies={200: Reply("an event stream of SearchDiff events", str, SSE, example=_SSE_EXAMPLE)},
+        problems={400: "an invalid parameter or Last-Event-ID", **_SESSION_GONE},
+    ),
+    Operation(
+        "delete", "/api/v1/searches/{search_id}", "deleteSearch", "End a session (its fan-out stops)", "search sessions",
+        replies={204: Reply("ended", media_type="")}, problems=_SESSION_GONE,
     ),
     Operation(
         "get", "/api/v1/members", "members", "Members, branches, connectors, circuits, maintenance", "consortium",
@@ -403,7 +471,7 @@ def _schemas(operations: list[Operation]) -> tuple[dict[str, Any], dict[Any, dic
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-         "description": "the hold id, as answered by POST /api/v1/holds", "example": _HOLD["id"]}
+         "description": _PATH_PARAMETERS[name][0], "example": _PATH_PARAMETERS[name][1]}
         for name in op.path_parameters
     ]  # fmt: skip
     if op.query is not None:
@@ -423,12 +491,14 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
             params.append(param)
     for header in op.headers:
         schema: dict[str, Any] = {"type": "string"}
+        if header.pattern is not None:
+            schema["pattern"] = header.pattern
         if header.min_length is not None:
             schema["minLength"] = header.min_length
         if header.max_length is not None:
             schema["maxLength"] = header.max_length
         params.append({"name": header.name, "in": "header", "required": header.required, "schema": schema,
-                       "description": header.description, "example": "portal-7f3a9c21"})  # fmt: skip
+                       "description": header.description, "example": header.example})  # fmt: skip
     return params
 
 

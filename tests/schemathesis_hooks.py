@@ -16,7 +16,7 @@ import schemathesis
 from lxml import etree
 from pydantic import TypeAdapter, ValidationError
 
-from yokodan.wire import CalilCheckResponse, StreamLine
+from yokodan.wire import CalilCheckResponse, SearchDiff, StreamLine
 
 _LINE = TypeAdapter(StreamLine)
 
@@ -56,3 +56,26 @@ def calil_xml(ctx: Any, response: Any) -> Any:
     if root.tag == "result" and root.find("session") is None:
         raise ValueError("Calil's XML answer has no session")
     return response.content.decode()
+
+
+@schemathesis.deserializer("text/event-stream")
+def sse_diffs(ctx: Any, response: Any) -> Any:
+    """Every `diff` event of a session's event stream must be a SearchDiff whose `id:` is its version, and the
+    stream must end on `done`; the text goes on to the schema check (a string)."""
+    text = response.content.decode()
+    events = [block for block in text.replace("\r\n", "\n").split("\n\n") if block.strip()]
+    diffs = []
+    for block in events:
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "data" not in fields:
+            continue  # a keep-alive comment
+        try:
+            diff = SearchDiff.model_validate_json(fields["data"])
+        except ValidationError as exc:
+            raise ValueError(f"an event is not a SearchDiff: {exc}") from None
+        if fields.get("id") != str(diff.version):
+            raise ValueError(f"event id {fields.get('id')!r} is not the diff's version {diff.version}")
+        diffs.append(diff)
+    if not diffs or not diffs[-1].done:
+        raise ValueError("the event stream ended before a diff with done=true")
+    return text

@@ -38,6 +38,8 @@ EVERY_ENDPOINT = {
     ("get", "/api/v1/auth/cards"), ("post", "/api/v1/holds"), ("post", "/api/v1/holds/series"), ("get", "/api/v1/holds"),
     ("get", "/api/v1/holds/{hold_id}"), ("delete", "/api/v1/holds/{hold_id}"), ("patch", "/api/v1/holds/{hold_id}"),
     ("get", "/api/v1/openapi.json"), ("get", "/api/v1/docs"), ("get", "/sru"), ("post", "/sru"), ("get", "/api/v1/check"),
+    ("post", "/api/v1/searches"), ("get", "/api/v1/searches/{search_id}"), ("delete", "/api/v1/searches/{search_id}"),
+    ("get", "/api/v1/searches/{search_id}/events"),
 }  # fmt: skip
 BY_ID = {op.operation_id: op for op in OPERATIONS}
 
@@ -116,7 +118,8 @@ def test_an_app_without_the_ledger_describes_no_hold_endpoints() -> None:
     document = openapi_document(app)
     validate(document)
     assert set(document["paths"]) == {"/api/v1/search", "/api/v1/search/stream", "/api/v1/members", "/healthz",
-                                      "/api/v1/holds/plan", "/api/v1/openapi.json", "/api/v1/docs", "/sru", "/api/v1/check"}  # fmt: skip
+                                      "/api/v1/holds/plan", "/api/v1/openapi.json", "/api/v1/docs", "/sru", "/api/v1/check",
+                                      "/api/v1/searches", "/api/v1/searches/{search_id}", "/api/v1/searches/{search_id}/events"}  # fmt: skip
     assert set(document["components"]["securitySchemes"]) == {"portalKey", "portalBearer"}  # no patron bearer without the ledger
 
 
@@ -253,7 +256,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # It really ran every operation but logout, with a token that stayed valid: only a log-in with
     # a made-up card answers nothing but 401; and the stream's lines were read.
-    assert "Tested: 17" in result.stdout, result.stdout[:5000]
+    assert "Tested: 21" in result.stdout, result.stdout[:5000]
     unauthorized = result.stdout.partition("401 Unauthorized")[2].partition("💡")[0]
     assert [line.strip() for line in unauthorized.splitlines() if line.strip().startswith("-")] in ([], ["- POST /api/v1/auth/login"])
     assert "cannot validate application/x-ndjson" not in result.stdout

@@ -7,6 +7,12 @@
         yokodan.login("okayama-pref", "10000001", pin)         # keeps the bearer token
         hold = yokodan.place_hold("okayama-pref", record_id, "okayama-pref/main")
 
+        state = ProgressiveState()                              # a progressive search session
+        for diff in yokodan.progressive_search("夏目漱石"):     # SSE; resumes after a dropped connection
+            state.apply(diff)
+            print(diff.version, [w.title for w in diff.inserted], diff.running)
+        page = state.ranked()
+
 Every error is a `yokodan.errors.YokodanError`:
 
     ClientError
@@ -17,7 +23,8 @@ Every error is a `yokodan.errors.YokodanError`:
     │   ├── NotFound          404
     │   ├── Conflict          409
     │   ├── Refused           422 (`reason` is a RefusalReason code; `problem` has library, phone …)
-    │   ├── RateLimited       429 (`retry_after_s`; a portal key has its own bucket)
+    │   ├── RateLimited       429 (a portal key's or address's searches used up, or the broker's cap on open
+    │   │                     search sessions; `retry_after_s`; also importable as TooManyRequests)
     │   ├── Unavailable       503 and other 5xx but 500
     │   ├── ServerError       500
     │   └── StreamFailed      a stream that ended with an error line after it began
@@ -30,7 +37,9 @@ keeps working against a newer broker. Card numbers and PINs are sent, never logg
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +47,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+import httpx_sse
 from pydantic import TypeAdapter, ValidationError
 
 from yokodan.errors import YokodanError
@@ -50,16 +60,20 @@ from yokodan.wire import (
     MembersResponse,
     ParameterError,
     PlanResponse,
+    SearchDiff,
     SearchResponse,
+    SearchSessionCreated,
     SeriesPlanResponse,
     StreamLine,
+    TargetStatusView,
     TokenResponse,
     WorkView,
 )
 
 __all__ = [
     "ApiError", "AsyncClient", "Client", "ClientError", "Conflict", "Forbidden", "InvalidRequest", "NotFound",
-    "RateLimited", "Refused", "ServerError", "StreamFailed", "TransportError", "Unauthorized", "Unavailable",
+    "ProgressiveState", "RateLimited", "Refused", "ServerError", "StreamFailed", "TooManyRequests", "TransportError",
+    "Unauthorized", "Unavailable",
     "UnexpectedResponse",
 ]  # fmt: skip
 
@@ -100,6 +114,7 @@ class ApiError(ClientError):
         self.reason = reason
         self.errors = list(errors)
         self.problem = problem or {}  # every member of the body, e.g. `library` and `phone` of a refusal
+        self.retry_after_s: int | None = None  # the Retry-After header (429, 503), when it is a number of seconds
 
 
 class InvalidRequest(ApiError):
@@ -123,13 +138,15 @@ class Conflict(ApiError):
 
 
 class RateLimited(ApiError):
-    """429: this key's (or, without a key, this address's) searches are used up; `retry_after_s` says when."""
-
-    retry_after_s: int | None = None
+    """429: this key's (or, without a key, this address's) searches are used up, or the broker holds as
+    many search sessions as it may; `retry_after_s` says when."""
 
 
 class Refused(ApiError):
     pass
+
+
+TooManyRequests = RateLimited  # one 429 class; both names were published while sessions and portal keys were built
 
 
 class ServerError(ApiError):
@@ -155,9 +172,8 @@ def _error_class(status: int) -> type[ApiError]:
 def api_error(response: httpx.Response) -> ApiError:
     """The error an error answer means; a body that is not problem+json still gives its status and text."""
     error = _api_error(response)
-    retry_after = response.headers.get("retry-after", "")
-    if isinstance(error, RateLimited) and retry_after.isdigit():
-        error.retry_after_s = int(retry_after)
+    retry_after = response.headers.get("retry-after", "").strip()
+    error.retry_after_s = int(retry_after) if retry_after.isdigit() else None
     return error
 
 
@@ -222,6 +238,71 @@ _CARDS = TypeAdapter(CardsResponse)
 _HOLD = TypeAdapter(HoldView)
 _HOLDS = TypeAdapter(HoldsResponse)
 _SERIES = TypeAdapter(SeriesHoldsResponse)
+_CREATED = TypeAdapter(SearchSessionCreated)
+_DIFF = TypeAdapter(SearchDiff)
+RECONNECTS = 5  # consecutive failed (re)connections a progressive search survives before it raises
+RECONNECT_WAIT_S = 0.2  # the first wait before reconnecting; doubled after each failure
+
+
+class ProgressiveState:
+    """What a client holds of a progressive search: `apply` each SearchDiff in the order received.
+
+    A diff with `reset` replaces the state; `ranked()` is the page in the broker's order once done.
+    """
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.done = False
+        self.works: dict[str, WorkView] = {}
+        self.statuses: dict[str, TargetStatusView] = {}
+        self.running: list[str] = []
+        self.order: list[str] | None = None
+
+    def apply(self, diff: SearchDiff) -> None:
+        if diff.reset:
+            self.works.clear()
+            self.statuses.clear()
+        for work in diff.inserted:
+            self.works[work.work_id] = work
+        for update in diff.updated:
+            self.works[update.work.work_id] = update.work
+        for gone in diff.removed:
+            self.works.pop(gone.work_id, None)
+        for status in diff.finished:
+            self.statuses[status.member] = status
+        self.running = list(diff.running)
+        self.version, self.done, self.order = diff.version, diff.done, diff.order
+
+    def ranked(self) -> list[WorkView]:
+        if self.order is None:
+            return list(self.works.values())
+        return [self.works[work_id] for work_id in self.order if work_id in self.works]
+
+
+def _session_body(q: str | None, kw: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/v1/searches takes the parameters of /api/v1/search as typed JSON."""
+    args = _search_kwargs(kw)
+    body: dict[str, Any] = {k: v for k, v in (("q", q), ("title", args["title"]), ("author", args["author"]),
+                                              ("isbn", args["isbn"]), ("year", args["year"])) if v is not None}  # fmt: skip
+    if args["members"]:
+        body["members"] = list(args["members"])
+    near = args["near"]
+    if near is not None:
+        body["near"] = near if isinstance(near, str) else f"{near[0]},{near[1]}"
+    body["start"], body["page_size"] = args["start"], args["page_size"]
+    return body
+
+
+def _diff_of_event(data: str) -> SearchDiff:
+    try:
+        return _DIFF.validate_json(data, extra="ignore")
+    except ValidationError as exc:
+        raise UnexpectedResponse(f"an event is not a SearchDiff: {exc}", status=200) from None
+
+
+def _poll_timeout(timeout_s: float, base: httpx.Timeout) -> httpx.Timeout:
+    # The read must outlast the long-poll's own wait.
+    return httpx.Timeout(base.connect, read=(base.read or 0) + timeout_s, write=base.write, pool=base.pool, connect=base.connect)
 
 
 def _search_params(q: str | None, title: str | None, author: str | None, isbn: str | None, year: int | None,
@@ -308,6 +389,16 @@ class _Calls:
     def _holds_call(self) -> _Call[HoldsResponse]:
         return _Call("GET", "/api/v1/holds", _parsed(_HOLDS), headers=self._auth())
 
+    def _start_call(self, q: str | None, kw: dict[str, Any]) -> _Call[SearchSessionCreated]:
+        return _Call("POST", "/api/v1/searches", _parsed(_CREATED, frozenset({201})), json=_session_body(q, kw))
+
+    def _poll_call(self, search_id: str, version: int, timeout: float) -> _Call[SearchDiff]:
+        params = {"version": str(version), "timeout": f"{timeout:g}"}
+        return _Call("GET", f"/api/v1/searches/{_segment(search_id)}", _parsed(_DIFF), params=params)
+
+    def _delete_search_call(self, search_id: str) -> _Call[None]:
+        return _Call("DELETE", f"/api/v1/searches/{_segment(search_id)}", _no_content)
+
     def _hold_call(self, method: str, hold_id: str, body: Any = None) -> _Call[HoldView]:
         return _Call(method, f"/api/v1/holds/{_segment(hold_id)}", _parsed(_HOLD), json=body, headers=self._auth())
 
@@ -354,9 +445,10 @@ class Client(_Calls):
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, call: _Call[T]) -> T:
+    def _send(self, call: _Call[T], *, timeout: httpx.Timeout | None = None) -> T:
         try:
-            response = self._http.request(call.method, call.path, params=call.params, json=call.json, headers=call.headers)
+            response = self._http.request(call.method, call.path, params=call.params, json=call.json, headers=call.headers,
+                                          timeout=timeout or self._http.timeout)  # fmt: skip
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
         return call.parse(response)
@@ -377,6 +469,73 @@ class Client(_Calls):
                 for raw in response.iter_lines():
                     if raw.strip():
                         yield parse_stream_line(raw.encode())
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+
+    # --- progressive search sessions -----------------------------------------------------------
+
+    def start_search(self, q: str | None = None, **kw: Any) -> SearchSessionCreated:
+        """Start a session (the fan-out runs on the broker); the same keywords as `search`."""
+        return self._send(self._start_call(q, kw))
+
+    def poll(self, search_id: str, version: int = 0, *, timeout: float = 0.0) -> SearchDiff:
+        """The diff since `version`, waiting up to `timeout` seconds (at most 30) for something newer."""
+        return self._send(self._poll_call(search_id, version, timeout), timeout=_poll_timeout(timeout, self._http.timeout))
+
+    def delete_search(self, search_id: str) -> None:
+        self._send(self._delete_search_call(search_id))
+
+    def progressive_search(self, q: str | None = None, *, via: str = "sse", poll_timeout: float = 20.0,
+                           **kw: Any) -> Iterator[SearchDiff]:  # fmt: skip
+        """Start a session and yield its diffs as members answer, to the one with `done`.
+
+        A dropped connection is resumed where it was (SSE with Last-Event-ID, or a long-poll with the
+        last version), so no work is lost or delivered twice; after RECONNECTS failures in a row the
+        TransportError is raised. `via="poll"` long-polls instead of listening to events.
+        """
+        created = self.start_search(q, **kw)
+        yield from self.follow_search(created.id, via=via, poll_timeout=poll_timeout)
+
+    def follow_search(self, search_id: str, *, version: int = 0, via: str = "sse", poll_timeout: float = 20.0) -> Iterator[SearchDiff]:
+        """The diffs of an existing session after `version` (see `progressive_search`)."""
+        failures = 0
+        while True:
+            try:
+                if via == "poll":
+                    diff = self.poll(search_id, version, timeout=poll_timeout)
+                    failures = 0
+                    if diff.version != version or diff.done or diff.reset:
+                        version = diff.version
+                        yield diff
+                    if diff.done:
+                        return
+                    continue
+                for diff in self._events(search_id, version):
+                    failures = 0
+                    version = diff.version
+                    yield diff
+                    if diff.done:
+                        return
+                failures += 1  # the stream ended before `done` (a proxy closed it): reconnect
+            except TransportError:
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+            time.sleep(RECONNECT_WAIT_S * 2 ** max(failures - 1, 0))
+
+    def _events(self, search_id: str, version: int) -> Iterator[SearchDiff]:
+        headers = {"Last-Event-ID": str(version)} if version else {}
+        path = f"/api/v1/searches/{_segment(search_id)}/events"
+        try:
+            with httpx_sse.connect_sse(self._http, "GET", path, headers=headers) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise api_error(source.response)
+                for event in source.iter_sse():
+                    if event.event == "diff":
+                        yield _diff_of_event(event.data)
+        except httpx_sse.SSEError as exc:
+            raise UnexpectedResponse(f"not an event stream: {exc}") from None
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
 
@@ -450,9 +609,10 @@ class AsyncClient(_Calls):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, call: _Call[T]) -> T:
+    async def _send(self, call: _Call[T], *, timeout: httpx.Timeout | None = None) -> T:
         try:
-            response = await self._http.request(call.method, call.path, params=call.params, json=call.json, headers=call.headers)
+            response = await self._http.request(call.method, call.path, params=call.params, json=call.json,
+                                                headers=call.headers, timeout=timeout or self._http.timeout)  # fmt: skip
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
         return call.parse(response)
@@ -470,6 +630,64 @@ class AsyncClient(_Calls):
                 async for raw in response.aiter_lines():
                     if raw.strip():
                         yield parse_stream_line(raw.encode())
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+
+    async def start_search(self, q: str | None = None, **kw: Any) -> SearchSessionCreated:
+        return await self._send(self._start_call(q, kw))
+
+    async def poll(self, search_id: str, version: int = 0, *, timeout: float = 0.0) -> SearchDiff:
+        return await self._send(self._poll_call(search_id, version, timeout), timeout=_poll_timeout(timeout, self._http.timeout))
+
+    async def delete_search(self, search_id: str) -> None:
+        await self._send(self._delete_search_call(search_id))
+
+    async def progressive_search(self, q: str | None = None, *, via: str = "sse", poll_timeout: float = 20.0,
+                                 **kw: Any) -> AsyncIterator[SearchDiff]:  # fmt: skip
+        created = await self.start_search(q, **kw)
+        async for diff in self.follow_search(created.id, via=via, poll_timeout=poll_timeout):
+            yield diff
+
+    async def follow_search(self, search_id: str, *, version: int = 0, via: str = "sse",
+                            poll_timeout: float = 20.0) -> AsyncIterator[SearchDiff]:  # fmt: skip
+        failures = 0
+        while True:
+            try:
+                if via == "poll":
+                    diff = await self.poll(search_id, version, timeout=poll_timeout)
+                    failures = 0
+                    if diff.version != version or diff.done or diff.reset:
+                        version = diff.version
+                        yield diff
+                    if diff.done:
+                        return
+                    continue
+                async for diff in self._events(search_id, version):
+                    failures = 0
+                    version = diff.version
+                    yield diff
+                    if diff.done:
+                        return
+                failures += 1
+            except TransportError:
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+            await asyncio.sleep(RECONNECT_WAIT_S * 2 ** max(failures - 1, 0))
+
+    async def _events(self, search_id: str, version: int) -> AsyncIterator[SearchDiff]:
+        headers = {"Last-Event-ID": str(version)} if version else {}
+        path = f"/api/v1/searches/{_segment(search_id)}/events"
+        try:
+            async with httpx_sse.aconnect_sse(self._http, "GET", path, headers=headers) as source:
+                if source.response.status_code >= 400:
+                    await source.response.aread()
+                    raise api_error(source.response)
+                async for event in source.aiter_sse():
+                    if event.event == "diff":
+                        yield _diff_of_event(event.data)
+        except httpx_sse.SSEError as exc:
+            raise UnexpectedResponse(f"not an event stream: {exc}") from None
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
 

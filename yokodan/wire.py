@@ -205,6 +205,56 @@ class ErrorLine(WireModel):
 StreamLine = Annotated[CachedLine | MemberLine | FinalLine | ErrorLine, Field(discriminator="type")]
 
 
+# --- search sessions (progressive search for portals) ----------------------------------------
+
+
+class SessionLinks(WireModel):
+    self: str = Field(description="long-poll here: GET with ?version=N&timeout=S")
+    events: str = Field(description="the same diffs as Server-Sent Events")
+
+
+class SearchSessionCreated(WireModel):
+    """A search session began; its fan-out runs whether or not anybody polls, until it ends or expires."""
+
+    id: str
+    version: int = Field(description="0: nothing answered yet")
+    links: SessionLinks
+
+
+class WorkUpdate(WireModel):
+    """A work the client has, as it is now; `members` are those whose holdings in it changed."""
+
+    members: list[str]
+    work: WorkView
+
+
+class WorkRemoved(WireModel):
+    """A work the client has that no longer exists: dedup merged its records into `merged_into`."""
+
+    work_id: str
+    merged_into: str | None
+
+
+class SearchDiff(WireModel):
+    """What changed in a search session since version `since` (a client at version 0 gets everything).
+
+    With `reset` the session no longer kept `since` (or never had it): this is the whole state,
+    to replace what the client holds. `order` is the ranked list of work ids, once `done`.
+    """
+
+    id: str
+    version: int
+    since: int
+    reset: bool
+    done: bool
+    running: list[str] = Field(description="members whose answer (or second-stage answer) is still awaited")
+    inserted: list[WorkView]
+    updated: list[WorkUpdate]
+    removed: list[WorkRemoved]
+    finished: list[TargetStatusView] = Field(description="members that answered (or failed, or were skipped) since `since`")
+    order: list[str] | None = Field(description="every work id, most relevant first; null until done")
+
+
 # --- members, health -------------------------------------------------------------------------
 
 

@@ -1,0 +1,277 @@
+"""One search session's state and change log: the diff since any version it still keeps.
+
+Every member answer that the fan-out applies is one new version. The session keeps the current
+state (each work's serialised bytes, each member's status bytes) and a log of which works and
+members each version touched. A diff since version N is read off the log entries after N (the works
+they name, at their current bytes), never by comparing result lists; when N is older than the log
+keeps (or newer than the session has), the answer is the whole state with `reset: true`, never a
+wrong diff. Assembled diffs are cached per (N, current version), so every poller and SSE listener
+at the same version shares one bytes object.
+
+The last version (`done`) is the search's settled answer: dedup re-clusters every record in an
+arrival-free order (index.dedup.WorkClusterer.works), which may merge, split or rename the works
+shown while members answered; `finish` compares those once with the progressive works and logs the
+works inserted, updated and removed (with the work each one's records went to). A done session
+changes no more and is read rarely, so it keeps its works zlib-packed and no assembled diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import orjson
+
+from broker.sessions.work_bytes import SerialisedWork, compact
+from yokodan import TargetState, TargetStatus, Work
+
+__all__ = ["Change", "SearchSession"]
+
+
+@dataclass(slots=True)
+class Change:
+    """What one version touched."""
+
+    version: int
+    works: dict[str, tuple[str, ...]] = field(default_factory=dict)  # work id -> members whose holdings changed
+    members: list[str] = field(default_factory=list)  # members whose status changed
+
+
+@dataclass(slots=True)
+class _WorkState:
+    work: SerialisedWork
+    born: int  # the version that inserted it
+    packed: bytes | None = None  # once the session is done: the work's bytes, compressed (work.data dropped)
+
+    def data(self) -> bytes:
+        return zlib.decompress(self.packed) if self.packed is not None else self.work.data
+
+
+DIFFS_CACHED = 2  # assembled diffs kept per session: the pollers and listeners at the newest versions share them
+
+
+@dataclass(slots=True)
+class _Removed:
+    born: int
+    version: int
+    merged_into: str | None
+
+
+@dataclass(slots=True)
+class _Status:
+    data: bytes
+    version: int
+    running: bool
+
+
+def _running(status: TargetStatus) -> bool:
+    second = status.second_stage
+    return status.state is TargetState.PENDING or (second is not None and second.state is TargetState.PENDING)
+
+
+class SearchSession:
+    """State, log and waiters of one progressive search (one per POST /api/v1/searches)."""
+
+    def __init__(self, session_id: str, *, keep_versions: int, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self.id = session_id
+        self.keep_versions = keep_versions
+        self.clock = clock
+        self.created = self.last_seen = clock()
+        self.version = 0
+        self.done = False
+        self.closed = False  # expired or deleted: waiters wake and give up
+        self.listeners = 0  # SSE streams connected now (a connected stream keeps the session alive)
+        self.task: asyncio.Task[None] | None = None  # the fan-out
+        self._works: dict[str, _WorkState] = {}
+        self._removed: dict[str, _Removed] = {}
+        self._statuses: dict[str, _Status] = {}
+        self._log: deque[Change] = deque(maxlen=keep_versions)
+        self._order: bytes | None = None  # ranked work ids, once done
+        self._diffs: OrderedDict[int, bytes] = OrderedDict()  # since -> assembled diff at the current version
+        self._changed = asyncio.Event()
+        self._member_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct set, shared by the log
+
+    # --- writing (the fan-out task) -------------------------------------------------------------
+    def start(self, statuses: list[tuple[TargetStatus, bytes]]) -> None:
+        """Version 0: every member planned, with its pending (or skipped) status."""
+        for status, data in statuses:
+            self._statuses[status.member] = _Status(data, 0, _running(status))
+
+    def apply(self, works: list[SerialisedWork], statuses: list[tuple[TargetStatus, bytes]]) -> None:
+        """One member answered: the works its records created or changed, and the statuses that changed."""
+        change = Change(self.version + 1)
+        for work in works:
+            previous = self._works.get(work.work_id)
+            if previous is not None and previous.work.data == work.data:
+                continue
+            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
+            self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
+        for status, data in statuses:
+            self._set_status(change, status, data)
+        if change.works or change.members:
+            self._commit(change)
+
+    def finish(self, ranked: list[SerialisedWork], record_homes: dict[tuple[str, str], str],
+               progressive_records: dict[str, tuple[str, str]], statuses: list[tuple[TargetStatus, bytes]]) -> None:  # fmt: skip
+        """The settled answer: works as dedup settled them, in ranked order, and every final status.
+
+        `record_homes` maps (member, local id) to the settled work holding it; `progressive_records`
+        one (member, local id) of each progressive work, to say where a removed work went.
+        """
+        change = Change(self.version + 1)
+        settled = {w.work_id: w for w in ranked}
+        for work_id in [w for w in self._works if w not in settled]:
+            state = self._works.pop(work_id)
+            home = progressive_records.get(work_id)
+            self._removed[work_id] = _Removed(state.born, change.version, record_homes.get(home) if home else None)
+            change.works[work_id] = ()
+        for work in ranked:
+            previous = self._works.get(work.work_id)
+            if previous is not None and previous.work.data == work.data:
+                continue
+            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
+            self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
+            self._removed.pop(work.work_id, None)
+        for status, data in statuses:
+            previous = self._statuses.get(status.member)
+            if previous is None or previous.data != data:
+                self._set_status(change, status, data)
+        self._order = compact(orjson.dumps([w.work_id for w in ranked]))
+        self.done = True
+        self._commit(change)
+        self._pack()
+
+    def _pack(self) -> None:
+        """A done session is read rarely (a client's last poll, a late reconnect) and may stay open long:
+        its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
+        for state in self._works.values():
+            state.packed = zlib.compress(state.work.data, 1)
+            state.work = SerialisedWork(state.work.work_id, b"", ())  # nothing changes any more: no fragment keys
+
+    def fail(self) -> None:
+        """The fan-out broke after the session began: end it with what it has (the error is logged)."""
+        change = Change(self.version + 1)
+        self._order = orjson.dumps(list(self._works))
+        self.done = True
+        self._commit(change)
+
+    def _shared(self, members: list[str]) -> tuple[str, ...]:
+        # A 60-member search logs thousands of (work, members) pairs, nearly all one member each:
+        # sharing the tuples keeps the log to a pointer per pair.
+        key = tuple(members)
+        return self._member_sets.setdefault(key, key)
+
+    def _set_status(self, change: Change, status: TargetStatus, data: bytes) -> None:
+        self._statuses[status.member] = _Status(data, change.version, _running(status))
+        change.members.append(status.member)
+
+    def _commit(self, change: Change) -> None:
+        self._log.append(change)
+        self.version = change.version
+        self._diffs.clear()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
+
+    # --- reading (pollers, SSE listeners) -----------------------------------------------------------
+    def touch(self) -> None:
+        self.last_seen = self.clock()
+
+    def idle_s(self) -> float:
+        return 0.0 if self.listeners else self.clock() - self.last_seen
+
+    async def wait_newer(self, version: int, timeout_s: float) -> None:
+        """Return when the session is past `version`, done, closed, or after `timeout_s`."""
+        if timeout_s <= 0 or self.version != version or self.done or self.closed:
+            return
+        changed = self._changed
+        try:
+            async with asyncio.timeout(timeout_s):
+                await changed.wait()
+        except TimeoutError:
+            pass
+
+    def keeps(self, since: int) -> bool:
+        """Whether the log holds every change after `since` (so a diff, not a reset, can be given)."""
+        if since == 0 or since == self.version:
+            return True
+        if since > self.version or not self._log:
+            return False
+        return self._log[0].version <= since + 1
+
+    def diff(self, since: int) -> bytes:
+        """The diff since `since` as JSON bytes (a `SearchDiff`), assembled once per version and `since`."""
+        if not self.keeps(since) or self.done:  # a reset (`since` may be anything), or a done session read
+            return self._assemble(since)     # rarely: not kept, or it would hold the unpacked state
+        cached = self._diffs.get(since)  # cleared on each version
+        if cached is None:
+            cached = self._diffs[since] = self._assemble(since)
+            if len(self._diffs) > DIFFS_CACHED:
+                self._diffs.popitem(last=False)
+        return cached
+
+    def nbytes(self) -> int:
+        """Bytes of serialised state this session holds (works, statuses, order): the bulk of its memory."""
+        works = sum(len(w.packed if w.packed is not None else w.work.data) for w in self._works.values())
+        return works + sum(len(s.data) for s in self._statuses.values()) + len(self._order or b"")
+
+    def _assemble(self, since: int) -> bytes:
+        reset = not self.keeps(since)
+        if reset or since == 0:
+            inserted = [w.data() for w in self._works.values()]
+            updated: list[bytes] = []
+            removed: list[bytes] = []
+            finished = [s.data for s in self._statuses.values() if not s.running]
+        else:
+            touched: dict[str, list[str]] = {}
+            members: dict[str, None] = {}
+            for change in self._log:
+                if change.version <= since:
+                    continue
+                for work_id, changed_members in change.works.items():
+                    touched.setdefault(work_id, []).extend(changed_members)
+                members.update(dict.fromkeys(change.members))
+            inserted, updated, removed = [], [], []
+            for work_id, changed_members in touched.items():
+                state = self._works.get(work_id)
+                if state is not None:
+                    if state.born > since:
+                        inserted.append(state.data())
+                    else:
+                        changed = orjson.dumps(list(dict.fromkeys(changed_members)))
+                        updated.append(b'{"members":' + changed + b',"work":' + state.data() + b"}")
+                    continue
+                gone = self._removed.get(work_id)
+                if gone is not None and gone.born <= since:  # a work born and gone since N is no news
+                    removed.append(orjson.dumps({"work_id": work_id, "merged_into": gone.merged_into}))
+            finished = [self._statuses[m].data for m in members if not self._statuses[m].running]
+        running = [m for m, s in self._statuses.items() if s.running]
+        head = orjson.dumps(
+            {"id": self.id, "version": self.version, "since": since, "reset": reset, "done": self.done, "running": running}
+        )
+        return b"".join(
+            (
+                head[:-1],
+                b',"inserted":[', b",".join(inserted),
+                b'],"updated":[', b",".join(updated),
+                b'],"removed":[', b",".join(removed),
+                b'],"finished":[', b",".join(finished),
+                b'],"order":', self._order if self.done and self._order is not None else b"null",
+                b"}",
+            )
+        )  # fmt: skip
+
+
+def progressive_homes(works: list[Work]) -> dict[str, tuple[str, str]]:
+    """One (member, local id) of each work: where its records went when dedup settled."""
+    return {w.work_id: (w.records[0].member, w.records[0].local_id) for w in works if w.records}
+
+
+def record_homes(works: list[Work]) -> dict[tuple[str, str], str]:
+    return {(r.member, r.local_id): w.work_id for w in works for r in w.records}

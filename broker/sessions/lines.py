@@ -1,0 +1,38 @@
+"""The NDJSON lines of GET /api/v1/search/stream, assembled from works serialised once per change.
+
+The lines are the same JSON as before (`MemberLine`: the whole work, re-merged; `FinalLine`: the
+ranked page and every status), but a work's holdings are no longer rebuilt from every record each
+time a member adds to it (broker.sessions.work_bytes), and the final page reuses the fragments the
+member lines built: this is what made the stream finish later than the blocking search.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from broker.search import SearchEvent
+from broker.sessions.work_bytes import WorkBytes, status_bytes
+from broker.views import DisplayNames, cached_view
+
+__all__ = ["StreamLines"]
+
+
+class StreamLines:
+    """One per stream: `line(event)` is the event's NDJSON line, newline included."""
+
+    def __init__(self, names: DisplayNames) -> None:
+        self.names = names
+        self._works = WorkBytes(names)
+
+    def line(self, event: SearchEvent) -> bytes:
+        if event.cached is not None:  # the union index's instant answer, before any member
+            return orjson.dumps({"type": "cached", **cached_view(event.cached)}) + b"\n"
+        kind = b"final" if event.final else b"member"
+        parts = [b'{"type":"', kind, b'","works":[', b",".join(self._works.serialise(w).data for w in event.works), b"]"]
+        if event.answer is not None:
+            parts += [b',"target":', status_bytes(event.answer.status, self.names)]
+        if event.final:
+            parts += [b',"targets":[', b",".join(status_bytes(s, self.names) for s in event.statuses), b"]"]
+            self._works.forget()
+        parts.append(b"}\n")
+        return b"".join(parts)

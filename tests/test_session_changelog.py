@@ -1,0 +1,87 @@
+"""The pieces of a search session on their own: works serialised once per change (equal to the views
+the API always sent), and the change log's diffs: inserted, updated, removed/merged, reset."""
+
+from __future__ import annotations
+
+import orjson
+
+from broker.members import MemberRegistry
+from broker.search import SearchService
+from broker.sessions.changelog import SearchSession
+from broker.sessions.lines import StreamLines
+from broker.sessions.work_bytes import SerialisedWork, WorkBytes
+from broker.views import DisplayNames, status_view, work_view
+from connectors import HttpClient
+from tests.conftest import SandboxedConsortium
+from yokodan import SearchQuery, TargetState, TargetStatus
+from yokodan.wire import SearchDiff
+
+
+async def test_work_bytes_equal_the_work_view_and_reuse_unchanged_members(okayama_sandbox: SandboxedConsortium, http: HttpClient) -> None:
+    consortium = okayama_sandbox.consortium
+    names = DisplayNames.of(consortium)
+    serial, lines = WorkBytes(names), StreamLines(names)
+    visits = 0
+    async for event in SearchService(MemberRegistry(consortium, http)).stream(SearchQuery(author="夏目漱石")):
+        for work in event.works:
+            assert serial.serialise(work).data == orjson.dumps(work_view(work, names)), work.work_id
+            visits += len({r.member for r in work.records})
+        line = orjson.loads(lines.line(event))
+        assert line["works"] == [work_view(w, names) for w in event.works]
+        if event.answer is not None:
+            assert line["target"] == status_view(event.answer.status, names)
+        if event.final:
+            assert line["type"] == "final" and line["targets"] == [status_view(s, names) for s in event.statuses]
+    # A work's unchanged members were not serialised again: far fewer fragments built than member visits.
+    assert visits > 3 * serial.built > 0
+
+
+def _work(work_id: str, data: str, *members: str) -> SerialisedWork:
+    return SerialisedWork(work_id, orjson.dumps({"work_id": work_id, "d": data}), tuple((m, ("1",), 0) for m in members))
+
+
+def _status(member: str, state: TargetState = TargetState.OK) -> tuple[TargetStatus, bytes]:
+    status = TargetStatus(member=member, state=state)
+    return status, orjson.dumps({**status.model_dump(mode="json"), "member_name": member})
+
+
+def _diff(session: SearchSession, since: int) -> dict:
+    return orjson.loads(session.diff(since))
+
+
+def test_diffs_since_each_version_and_the_settled_answer_removing_merged_works() -> None:
+    session = SearchSession("s", keep_versions=100)
+    session.start([_status("a", TargetState.PENDING), _status("b", TargetState.PENDING), _status("c", TargetState.PENDING)])
+    session.apply([_work("w1", "a", "a"), _work("w2", "a", "a")], [_status("a")])  # v1
+    session.apply([_work("w1", "ab", "a", "b"), _work("w3", "b", "b")], [_status("b")])  # v2
+    assert session.version == 2
+    d = _diff(session, 1)
+    assert [w["work_id"] for w in d["inserted"]] == ["w3"]
+    assert [(u["work"]["work_id"], u["members"]) for u in d["updated"]] == [("w1", ["b"])]
+    assert [s["member"] for s in d["finished"]] == ["b"] and d["running"] == ["c"] and not d["done"]
+    assert not session.done and session.diff(1) is session.diff(1), "one assembled diff per version and `since`, shared"
+    # Settled: w2 and w3 merged into w1 (w3 was born after version 1: to a client at 1 it is no news).
+    session.finish([_work("w1", "abc", "a", "b", "c")], {("a", "2"): "w1", ("b", "3"): "w1"},
+                   {"w2": ("a", "2"), "w3": ("b", "3"), "w1": ("a", "1")}, [_status("c")])  # fmt: skip
+    d = _diff(session, 1)
+    assert d["removed"] == [{"work_id": "w2", "merged_into": "w1"}]
+    assert [(u["work"]["work_id"], u["members"]) for u in d["updated"]] == [("w1", ["b", "c"])]
+    assert d["inserted"] == [] and d["done"] and d["order"] == ["w1"] and d["running"] == []
+    d = _diff(session, 2)
+    assert sorted(r["work_id"] for r in d["removed"]) == ["w2", "w3"]
+    full = _diff(session, 0)
+    assert [w["d"] for w in full["inserted"]] == ["abc"] and full["removed"] == [] and not full["reset"]
+    assert sorted(s["member"] for s in full["finished"]) == ["a", "b", "c"]
+    SearchDiff.model_construct(**full)  # the shape the wire model names
+
+
+def test_a_version_the_log_no_longer_keeps_gets_the_whole_state() -> None:
+    session = SearchSession("s", keep_versions=2)
+    session.start([_status("a", TargetState.PENDING)])
+    for n in range(5):
+        session.apply([_work(f"w{n}", "x", "a")], [])
+    assert not session.keeps(1) and session.keeps(3) and session.keeps(5) and not session.keeps(9)
+    assert _diff(session, 1)["reset"] and len(_diff(session, 1)["inserted"]) == 5
+    assert not _diff(session, 3)["reset"] and [w["work_id"] for w in _diff(session, 3)["inserted"]] == ["w3", "w4"]
+    session.apply([_work("w4", "x", "a")], [])  # no change: no version
+    assert session.version == 5
