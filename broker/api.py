@@ -87,6 +87,7 @@ TRIMMER_KEY = web.AppKey("idle_trimmer", IdleTrimmer)
 INGEST_KEY = web.AppKey("ingest", IngestPool)
 RATE_DECISION = web.RequestKey("rate_decision", RateDecision)
 SEARCH_PATHS = frozenset({"/api/v1/search", "/api/v1/search/stream"})
+SESSIONS_PATH = "/api/v1/searches"  # POST starts a search session (broker.sessions)
 
 
 class SearchParams(BaseModel):
@@ -198,8 +199,13 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], t
         raise InvalidRequest(
             "give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}]
         )
+    return query, chosen_members(request, params), _resolve_near(params.near, request.app[CONSORTIUM_KEY])
+
+
+def chosen_members(request: web.Request, params: SearchParams) -> list[str]:
+    """The member ids a search asks ([] for all): a portal key's member subset first (naming a
+    member outside it is 403), then the places (prefecture, region, near_prefecture) narrow it."""
     consortium = request.app[CONSORTIUM_KEY]
-    # A key's member subset first (naming a member outside it is 403), then the places narrow it.
     asked = members_for(request, params.members, [m.id for m in consortium.members])
     places = PlaceQuery(prefecture=params.prefecture, region=params.region, near_prefecture=params.near_prefecture)
     try:
@@ -208,7 +214,7 @@ def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], t
         raise InvalidRequest(str(exc), [{"parameter": exc.parameter, "detail": str(exc)}]) from None
     except NoMembersSelected as exc:
         raise InvalidRequest(str(exc), [{"parameter": p, "detail": "no member matches"} for p in exc.parameters]) from None
-    return query, members or [], _resolve_near(params.near, consortium)
+    return members or []
 
 
 async def search_handler(request: web.Request) -> web.Response:
@@ -409,6 +415,8 @@ async def rate_limit_middleware(
 
 
 def _costs_a_search(request: web.Request) -> bool:
+    if request.method == "POST":
+        return request.path == SESSIONS_PATH  # starting a search session; polling it does not
     if request.method != "GET":
         return False
     # The Calil-compatible check: starting one costs a token, polling it with `session` does not (as at Calil).

@@ -166,33 +166,36 @@ async def test_anonymous_search_off_needs_a_key_on_every_search_surface_and_new_
     path = tmp_path / "keys.toml"
     key = create(path, "portal")
 
-    async def future_session_route(request: web.Request) -> web.Response:
-        return web.json_response({"id": "s1"})
+    async def future_route(request: web.Request) -> web.Response:
+        return web.json_response({"suggest": []})
 
     def setup(app: web.Application) -> None:  # a route added later under a search prefix inherits the rule
-        app.router.add_post("/api/v1/searches", future_session_route)
+        app.router.add_get("/api/v1/search/suggest", future_route)
 
     surfaces = [
-        ("GET", "/api/v1/search", SEARCH), ("GET", "/api/v1/search/stream", SEARCH),
-        ("GET", "/sru", {"operation": "searchRetrieve", "version": "1.2", "query": "title=こころ"}),
-        ("GET", "/api/v1/check", {"isbn": "9784101010137", "systemid": "okayama-city", "callback": "no"}),
-        ("POST", "/api/v1/searches", None),
+        ("GET", "/api/v1/search", SEARCH, None, 200), ("GET", "/api/v1/search/stream", SEARCH, None, 200),
+        ("GET", "/sru", {"operation": "searchRetrieve", "version": "1.2", "query": "title=こころ"}, None, 200),
+        ("GET", "/api/v1/check", {"isbn": "9784101010137", "systemid": "okayama-city", "callback": "no"}, None, 200),
+        ("POST", "/api/v1/searches", None, {"title": "こころ"}, 201),  # a search session
+        ("GET", "/api/v1/search/suggest", None, None, 200),
     ]  # fmt: skip
     for anonymous_search in (False, True):  # switched on, the same requests answer: the rule is what refuses
         async with running_broker(access={"anonymous_search": anonymous_search}, portal_keys=path, setup=setup) as broker:
             async with aiohttp.ClientSession() as session:
-                for method, route, params in surfaces:
-                    async with session.request(method, broker.url + route, params=params) as response:
+                for method, route, params, body_json, ok in surfaces:
+                    async with session.request(method, broker.url + route, params=params, json=body_json) as response:
                         body = await response.read()
                         if anonymous_search:
-                            assert response.status == 200, route
+                            assert response.status == ok, route
                             continue
                         assert response.status == 401, route
                         assert response.headers["WWW-Authenticate"] == 'Bearer realm="yokodan"'
                         assert response.headers["Content-Type"] == "application/problem+json"
                         assert b'"reason":"api_key_required"' in body
-                    async with session.request(method, broker.url + route, params=params, headers={"X-Api-Key": key}) as response:
-                        assert response.status == 200, route
+                    async with session.request(
+                        method, broker.url + route, params=params, json=body_json, headers={"X-Api-Key": key}
+                    ) as response:
+                        assert response.status == ok, route
                 # the rest stays open
                 for route in ("/api/v1/members", "/healthz", "/api/v1/openapi.json"):
                     assert (await _get(session, broker.url + route))[0] == 200
@@ -233,6 +236,16 @@ async def test_a_key_for_some_members_searches_only_those(tmp_path: Path) -> Non
                                 headers={"X-Api-Key": key})  # fmt: skip
         text = await sru.text()
         assert sru.status == 200 and 'member="okayama-city"' in text and 'member="bizen-city"' not in text
+        # a search session keeps to the same subset, and its POST spends the key's token, not the address's
+        async with session.post(f"{broker.url}/api/v1/searches", json={"q": "猫", "members": ["bizen-city"]},
+                                headers={"X-Api-Key": key}) as refused:  # fmt: skip
+            assert refused.status == 403 and (await refused.json())["reason"] == "members_not_allowed"
+        async with session.post(f"{broker.url}/api/v1/searches", json={"q": "夏目漱石"}, headers={"X-Api-Key": key}) as started:
+            assert started.status == 201 and started.headers["RateLimit-Policy"].startswith('"key"')
+            location = (await started.json())["links"]["self"]
+        async with session.get(f"{broker.url}{location}", params={"version": 0, "timeout": 10}) as polled:
+            diff = await polled.json()
+        assert sorted([*diff["running"], *(f["member"] for f in diff["finished"])]) == ["okayama-city", "tamano-city"]
 
 
 async def test_keys_never_reach_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -96,6 +96,19 @@ async def test_places_and_members_intersect(broker_url: str) -> None:
     assert [t["member"] for t in orjson.loads(body)["targets"]] == [okayama[0], okayama[2]]
 
 
+async def test_a_search_session_asks_the_same_members(broker_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{broker_url}/api/v1/searches", json={"q": "の", "region": "九州"}) as started:
+            assert started.status == 201
+            location = (await started.json())["links"]["self"]
+        async with session.post(f"{broker_url}/api/v1/searches", json={"q": "の", "prefecture": "99"}) as refused:
+            assert refused.status == 400 and (await refused.json())["errors"][0]["parameter"] == "prefecture"
+        async with session.get(f"{broker_url}{location}", params={"version": 0, "timeout": 10}) as polled:
+            diff = await polled.json()
+    asked = sorted([*diff["running"], *(f["member"] for f in diff["finished"])])
+    assert asked == sorted(_ids("43"))
+
+
 async def test_the_stream_asks_the_same_members(broker_url: str) -> None:
     status, content_type, body = await _get(f"{broker_url}/api/v1/search/stream", q="の", near_prefecture="岡山県")
     assert status == 200 and content_type == "application/x-ndjson"

@@ -20,8 +20,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.api import (
-    CONSORTIUM_KEY, GATE_KEY, LIMITER_KEY, NAMES_KEY, RATE_DECISION, SEARCH_KEY, InvalidRequest, SearchParams,
-    _resolve_near, problem,
+    CONSORTIUM_KEY, GATE_KEY, NAMES_KEY, SEARCH_KEY, TRIMMER_KEY, InvalidRequest, SearchParams, _resolve_near,
+    chosen_members, problem,
 )  # fmt: skip
 from broker.sessions.changelog import SearchSession
 from broker.sessions.fanout import run_fanout
@@ -99,19 +99,15 @@ async def create_handler(request: web.Request) -> web.Response:
         raise InvalidRequest("give at least one of q, title, author, isbn, year", [{"parameter": "q", "detail": "empty query"}])
     near = _resolve_near(params.near, request.app[CONSORTIUM_KEY])
     service = request.app[SEARCH_KEY]
-    service.chosen(params.members)  # unknown names are a 400 before anything is spent
-    # The same token bucket as GET /api/v1/search (its middleware only sees GETs of the search paths).
-    decision = request.app[LIMITER_KEY].take(request.remote or "unknown")
-    request[RATE_DECISION] = decision
-    if not decision.allowed:
-        refused = problem(429, "Too Many Requests", f"too many searches from this address; retry in {decision.retry_after_s} s")
-        refused.headers["Retry-After"] = str(decision.retry_after_s)
-        return refused
+    # The token (the key's or the address's bucket) was taken by broker.api's rate_limit_middleware.
+    members = chosen_members(request, params)  # a key's subset and the places, as GET /api/v1/search
+    service.chosen(members)  # unknown names are a 400 before anything is spent
+    request.app[TRIMMER_KEY].touch()  # a search runs: no idle housekeeping now
     store = request.app[SESSIONS_KEY]
     session = store.open()  # SessionsFull: 429
     admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     session.task = asyncio.create_task(
-        run_fanout(session, service, request.app[GATE_KEY], request.app[NAMES_KEY], admitted, query, params.members, near),
+        run_fanout(session, service, request.app[GATE_KEY], request.app[NAMES_KEY], admitted, query, members, near),
         name="search-session",
     )
     try:
