@@ -178,16 +178,21 @@ def _resolve_near(near: str | None, consortium: Consortium) -> tuple[float, floa
     return branch.lat, branch.lon
 
 
-def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], tuple[float, float] | None]:
-    """The structured query, the member ids asked for and where the patron is, or InvalidRequest."""
+def single_values(request: web.Request) -> dict[str, str]:
+    """The query string as one value per parameter; a parameter given twice is a 400 naming it."""
     raw: dict[str, str] = {}
     for key in request.query:
         values = request.query.getall(key)
         if len(values) > 1:
             raise InvalidRequest("a parameter was given more than once", [{"parameter": key, "detail": "repeated"}])
         raw[key] = values[0]
+    return raw
+
+
+def parse_search_params(request: web.Request) -> tuple[SearchQuery, list[str], tuple[float, float] | None]:
+    """The structured query, the member ids asked for and where the patron is, or InvalidRequest."""
     try:
-        params = SearchParams.model_validate(raw)
+        params = SearchParams.model_validate(single_values(request))
         query = params.to_query()
     except ValidationError as exc:
         errors = [

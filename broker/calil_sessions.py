@@ -30,23 +30,11 @@ from typing import Any
 from broker.admission import BrokerBusy, SearchGate
 from broker.consortium import Consortium
 from broker.search import SearchService
-from yokodan import Availability, Holding, SearchQuery, TargetState, Work
+from yokodan import Holding, SearchQuery, TargetState, Work
+from connectors.calil import CALIL_WORDS
 
 log = logging.getLogger(__name__)
 
-# Our availability -> Calil's word. IN_TRANSIT has no Calil word: a copy moving between branches
-# is on its way to someone who asked for it, which Calil calls 予約中.
-CALIL_WORDS: dict[Availability, str] = {
-    Availability.AVAILABLE: "貸出可",
-    Availability.LIBRARY_USE_ONLY: "館内のみ",
-    Availability.NOT_FOR_LOAN: "館内のみ",
-    Availability.ON_LOAN: "貸出中",
-    Availability.RESERVED: "予約中",
-    Availability.IN_TRANSIT: "予約中",
-    Availability.ON_ORDER: "準備中",
-    Availability.CLOSED: "休館中",
-    Availability.UNKNOWN: "蔵書あり",
-}
 # Which word a branch shows when its copies differ: the most useful to a patron first.
 _PREFERENCE = ["貸出可", "館内のみ", "蔵書あり", "貸出中", "予約中", "準備中", "休館中"]
 _FINISHED_OK = (TargetState.OK, TargetState.CACHED)

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import orjson
 
 from yokodan.isbn import to_isbn13
-from yokodan import Holding, Record, SearchQuery
+from yokodan import Availability, Holding, Record, SearchQuery
 from connectors.options import CalilOptions
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
@@ -43,6 +43,22 @@ from connectors.errors import (
 )
 from connectors.http import HttpClient
 from connectors.status_words import StatusMapper
+
+# Our availability -> Calil's one word per branch, for those who answer as Calil does (the broker's
+# Calil-compatible check, the sandbox's Calil). IN_TRANSIT has no Calil word: a copy moving between
+# branches is on its way to someone who asked for it, which Calil calls 予約中; 準備中 is Calil's
+# "being prepared" (new, not yet shelved).
+CALIL_WORDS: dict[Availability, str] = {
+    Availability.AVAILABLE: "貸出可",
+    Availability.LIBRARY_USE_ONLY: "館内のみ",
+    Availability.NOT_FOR_LOAN: "館内のみ",
+    Availability.ON_LOAN: "貸出中",
+    Availability.RESERVED: "予約中",
+    Availability.IN_TRANSIT: "予約中",
+    Availability.ON_ORDER: "準備中",
+    Availability.CLOSED: "休館中",
+    Availability.UNKNOWN: "蔵書あり",
+}
 
 # Calil's limits: 100 ISBN x system pairs per session; each pair counts against the app key's
 # hourly quota (polls do not), so a result page is checked in one session, not one per ISBN.

@@ -27,27 +27,15 @@ import orjson
 from aiohttp import web
 
 from yokodan.isbn import to_isbn13
-from yokodan import Availability
+from connectors.calil import CALIL_WORDS
 from sandbox.faults import error_page
 from sandbox.holdings import HeldWork
 from sandbox.member import MemberSystem
 from sandbox.sru_server import MEMBERS
 
 BEHAVIOURS = frozenset({"ok", "cache", "running_then_error", "running_forever"})
-# Calil's vocabulary: one word per branch. Calil has no in-transit word; a copy moving to
-# fill a hold shows as reserved. 準備中 is Calil's "being prepared" (new, not yet shelved).
-CALIL_WORDS = {
-    Availability.AVAILABLE: "貸出可",
-    Availability.LIBRARY_USE_ONLY: "館内のみ",
-    Availability.NOT_FOR_LOAN: "館内のみ",
-    Availability.ON_LOAN: "貸出中",
-    Availability.RESERVED: "予約中",
-    Availability.IN_TRANSIT: "予約中",
-    Availability.ON_ORDER: "準備中",
-    Availability.CLOSED: "休館中",
-}
 # A branch with several copies shows its most useful word; a closed branch is closed whatever its copies do.
-_WORD_ORDER = {word: rank for rank, word in enumerate(("休館中", "貸出可", "館内のみ", "予約中", "貸出中", "準備中"))}
+_WORD_ORDER = {word: rank for rank, word in enumerate(("休館中", "貸出可", "館内のみ", "予約中", "貸出中", "準備中", "蔵書あり"))}
 _MAX_SESSIONS = 1024
 _CALLBACK_NAME = re.compile(r"[A-Za-z_$][\w$.]*")
 

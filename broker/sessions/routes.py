@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.api import (
     CONSORTIUM_KEY, GATE_KEY, NAMES_KEY, SEARCH_KEY, TRIMMER_KEY, InvalidRequest, SearchParams, _resolve_near,
-    chosen_members, problem,
+    chosen_members, problem, single_values,
 )  # fmt: skip
 from broker.sessions.changelog import SearchSession
 from broker.sessions.fanout import run_fanout
@@ -56,14 +56,8 @@ class SessionEventsQuery(BaseModel):
 
 
 def parse_query(model: type[BaseModel], request: web.Request) -> Any:
-    raw: dict[str, str] = {}
-    for key in request.query:
-        values = request.query.getall(key)
-        if len(values) > 1:
-            raise InvalidRequest("a parameter was given more than once", [{"parameter": key, "detail": "repeated"}])
-        raw[key] = values[0]
     try:
-        return model.model_validate(raw)
+        return model.model_validate(single_values(request))
     except ValidationError as exc:
         raise InvalidRequest("invalid parameters", _errors(exc)) from None
 
