@@ -42,6 +42,22 @@ def copy_view(holding: Holding) -> dict[str, Any]:
     }
 
 
+def work_description(work: Work) -> dict[str, Any]:
+    """What a work is, before its holdings: the first fields of a work's view (and its session bytes)."""
+    return {
+        "work_id": work.work_id,
+        "title": work.title,
+        "title_reading": work.title_reading,
+        "authors": work.authors,
+        "publisher": work.publisher,
+        "year": work.year,
+        "isbns": work.isbns,
+        "volume": work.volume,
+        "match_reasons": work.match_reasons,
+        "matched_by_title": work.matched_by_title,
+    }
+
+
 def work_view(work: Work, names: DisplayNames) -> dict[str, Any]:
     members: dict[str, dict[str, Any]] = {}
     for record in work.records:
@@ -66,16 +82,7 @@ def work_view(work: Work, names: DisplayNames) -> dict[str, Any]:
             branch["copies"].append(copy_view(holding))
     counts = Counter(h.availability for h in work.holdings)
     return {
-        "work_id": work.work_id,
-        "title": work.title,
-        "title_reading": work.title_reading,
-        "authors": work.authors,
-        "publisher": work.publisher,
-        "year": work.year,
-        "isbns": work.isbns,
-        "volume": work.volume,
-        "match_reasons": work.match_reasons,
-        "matched_by_title": work.matched_by_title,
+        **work_description(work),
         "member_count": len(members),
         "copies": len(work.holdings),
         "available_copies": counts.get(Availability.AVAILABLE, 0),

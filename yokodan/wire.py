@@ -84,8 +84,8 @@ class MemberHoldings(WireModel):
     branches: list[BranchHoldings]
 
 
-class WorkView(WireModel):
-    """One work: records of several members merged, holdings grouped member → branch → copies."""
+class _WorkDescription(WireModel):
+    """What a work is (the fields a live and a cached work share, in this order)."""
 
     work_id: str
     title: str
@@ -95,6 +95,11 @@ class WorkView(WireModel):
     year: int | None
     isbns: list[str]
     volume: str | None
+
+
+class WorkView(_WorkDescription):
+    """One work: records of several members merged, holdings grouped member → branch → copies."""
+
     match_reasons: list[str] = Field(description="why records were merged: isbn, jpno, title+author+year")
     matched_by_title: list[str] = Field(default_factory=list, description="members whose copies joined by the second stage's title look-up")
     member_count: int
@@ -148,17 +153,9 @@ class CachedMemberHoldings(WireModel):
     branches: list[CachedBranchLine]
 
 
-class CachedWorkView(WireModel):
+class CachedWorkView(_WorkDescription):
     """A work as the union index stored it: one summary line per branch, with its age."""
 
-    work_id: str
-    title: str
-    title_reading: str | None
-    authors: list[str]
-    publisher: str | None
-    year: int | None
-    isbns: list[str]
-    volume: str | None
     ndc: str | None
     members: list[str]
     holdings: dict[str, CachedMemberHoldings]

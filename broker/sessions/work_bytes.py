@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from broker.views import DisplayNames, copy_view, status_view
+from broker.views import DisplayNames, copy_view, status_view, work_description
 from yokodan import Availability, Record, TargetStatus, Work
 
 __all__ = ["SerialisedWork", "WorkBytes", "compact", "status_bytes"]
@@ -108,16 +108,7 @@ class WorkBytes:
         fragments = parts.fragments.values()
         header = orjson.dumps(
             {
-                "work_id": work.work_id,
-                "title": work.title,
-                "title_reading": work.title_reading,
-                "authors": work.authors,
-                "publisher": work.publisher,
-                "year": work.year,
-                "isbns": work.isbns,
-                "volume": work.volume,
-                "match_reasons": work.match_reasons,
-                "matched_by_title": work.matched_by_title,
+                **work_description(work),
                 "member_count": len(parts.groups),
                 "copies": parts.copies,
                 "available_copies": parts.available,
