@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -38,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["aomori", "kumamoto", "national", "okayama", "takarazuka"]
 # One fan-out over every member of the biggest file must answer well inside this.
 SEARCH_DEADLINE_S = 20.0
+# Searched at noon in Japan: never inside a member's daily maintenance window (熊本県立図書館 04:30-05:00),
+# where the member is rightly skipped whatever the wall clock of the CI run says.
+NOON_JST = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
 def test_the_shipped_consortia_are_the_five_files() -> None:
@@ -72,7 +76,7 @@ async def test_every_member_of_a_shipped_consortium_answers_on_the_sandbox(name:
     try:
         started = time.monotonic()
         outcome = await asyncio.wait_for(
-            SearchService(MemberRegistry(served, http)).search(SearchQuery(text="夏目漱石")), SEARCH_DEADLINE_S
+            SearchService(MemberRegistry(served, http, clock=lambda: NOON_JST)).search(SearchQuery(text="夏目漱石")), SEARCH_DEADLINE_S
         )
         elapsed = time.monotonic() - started
     finally:
