@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -143,6 +143,16 @@ def test_weekly_closed_day_and_holiday_opening() -> None:
     closed_on_holidays = BranchCalendar(CalendarRule(weekly_closed=["mon"], open_on_holidays=False))
     assert not closed_on_holidays.is_open(date(2026, 11, 3))  # Tue, 文化の日
     assert closed_on_holidays.is_open(date(2026, 11, 4))
+
+
+def test_a_long_running_calendar_remembers_a_bounded_number_of_days() -> None:
+    """A broker up for years asks about a new day every day: the day cache starts again, answers unchanged."""
+    calendar = BranchCalendar(CalendarRule(weekly_closed=["mon"], open_on_holidays=False))
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(3 * 365)]
+    answers = [calendar.is_open(day) for day in days]
+    assert answers == [BranchCalendar(calendar.rule).is_open(day) for day in days]  # a fresh calendar per day
+    assert answers.count(True) == 3 * 365 - 156 - sum(is_national_holiday(d) and d.weekday() != 0 for d in days)
+    assert len(calendar._cache) <= 800  # two horizons (_CACHED_DAYS), not one entry per day ever asked
 
 
 def test_annual_closure_runs_past_new_year_and_counting_skips_it() -> None:

@@ -22,6 +22,9 @@ __all__ = ["BranchCalendar", "CalendarError", "is_national_holiday", "national_h
 
 # A branch that does not open within this many days of a date is treated as a broken rule, not looped over.
 _HORIZON_DAYS = 400
+# Days remembered per calendar: a plan looks at most a horizon ahead of today, so two horizons cover every
+# plan of a long-running broker; past that the cache starts again rather than grow by a day every day.
+_CACHED_DAYS = 2 * _HORIZON_DAYS
 
 
 class CalendarError(ConfigError):
@@ -65,6 +68,8 @@ class BranchCalendar:
         known = self._cache.get(day)
         if known is not None:
             return known
+        if len(self._cache) >= _CACHED_DAYS:
+            self._cache.clear()
         self._cache[day] = answer = self._is_open(day)
         return answer
 
