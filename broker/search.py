@@ -30,6 +30,7 @@ from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, que
 from yokodan import Diagnostic, Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work, trusted
 from connectors import Capability, Connector
 from connectors.errors import ConnectorError, ProtocolDiagnostic
+from connectors.http import CallerDeadline
 from index.store import CachedResult, UnionIndex, UnionIndexError
 
 log = logging.getLogger(__name__)
@@ -169,19 +170,26 @@ class SearchService:
     ) -> SearchOutcome:
         started = time.perf_counter()
         last: SearchEvent | None = None
-        async with aclosing(self.stream(query, members, near=near)) as events:
+        async with aclosing(self._events(query, members, near, progressive=False)) as events:
             async for event in events:
                 last = event
         assert last is not None and last.final
         return SearchOutcome(query, last.works, last.statuses, (time.perf_counter() - started) * 1000)
 
-    async def stream(
+    def stream(
         self, query: SearchQuery, members: Sequence[str] | None = None, *, near: tuple[float, float] | None = None
     ) -> AsyncIterator[SearchEvent]:
         """Yield an event as each member answers, then a final one with the ranked works.
 
         `near` (lat, lon) ranks works with a copy on the shelf nearby higher.
         """
+        return self._events(query, members, near, progressive=True)
+
+    async def _events(
+        self, query: SearchQuery, members: Sequence[str] | None, near: tuple[float, float] | None, *, progressive: bool
+    ) -> AsyncIterator[SearchEvent]:
+        """The fan-out; `progressive=False` (the blocking search) yields the final event only: the
+        member events, and the cached one, would be built for a caller that drops them."""
         plan = self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
         started = time.perf_counter()
@@ -221,12 +229,13 @@ class SearchService:
         empty: list[str] = []  # members that came back empty and were not asked again yet
         follow: FollowUp | None = None
         try:
-            if index is not None:
+            if index is not None and (progressive or kind is not None):
                 cached = await self._cached(index, query, members)
                 if cached is not None:
                     if kind is not None:
                         cached_works = [work_from_cached(c.work) for c in cached.works]
-                    yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
+                    if progressive:
+                        yield SearchEvent(None, list(statuses.values()), clusterer=clusterer, query=query, changed=[], cached=cached)
             outstanding = len(tasks)
             order = {task: n for n, task in enumerate(tasks)}
             while outstanding:
@@ -247,9 +256,10 @@ class SearchService:
                         statuses[answer.status.member] = answer.status
                         marks.add(records)
                     changed = clusterer.add(records) if records else []
-                    yield SearchEvent(
-                        answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed, marks=marks
-                    )
+                    if progressive:
+                        yield SearchEvent(
+                            answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed, marks=marks
+                        )
                 if kind is not None and empty:
                     follow = follow or follow_up(kind, query, clusterer.works(), cached_works)
                     if follow is not None:  # one round: each empty member is asked once, by this query
@@ -263,11 +273,13 @@ class SearchService:
                             outstanding += 1
                         empty.clear()
         finally:
-            every = [*tasks, *extra]
-            for task in every:  # a caller that stops listening must not leave members running
+            # A caller that stops listening must not leave members running; after a complete
+            # search none is, and gathering sixty finished tasks would cost callbacks for nothing.
+            running = [task for task in (*tasks, *extra) if not task.done()]
+            for task in running:
                 task.cancel()
-            # Let the cancellations land (and their callbacks run) before the caller goes on.
-            await asyncio.gather(*every, return_exceptions=True)
+            if running:  # let the cancellations land (and their callbacks run) before the caller goes on
+                await asyncio.gather(*running, return_exceptions=True)
         final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates, marks=marks,
@@ -393,9 +405,11 @@ class SearchService:
             async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()) as queued_s:
                 if until is not None:
                     budget_s = min(deadline_s, until - time.perf_counter())
-                # The connector's HTTP layer has its own deadline; this one also bounds the parsing.
-                async with asyncio.timeout(budget_s):
-                    result = await connector.search(query)
+                # One timer bounds the whole exchange, parsing included; the connector's HTTP layer,
+                # told of it, sets none of its own.
+                async with asyncio.timeout(budget_s) as timer:
+                    with CallerDeadline(timer.when()):
+                        result = await connector.search(query)
         except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
             return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
