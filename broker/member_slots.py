@@ -69,9 +69,15 @@ class MemberSlots:
         """
         return _SlotHold(self, self.limits.max_wait_s if wait_s is None else min(wait_s, self.limits.max_wait_s))
 
-    async def _take(self, wait_s: float) -> float:
+    def _take_free(self) -> bool:
+        """Take a free slot at once if there is one and nobody queues before us."""
         if self.in_use < self.limits.capacity and not self._waiters:
             self.in_use += 1
+            return True
+        return False
+
+    async def _take(self, wait_s: float) -> float:
+        if self._take_free():
             return 0.0
         if len(self._waiters) >= self.limits.max_waiting or wait_s <= 0:
             self.refused_total += 1
@@ -131,7 +137,8 @@ class _SlotHold:
         self._wait_s = wait_s
 
     async def __aenter__(self) -> float:
-        return await self._slots._take(self._wait_s)
+        # A free slot (the usual case) without the queueing coroutine's frame.
+        return 0.0 if self._slots._take_free() else await self._slots._take(self._wait_s)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._slots._release()
