@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
@@ -155,12 +156,17 @@ class _LocalNow:
         return self._value
 
 
+# `_MemberEntry.by_capability` has not looked this capability up yet (None: the member has none).
+_UNLOOKED: Any = object()
+
+
 @dataclass(slots=True)
 class _MemberEntry:
     member: Member
     connectors: tuple[Connector, ...]
     breaker: CircuitBreaker
     slots: MemberSlots
+    by_capability: dict[Capability, Connector | None] = field(default_factory=dict)  # `connector()`'s answers
 
 
 class MemberRegistry:
@@ -276,14 +282,22 @@ class MemberRegistry:
         return self._admit(member_id, capability, _LocalNow(self))
 
     def _admit(self, member_id: str, capability: Capability, now: _LocalNow) -> Admission:
-        try:
-            connector = self.connector(member_id, capability)
-        except CapabilityMissing:
+        # One look-up of the member's entry, and its connector per capability found once: a national
+        # plan admits 1,700 members before the first request may go out.
+        entry = self._entry(member_id)
+        connector = entry.by_capability.get(capability, _UNLOOKED)
+        if connector is _UNLOOKED:
+            try:
+                connector = self.connector(member_id, capability)
+            except CapabilityMissing:
+                connector = None
+            entry.by_capability[capability] = connector
+        if connector is None:
             return Admission(member_id, None, SkipReason.NOT_SUPPORTED, f"this member's system offers no {capability.value}")
-        window = self._maintenance(self._entry(member_id).member, now)
+        window = self._maintenance(entry.member, now)
         if window is not None:
             return Admission(member_id, None, SkipReason.MAINTENANCE, f"scheduled maintenance {window.describe()}; not contacted")
-        breaker = self.breaker(member_id)
+        breaker = entry.breaker
         if not breaker.allow():
             return Admission(
                 member_id, None, SkipReason.CIRCUIT_OPEN,
