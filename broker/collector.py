@@ -8,11 +8,13 @@ What start-up built (the consortium model, each member's connectors, breakers an
 member, 1,700 members at national scale) is alive for the whole process, yet every full collection
 walks it.
 
-Measured with valgrind's instruction counts on bench/fanout.py's 0-hit search of 60 members:
-the collector's own work was 70k of ~740k instructions per member; freezing start-up's objects
-and a threshold of 5,000 cut the total per member by 62k (8 %) (20,000 gained nothing more).
-At 1,700 members, with start-up's objects frozen the median search's wall time fell from ~1.5 s
-to ~1.1 s (bench/national.py): full collections no longer walk the registry.
+The requests in flight are alive, young and traversed by every young collection until their
+search ends, so the collector's share grows with the fan-out: measured with valgrind's instruction
+counts on bench/fanout.py's 0-hit search, per member and search: 60 members (20 searches), CPython's
+defaults 739k (70k of them the collector's own), start-up frozen + threshold 5,000 677k; 60 members
+(50 searches), 5,000 657k, 50,000 655k; 600 members (5 searches), 5,000 744k, 20,000 732k, 50,000 698k. At 1,700 members, with start-up's objects frozen the median
+search's wall time fell from ~1.5 s to ~1.1 s (bench/national.py): full collections no longer
+walk the registry. The price: cyclic garbage waits for up to 50,000 allocations (a few MB).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import gc
 
 # Allocations between young-generation collections (CPython's default: 700).
-YOUNG_THRESHOLD = 5_000
+YOUNG_THRESHOLD = 50_000
 
 
 def tune_for_serving() -> None:
