@@ -18,13 +18,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from broker.member_slots import MEMBER_BUSY_REASON, MemberBusy
 from broker.members import BROKER_BUSY_REASON, SEARCH_DEADLINE_REASON, MemberRegistry, Plan, UnknownMembers
 from broker.merge import Clusterer, default_clusterer
-from broker.outbound import OutboundGate, Submission
+from broker.launch import Launch
+from broker.outbound import OutboundGate
 from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
@@ -212,62 +212,22 @@ class SearchService:
         clean = query_is_clean(query)
         # Known-fast first (never-seen members count as fastest, to learn their pace); one sort per search.
         launch = sorted(plan.ask, key=lambda c: self._latency_ms.get(c.member, 0.0)) if self.gate else plan.ask
-        # Finished tasks arrive through one queue: asyncio.wait() over the pending set would add
-        # and remove a callback on every pending task at every wake-up, O(members²) per search.
-        finished: asyncio.Queue[asyncio.Future[MemberAnswer]] = asyncio.Queue()
-        order: dict[asyncio.Future[MemberAnswer], int] = {}  # each answer's place in the launch order
-        tasks: list[asyncio.Task[MemberAnswer]] = []
-
-        def start(n: int, connector: Connector) -> asyncio.Task[MemberAnswer]:
-            task = asyncio.create_task(self._ask(connector, query, clean, first_deadline), name=f"search:{connector.member}")
-            tasks.append(task)
-            order[task] = n
-            task.add_done_callback(finished.put_nowait)
-            if connector.member in plan.probes:
-                # A done callback, not an except clause in _ask: a task cancelled before
-                # its first step never runs its own code, and must still give its verdict.
-                task.add_done_callback(self._no_verdict_if_cancelled(connector.member))
-            return task
-
-        flow = object()  # this search's turn in the outbound gate's round-robin
-        probes_waiting: dict[Submission, str] = {}
+        launched: Launch[MemberAnswer] = Launch(
+            lambda connector: self._ask(connector, query, clean, first_deadline),
+            lambda connector, waited_s: self._broker_busy(connector, waited_s, clean),
+            probes=plan.probes, no_verdict=self.registry.record_no_verdict,
+        )  # fmt: skip
+        finished, order = launched.finished, launched.order
         extra: dict[asyncio.Task[MemberAnswer], FollowUp] = {}  # second-stage task -> what it asked
         cached_works: list[Work] = []
         empty: list[str] = []  # members that came back empty and were not asked again yet
         follow: FollowUp | None = None
         try:
             if self.gate is None:
-                for n, connector in enumerate(launch):
-                    start(n, connector)
+                launched.start_all(launch)
             else:
-                gate = self.gate
-
-                def start_gated(n: int, connector: Connector) -> None:
-                    # The task owns the gate's slot; a done callback gives it back even when the task
-                    # is cancelled before its first step (its own `finally` would never run).
-                    start(n, connector).add_done_callback(lambda _: gate.release())
-
-                def busy(n: int, connector: Connector, wait_s: float) -> None:
-                    answer = self._broker_busy(connector, wait_s, clean)
-                    ready: asyncio.Future[MemberAnswer] = asyncio.get_running_loop().create_future()
-                    ready.set_result(answer)
-                    order[ready] = n
-                    finished.put_nowait(ready)
-
-                # The gate's wait is bounded by the member's timeout (and the search's deadline); as with
-                # the member's own slots, the member's timeout starts when its request is sent.
-                gate_started = asyncio.get_running_loop().time()
-                for n, connector in enumerate(launch):
-                    wait_s = min(connector.settings.timeout_s, first_deadline - started)
-                    submission = gate.submit(
-                        flow, partial(start_gated, n, connector), partial(busy, n, connector, wait_s), gate_started + wait_s
-                    )
-                    if connector.member in plan.probes and not submission.done():
-                        probes_waiting[submission] = connector.member
-                    if n == gate.settings.burst - 1:
-                        # The first burst (the known-fastest members) sends before the rest are queued:
-                        # queueing 1,700 takes a few ms, and their answers come first.
-                        await asyncio.sleep(0)
+                # The gate's wait is bounded by the member's timeout and the search's deadline.
+                await launched.submit_all(self.gate, launch, lambda c: min(c.settings.timeout_s, first_deadline - started))
             if index is not None and (progressive or kind is not None):
                 cached = await self._cached(index, query, members)
                 if cached is not None:
@@ -306,23 +266,11 @@ class SearchService:
                             statuses[member] = statuses[member].model_copy(update={"second_stage": SecondStage(by=follow.by)})
                             task = self._ask_again(connectors[member], follow, deadline)
                             extra[task] = follow
-                            order[task] = len(launch) + len(extra)
-                            task.add_done_callback(finished.put_nowait)
+                            launched.add(task)
                             outstanding += 1
                         empty.clear()
         finally:
-            # A caller that stops listening must not leave members running, or waiting for the gate;
-            # after a complete search none is, and gathering sixty finished tasks would cost
-            # callbacks for nothing.
-            if self.gate is not None:
-                for submission in self.gate.withdraw(flow):
-                    if submission in probes_waiting:
-                        self.registry.record_no_verdict(probes_waiting[submission])
-            running = [task for task in (*tasks, *extra) if not task.done()]
-            for task in running:
-                task.cancel()
-            if running:  # let the cancellations land (and their callbacks run) before the caller goes on
-                await asyncio.gather(*running, return_exceptions=True)
+            await launched.close(list(extra))
         final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates, marks=marks,
@@ -373,13 +321,6 @@ class SearchService:
         except UnionIndexError:
             log.exception("union index search failed; answering live only")
             return None
-
-    def _no_verdict_if_cancelled(self, member: str) -> Callable[[asyncio.Task[MemberAnswer]], None]:
-        def callback(task: asyncio.Task[MemberAnswer]) -> None:
-            if task.cancelled():
-                self.registry.record_no_verdict(member)
-
-        return callback
 
     def _pending(self, member: str) -> TargetStatus:
         """The member's pending status, built once per service: nothing mutates a pending status
