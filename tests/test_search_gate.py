@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import pytest
 
 from yokodan import SearchQuery, TargetState
 from broker.members import MemberRegistry
 from broker.outbound import FanoutSettings, OutboundGate
 from broker.search import SearchService
-from connectors import HttpClient
+from connectors import Capability, HttpClient
 from connectors.circuit import CircuitState
 from sandbox.spec import FaultConfig
 from tests.conftest import SandboxedConsortium, with_member_timeouts
@@ -64,3 +67,24 @@ async def test_a_caller_that_stops_listening_withdraws_its_waiting_members(
     assert first.answer is not None
     await events.aclose()
     assert gate.queued == 0 and gate.in_flight == 0
+
+
+async def test_a_probe_still_waiting_in_the_gate_when_the_caller_leaves_gives_no_verdict(
+    okayama_sandbox: SandboxedConsortium, http: HttpClient
+) -> None:
+    data = okayama_sandbox.consortium.model_dump()
+    for member in data["members"]:
+        member["connector"].update(circuit_failures=1, circuit_reset_s=0.05)
+    consortium = type(okayama_sandbox.consortium).model_validate(data)
+    okayama_sandbox.host.set_faults("setouchi-city", FaultConfig(hang=True))
+    registry = MemberRegistry(consortium, http)
+    registry.breaker("okayama-city").record_failure()  # open; after the cool-off the next search carries the probe
+    await asyncio.sleep(0.1)
+    service = SearchService(registry, gate=OutboundGate(FanoutSettings(max_in_flight=1, burst=16)))
+    events = service.stream(SearchQuery(author="夏目漱石"), ["setouchi-city", "okayama-city"])
+    # The hanging member holds the one slot: the probe waits in the gate when the caller gives up.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(events), 0.2)
+    await events.aclose()
+    assert registry.breaker("okayama-city").state is CircuitState.OPEN  # given back, not left half-open
+    assert registry.admit("okayama-city", Capability.SEARCH).probe, "the next caller carries the probe"
