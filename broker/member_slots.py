@@ -127,7 +127,7 @@ class _SlotHold:
     """One hold on a member's slot, as an async context manager.
 
     A class rather than @asynccontextmanager: it is entered for every member of every search, and
-    the generator machinery cost ~3 µs of the per-target budget (bench/fanout.py --cpu).
+    the generator machinery (an async generator and its wrapper per hold) is per-target cost.
     """
 
     __slots__ = ("_slots", "_wait_s")
