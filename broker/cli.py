@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from broker.api import SEARCH_KEY, build_app
+from broker.collector import tune_for_serving
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import bound_port, start_server
 from broker.fd_limit import connection_cap, raise_nofile_limit
@@ -244,6 +245,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
         http=http, fanout=fanout, idle_trim_s=idle_trim_s,
     )  # fmt: skip
+    tune_for_serving()  # start-up is done: what it built lives as long as the process (broker.collector)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):

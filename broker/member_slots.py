@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from yokodan.errors import YokodanError
@@ -63,22 +61,23 @@ class MemberSlots:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    @asynccontextmanager
-    async def acquire(self, wait_s: float | None = None) -> AsyncIterator[float]:
-        """Hold a slot for the block; yields the seconds spent queued.
+    def acquire(self, wait_s: float | None = None) -> _SlotHold:
+        """`async with slots.acquire(...) as queued_s:` holds a slot for the block (the seconds spent queued).
 
         `wait_s` caps the wait below `max_wait_s` (the caller's own deadline); MemberBusy when the
         queue is full or the wait runs out.
         """
-        queued_s = await self._take(self.limits.max_wait_s if wait_s is None else min(wait_s, self.limits.max_wait_s))
-        try:
-            yield queued_s
-        finally:
-            self._release()
+        return _SlotHold(self, self.limits.max_wait_s if wait_s is None else min(wait_s, self.limits.max_wait_s))
 
-    async def _take(self, wait_s: float) -> float:
+    def _take_free(self) -> bool:
+        """Take a free slot at once if there is one and nobody queues before us."""
         if self.in_use < self.limits.capacity and not self._waiters:
             self.in_use += 1
+            return True
+        return False
+
+    async def _take(self, wait_s: float) -> float:
+        if self._take_free():
             return 0.0
         if len(self._waiters) >= self.limits.max_waiting or wait_s <= 0:
             self.refused_total += 1
@@ -122,3 +121,24 @@ class MemberSlots:
                 waiter.set_result(None)  # the slot goes to the oldest waiter; in_use stays
                 return
         self.in_use -= 1
+
+
+class _SlotHold:
+    """One hold on a member's slot, as an async context manager.
+
+    A class rather than @asynccontextmanager: it is entered for every member of every search, and
+    the generator machinery (an async generator and its wrapper per hold) is per-target cost.
+    """
+
+    __slots__ = ("_slots", "_wait_s")
+
+    def __init__(self, slots: MemberSlots, wait_s: float) -> None:
+        self._slots = slots
+        self._wait_s = wait_s
+
+    async def __aenter__(self) -> float:
+        # A free slot (the usual case) without the queueing coroutine's frame.
+        return 0.0 if self._slots._take_free() else await self._slots._take(self._wait_s)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._slots._release()

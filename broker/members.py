@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
@@ -139,12 +140,33 @@ def member_target_settings(consortium: Consortium, member_id: str) -> list[Targe
     return [search] if holds is None else [holds, search]
 
 
+class _LocalNow:
+    """The consortium's local time, read from the registry's clock on first use only."""
+
+    __slots__ = ("_registry", "_value")
+
+    def __init__(self, registry: MemberRegistry) -> None:
+        self._registry = registry
+        self._value: datetime | None = None
+
+    @property
+    def value(self) -> datetime:
+        if self._value is None:
+            self._value = self._registry.clock().astimezone(self._registry.timezone)
+        return self._value
+
+
+# `_MemberEntry.by_capability` has not looked this capability up yet (None: the member has none).
+_UNLOOKED: Any = object()
+
+
 @dataclass(slots=True)
 class _MemberEntry:
     member: Member
     connectors: tuple[Connector, ...]
     breaker: CircuitBreaker
     slots: MemberSlots
+    by_capability: dict[Capability, Connector | None] = field(default_factory=dict)  # `connector()`'s answers
 
 
 class MemberRegistry:
@@ -232,7 +254,12 @@ class MemberRegistry:
 
     def maintenance_now(self, member_id: str) -> MaintenanceWindow | None:
         """The maintenance window the member is in now (its consortium's local time), if any."""
-        return self._entry(member_id).member.maintenance_at(self.clock().astimezone(self.timezone))
+        return self._maintenance(self._entry(member_id).member, _LocalNow(self))
+
+    @staticmethod
+    def _maintenance(member: Member, now: _LocalNow) -> MaintenanceWindow | None:
+        # Most members have no window: the clock is read only for those that do, once per plan.
+        return member.maintenance_at(now.value) if member.maintenance else None
 
     def chosen(self, members: Sequence[str] | None) -> list[str]:
         """The member ids a request names (all when none), without repeats; unknown names are an error."""
@@ -252,14 +279,25 @@ class MemberRegistry:
         (`Admission.probe`): the caller must then `record` its outcome, or
         `record_no_verdict` when it gives up before an answer.
         """
-        try:
-            connector = self.connector(member_id, capability)
-        except CapabilityMissing:
+        return self._admit(member_id, capability, _LocalNow(self))
+
+    def _admit(self, member_id: str, capability: Capability, now: _LocalNow) -> Admission:
+        # One look-up of the member's entry, and its connector per capability found once: a national
+        # plan admits 1,700 members before the first request may go out.
+        entry = self._entry(member_id)
+        connector = entry.by_capability.get(capability, _UNLOOKED)
+        if connector is _UNLOOKED:
+            try:
+                connector = self.connector(member_id, capability)
+            except CapabilityMissing:
+                connector = None
+            entry.by_capability[capability] = connector
+        if connector is None:
             return Admission(member_id, None, SkipReason.NOT_SUPPORTED, f"this member's system offers no {capability.value}")
-        window = self.maintenance_now(member_id)
+        window = self._maintenance(entry.member, now)
         if window is not None:
             return Admission(member_id, None, SkipReason.MAINTENANCE, f"scheduled maintenance {window.describe()}; not contacted")
-        breaker = self.breaker(member_id)
+        breaker = entry.breaker
         if not breaker.allow():
             return Admission(
                 member_id, None, SkipReason.CIRCUIT_OPEN,
@@ -270,8 +308,9 @@ class MemberRegistry:
     def plan(self, capability: Capability, members: Sequence[str] | None = None) -> Plan:
         """Admit each chosen member for `capability`; the skipped ones carry their reason."""
         plan = Plan()
+        now = _LocalNow(self)  # one reading of the clock for every member of the plan
         for member_id in self.chosen(members):
-            admission = self.admit(member_id, capability)
+            admission = self._admit(member_id, capability, now)
             if admission.connector is None:
                 plan.skipped.append(admission.skipped_status(self.breaker(member_id).state))
                 continue

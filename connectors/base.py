@@ -81,10 +81,8 @@ class Connector(ABC):
     def __init__(self, settings: TargetSettings, http: HttpClient) -> None:
         self.settings = settings
         self.http = http
-
-    @property
-    def member(self) -> str:
-        return self.settings.member
+        # A plain attribute, not a property over settings: read ~10 times per member of every search.
+        self.member = settings.member
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
