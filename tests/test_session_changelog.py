@@ -7,13 +7,14 @@ import orjson
 
 from broker.members import MemberRegistry
 from broker.search import SearchService
-from broker.sessions.changelog import SearchSession
+from broker.sessions.changelog import SearchSession, progressive_homes, record_homes
 from broker.sessions.lines import StreamLines
 from broker.sessions.work_bytes import SerialisedWork, WorkBytes
 from broker.views import DisplayNames, status_view, work_view
 from connectors import HttpClient
 from tests.conftest import SandboxedConsortium
 from yokodan import SearchQuery, TargetState, TargetStatus
+from yokodan.client import ProgressiveState
 from yokodan.wire import SearchDiff
 
 
@@ -37,7 +38,10 @@ async def test_work_bytes_equal_the_work_view_and_reuse_unchanged_members(okayam
 
 
 def _work(work_id: str, data: str, *members: str) -> SerialisedWork:
-    return SerialisedWork(work_id, orjson.dumps({"work_id": work_id, "d": data}), tuple((m, ("1",), 0) for m in members))
+    """A work whose members' holdings are `{"member": m, "d": <its letter in data>}` (`data` spells each version)."""
+    holdings = tuple(orjson.dumps({"member": m, "d": d}) for m, d in zip(members, data))
+    header = orjson.dumps({"work_id": work_id, "d": data})[:-1]
+    return SerialisedWork(work_id, header, tuple((m, (d,), 0) for m, d in zip(members, data)), holdings)
 
 
 def _status(member: str, state: TargetState = TargetState.OK) -> tuple[TargetStatus, bytes]:
@@ -85,3 +89,57 @@ def test_a_version_the_log_no_longer_keeps_gets_the_whole_state() -> None:
     assert not _diff(session, 3)["reset"] and [w["work_id"] for w in _diff(session, 3)["inserted"]] == ["w3", "w4"]
     session.apply([_work("w4", "x", "a")], [])  # no change: no version
     assert session.version == 5
+
+
+def test_an_update_carries_the_holdings_of_the_members_that_changed_alone_and_the_settled_answer_whole() -> None:
+    session = SearchSession("s", keep_versions=100)
+    session.start([_status(m, TargetState.PENDING) for m in "abc"])
+    session.apply([_work("w1", "a", "a")], [_status("a")])  # v1
+    session.apply([_work("w1", "ab", "a", "b")], [_status("b")])  # v2
+    session.apply([_work("w1", "aBc", "a", "b", "c")], [_status("c")])  # v3: b's holdings changed, c joined
+    holding = {m: {"member": m.lower(), "d": m} for m in "abcB"}
+    assert _diff(session, 2)["updated"] == [
+        {"members": ["b", "c"], "whole": False, "work": {"work_id": "w1", "d": "aBc", "holdings": [holding["B"], holding["c"]]}}
+    ]
+    assert _diff(session, 1)["updated"] == _diff(session, 2)["updated"], "b changed twice since 1: its holdings once, as now"
+    # Settled: dedup regrouped the members (same holdings, new order): the update is the whole work.
+    session.finish([_work("w1", "cBa", "c", "b", "a")], {}, {}, [])
+    assert _diff(session, 2)["updated"] == [
+        {"members": ["b", "c"], "whole": True, "work": {"work_id": "w1", "d": "cBa", "holdings": [holding[m] for m in "cBa"]}}
+    ]
+    assert _diff(session, 3)["updated"] == [
+        {"members": [], "whole": True, "work": {"work_id": "w1", "d": "cBa", "holdings": [holding[m] for m in "cBa"]}}
+    ]
+
+
+async def test_a_client_applying_partial_updates_holds_every_work_as_the_broker_has_it(
+    okayama_sandbox: SandboxedConsortium, http: HttpClient
+) -> None:
+    """Real member answers through WorkBytes and a session; the client polls every other version."""
+    consortium = okayama_sandbox.consortium
+    names = DisplayNames.of(consortium)
+    serial, session, state = WorkBytes(names), SearchSession("s", keep_versions=100), ProgressiveState()
+    views: dict[str, dict] = {}  # every work as the broker has it now
+    homes: dict[str, tuple[str, str]] = {}
+    partial = 0
+    async for event in SearchService(MemberRegistry(consortium, http)).stream(SearchQuery(author="夏目漱石")):
+        if event.final:
+            ranked = event.works
+            session.finish([serial.serialise(w) for w in ranked], record_homes(ranked), homes, [])
+            diff = SearchDiff.model_validate_json(session.diff(state.version))
+            assert diff.updated and all(u.whole for u in diff.updated)
+            state.apply(diff)
+            assert [w.model_dump(mode="json") for w in state.ranked()] == [work_view(w, names) for w in ranked]
+            break
+        homes.update(progressive_homes(event.works))
+        session.apply([serial.serialise(w) for w in event.works], [])
+        views.update((w.work_id, work_view(w, names)) for w in event.works)
+        if session.version % 2:
+            continue
+        diff = SearchDiff.model_validate_json(session.diff(state.version))
+        for update in diff.updated:
+            assert not update.whole and [h.member for h in update.work.holdings] == update.members
+            partial += update.work.member_count - len(update.members)
+        state.apply(diff)
+        assert {k: w.model_dump(mode="json") for k, w in state.works.items()} == views
+    assert partial > 0, "some updates left out holdings the client already had"

@@ -3,7 +3,8 @@
 Every member answer that the fan-out applies is one new version. The session keeps the current
 state (each work's serialised bytes, each member's status bytes) and a log of which works and
 members each version touched. A diff since version N is read off the log entries after N (the works
-they name, at their current bytes), never by comparing result lists; when N is older than the log
+they name, at their current bytes; a work the client has comes with the holdings of the members that
+changed alone), never by comparing result lists; when N is older than the log
 keeps (or newer than the session has), the answer is the whole state with `reset: true`, never a
 wrong diff. Assembled diffs are cached per (N, current version), so every poller and SSE listener
 at the same version shares one bytes object.
@@ -105,7 +106,7 @@ class SearchSession:
         change = Change(self.version + 1)
         for work in works:
             previous = self._works.get(work.work_id)
-            if previous is not None and previous.work.data == work.data:
+            if previous is not None and previous.work.same_as(work):
                 continue
             change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
             self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
@@ -130,7 +131,7 @@ class SearchSession:
             change.works[work_id] = ()
         for work in ranked:
             previous = self._works.get(work.work_id)
-            if previous is not None and previous.work.data == work.data:
+            if previous is not None and previous.work.same_as(work):
                 continue
             change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
             self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
@@ -149,7 +150,7 @@ class SearchSession:
         its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
         for state in self._works.values():
             state.packed = zlib.compress(state.work.data, 1)
-            state.work = SerialisedWork(state.work.work_id, b"", ())  # nothing changes any more: no fragment keys
+            state.work = SerialisedWork(state.work.work_id, b"", (), ())  # nothing changes any more: no fragments
 
     def fail(self) -> None:
         """The fan-out broke after the session began: end it with what it has (the error is logged)."""
@@ -216,6 +217,17 @@ class SearchSession:
                 self._diffs.popitem(last=False)
         return cached
 
+    def _update(self, state: _WorkState, members: list[str]) -> bytes:
+        """A WorkUpdate: while members answer, the work's header and the holdings of the members that
+        changed (a popular work gains one member per answer: resending its sixty members' holdings each
+        time made every diff carry the whole result); a done session's works, settled and regrouped by
+        dedup, go whole."""
+        if self.done:
+            whole, work = b"true", state.data()
+        else:
+            whole, work = b"false", state.work.with_holdings(state.work.holdings_of(members))
+        return b'{"members":' + orjson.dumps(members) + b',"whole":' + whole + b',"work":' + work + b"}"
+
     def nbytes(self) -> int:
         """Bytes of serialised state this session holds (works, statuses, order): the bulk of its memory."""
         works = sum(len(w.packed if w.packed is not None else w.work.data) for w in self._works.values())
@@ -244,8 +256,7 @@ class SearchSession:
                     if state.born > since:
                         inserted.append(state.data())
                     else:
-                        changed = orjson.dumps(list(dict.fromkeys(changed_members)))
-                        updated.append(b'{"members":' + changed + b',"work":' + state.data() + b"}")
+                        updated.append(self._update(state, list(dict.fromkeys(changed_members))))
                     continue
                 gone = self._removed.get(work_id)
                 if gone is not None and gone.born <= since:  # a work born and gone since N is no news
