@@ -171,14 +171,16 @@ def report_broker(result: dict, probes: Probes) -> None:
         f"gen{gen} {len(ms)}x max {max(ms):.1f} ms total {sum(ms):.0f} ms" for gen, ms in sorted(probes.gc_ms.items())))  # fmt: skip
     settle = probes.settle_ms
     print(f"  final settle per search: p50 {quantile(settle, 0.5):.1f} ms   p99 {quantile(settle, 0.99):.1f} ms   max {max(settle):.1f} ms")
-    commits = [(s[2], (s[0] - probes.answered[key]) * 1000) for key, s in probes.committed.items() if key in probes.answered]
-    print("  per answer by works the session holds (answer -> version, median ms; diff assembly, median ms):")
+    commits = [(s[2], s[3], (s[0] - probes.answered[key]) * 1000) for key, s in probes.committed.items() if key in probes.answered]
+    print("  by works the session holds (is anything O(works) per answer?), medians: answer -> version ms, "
+          "the same per work the answer changed, diff assembly ms:")  # fmt: skip
     for low, high in zip(WORKS_BUCKETS, (*WORKS_BUCKETS[1:], 10**9)):
-        commit = [ms for held, ms in commits if low <= held < high]
+        commit = [(changed, ms) for held, changed, ms in commits if low <= held < high]
         diff = [ms for held, ms in probes.diff_ms if low <= held < high]
         if commit:
-            print(f"      {low:>4}-{high - 1 if high < 10**9 else '':<4} works: answer->version {statistics.median(commit):.2f} "
-                  f"({len(commit)})   diff {statistics.median(diff) if diff else float('nan'):.3f} ({len(diff)})")  # fmt: skip
+            print(f"      {low:>4}-{high - 1 if high < 10**9 else '':<4} works: {statistics.median(ms for _, ms in commit):.2f} ms "
+                  f"({len(commit)} answers)   {statistics.median(ms / max(changed, 1) for changed, ms in commit) * 1000:.0f} us "
+                  f"per changed work   diff {statistics.median(diff) if diff else float('nan'):.3f} ms")  # fmt: skip
 
 
 def main() -> None:

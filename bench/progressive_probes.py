@@ -44,7 +44,8 @@ STALL_MS = 5.0  # loop lags and gc pauses longer than this are kept as intervals
 @dataclass
 class Probes:
     answered: dict[tuple[str, str], float] = field(default_factory=dict)
-    committed: dict[tuple[str, str], tuple[float, int, int]] = field(default_factory=dict)  # time, version, works held
+    # time, version, works the session held, works the answer changed
+    committed: dict[tuple[str, str], tuple[float, int, int, int]] = field(default_factory=dict)
     woken: dict[str, tuple[list[int], list[float]]] = field(default_factory=lambda: defaultdict(lambda: ([], [])))
     sent: dict[str, tuple[list[int], list[float]]] = field(default_factory=lambda: defaultdict(lambda: ([], [])))
     lags_ms: list[float] = field(default_factory=list)
@@ -64,7 +65,7 @@ class Probes:
         committed = self.committed.get((session_id, member))
         if answered is None or committed is None:
             return None
-        at, version, held = committed
+        at, version, held, _ = committed
         woken = _first_at(self.woken.get(session_id), version, at)
         sent = _first_at(self.sent.get(session_id), version, at)
         return {
@@ -166,7 +167,7 @@ def _install(probes: Probes) -> None:
         now = time.monotonic()
         for status, _ in statuses:
             if status.state is not TargetState.PENDING:
-                probes.committed[(self.id, status.member)] = (now, self.version, len(self._works))
+                probes.committed[(self.id, status.member)] = (now, self.version, len(self._works), len(works))
 
     SearchSession.apply = timed_apply  # type: ignore[method-assign]
 
