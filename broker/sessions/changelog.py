@@ -34,11 +34,19 @@ __all__ = ["Change", "SearchSession"]
 
 @dataclass(slots=True)
 class Change:
-    """What one version touched."""
+    """What one version touched, while it is being applied (the log keeps it as a `_Logged`)."""
 
     version: int
     works: dict[str, tuple[str, ...]] = field(default_factory=dict)  # work id -> members whose holdings changed
     members: list[str] = field(default_factory=list)  # members whose status changed
+
+
+# A version in the log: (version, ((work id, members whose holdings changed), …), members whose status
+# changed). Tuples of str and int only, like the statuses' (data, running) pairs: the collector stops
+# tracking such tuples (CPython untracks a tuple of untracked values; never one holding a dict or a
+# list), so the logs and statuses of thousands of open sessions cost the full collections nothing; as
+# objects they were ~180 of the ~260 objects each open 60-member session added to every full collection.
+_Logged = tuple[int, tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -51,6 +59,8 @@ class _WorkState:
         return zlib.decompress(self.packed) if self.packed is not None else self.work.data
 
 
+_PACKED = SerialisedWork("", b"", (), ())  # a done session's works: their bytes are in _WorkState.packed
+
 DIFFS_CACHED = 2  # assembled diffs kept per session: the pollers and listeners at the newest versions share them
 
 
@@ -59,13 +69,6 @@ class _Removed:
     born: int
     version: int
     merged_into: str | None
-
-
-@dataclass(slots=True)
-class _Status:
-    data: bytes
-    version: int
-    running: bool
 
 
 def _running(status: TargetStatus) -> bool:
@@ -88,8 +91,8 @@ class SearchSession:
         self.task: asyncio.Task[None] | None = None  # the fan-out
         self._works: dict[str, _WorkState] = {}
         self._removed: dict[str, _Removed] = {}
-        self._statuses: dict[str, _Status] = {}
-        self._log: deque[Change] = deque(maxlen=keep_versions)
+        self._statuses: dict[str, tuple[bytes, bool]] = {}  # member -> its status JSON, and whether it still runs
+        self._log: deque[_Logged] = deque(maxlen=keep_versions)
         self._order: bytes | None = None  # ranked work ids, once done
         self._diffs: OrderedDict[int, bytes] = OrderedDict()  # since -> assembled diff at the current version
         self._changed = asyncio.Event()
@@ -99,7 +102,7 @@ class SearchSession:
     def start(self, statuses: list[tuple[TargetStatus, bytes]]) -> None:
         """Version 0: every member planned, with its pending (or skipped) status."""
         for status, data in statuses:
-            self._statuses[status.member] = _Status(data, 0, _running(status))
+            self._statuses[status.member] = (data, _running(status))
 
     def apply(self, works: list[SerialisedWork], statuses: list[tuple[TargetStatus, bytes]]) -> None:
         """One member answered: the works its records created or changed, and the statuses that changed."""
@@ -138,7 +141,7 @@ class SearchSession:
             self._removed.pop(work.work_id, None)
         for status, data in statuses:
             previous = self._statuses.get(status.member)
-            if previous is None or previous.data != data:
+            if previous is None or previous[0] != data:
                 self._set_status(change, status, data)
         self._order = compact(orjson.dumps([w.work_id for w in ranked]))
         self.done = True
@@ -150,7 +153,7 @@ class SearchSession:
         its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
         for state in self._works.values():
             state.packed = zlib.compress(state.work.data, 1)
-            state.work = SerialisedWork(state.work.work_id, b"", (), ())  # nothing changes any more: no fragments
+            state.work = _PACKED  # nothing changes any more: no fragments
 
     def fail(self) -> None:
         """The fan-out broke after the session began: end it with what it has (the error is logged)."""
@@ -166,11 +169,11 @@ class SearchSession:
         return self._member_sets.setdefault(key, key)
 
     def _set_status(self, change: Change, status: TargetStatus, data: bytes) -> None:
-        self._statuses[status.member] = _Status(data, change.version, _running(status))
+        self._statuses[status.member] = (data, _running(status))
         change.members.append(status.member)
 
     def _commit(self, change: Change) -> None:
-        self._log.append(change)
+        self._log.append((change.version, tuple(change.works.items()), tuple(change.members)))
         self.version = change.version
         self._diffs.clear()
         changed, self._changed = self._changed, asyncio.Event()
@@ -204,7 +207,7 @@ class SearchSession:
             return True
         if since > self.version or not self._log:
             return False
-        return self._log[0].version <= since + 1
+        return self._log[0][0] <= since + 1
 
     def diff(self, since: int) -> bytes:
         """The diff since `since` as JSON bytes (a `SearchDiff`), assembled once per version and `since`."""
@@ -231,7 +234,7 @@ class SearchSession:
     def nbytes(self) -> int:
         """Bytes of serialised state this session holds (works, statuses, order): the bulk of its memory."""
         works = sum(len(w.packed if w.packed is not None else w.work.data) for w in self._works.values())
-        return works + sum(len(s.data) for s in self._statuses.values()) + len(self._order or b"")
+        return works + sum(len(data) for data, _ in self._statuses.values()) + len(self._order or b"")
 
     def _assemble(self, since: int) -> bytes:
         reset = not self.keeps(since)
@@ -239,16 +242,16 @@ class SearchSession:
             inserted = [w.data() for w in self._works.values()]
             updated: list[bytes] = []
             removed: list[bytes] = []
-            finished = [s.data for s in self._statuses.values() if not s.running]
+            finished = [data for data, running in self._statuses.values() if not running]
         else:
             touched: dict[str, list[str]] = {}
             members: dict[str, None] = {}
-            for change in self._log:
-                if change.version <= since:
+            for version, works, changed_statuses in self._log:
+                if version <= since:
                     continue
-                for work_id, changed_members in change.works.items():
+                for work_id, changed_members in works:
                     touched.setdefault(work_id, []).extend(changed_members)
-                members.update(dict.fromkeys(change.members))
+                members.update(dict.fromkeys(changed_statuses))
             inserted, updated, removed = [], [], []
             for work_id, changed_members in touched.items():
                 state = self._works.get(work_id)
@@ -261,8 +264,8 @@ class SearchSession:
                 gone = self._removed.get(work_id)
                 if gone is not None and gone.born <= since:  # a work born and gone since N is no news
                     removed.append(orjson.dumps({"work_id": work_id, "merged_into": gone.merged_into}))
-            finished = [self._statuses[m].data for m in members if not self._statuses[m].running]
-        running = [m for m, s in self._statuses.items() if s.running]
+            finished = [data for data, running in map(self._statuses.__getitem__, members) if not running]
+        running = [m for m, (_, still) in self._statuses.items() if still]
         head = orjson.dumps(
             {"id": self.id, "version": self.version, "since": since, "reset": reset, "done": self.done, "running": running}
         )
