@@ -32,6 +32,7 @@ import gc
 import os
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -99,29 +100,30 @@ async def serve(sandbox: SandboxProcess, args: argparse.Namespace, probes: Probe
         else:
             probes.start_watching()
         cpu, started = time.process_time(), time.monotonic()
-        portals = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "bench" / "progressive_portal.py"), base, "--searches", str(args.searches),
-            "--concurrency", str(args.concurrency), "--records", str(args.records), stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await portals.communicate()
-        if portals.returncode != 0:
-            raise RuntimeError(f"the portal process failed ({portals.returncode})")
-        result = orjson.loads(out) | {"elapsed_s": time.monotonic() - started, "broker_cpu_s": time.process_time() - cpu}
-        if probes is not None:
-            probes.stop_watching()
-        store = app[SESSIONS_KEY]
-        assert len(store) == args.searches, len(store)
-        gc.collect()
-        result["open"] = len(store)
-        result["tracked"] = tracked
+        with tempfile.NamedTemporaryFile(suffix=".json") as receipts:  # read once the memory is measured
+            portals = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "bench" / "progressive_portal.py"), base, "--searches", str(args.searches),
+                "--concurrency", str(args.concurrency), "--records", str(args.records), "--out", receipts.name,
+            )  # fmt: skip
+            if await portals.wait() != 0:
+                raise RuntimeError(f"the portal process failed ({portals.returncode})")
+            elapsed_s, broker_cpu_s = time.monotonic() - started, time.process_time() - cpu
+            if probes is not None:
+                probes.stop_watching()
+            store = app[SESSIONS_KEY]
+            assert len(store) == args.searches, len(store)
+            gc.collect()
+            held_kb = None
+            if probes is None:
+                held_kb = (tracemalloc.get_traced_memory()[0] - before) / args.searches / 1024
+                if args.top:
+                    for stat in tracemalloc.take_snapshot().statistics("lineno")[:12]:
+                        print(stat)
+                tracemalloc.stop()
+            result = orjson.loads(Path(receipts.name).read_bytes())
+        result |= {"elapsed_s": elapsed_s, "broker_cpu_s": broker_cpu_s, "open": len(store), "tracked": tracked, "held_kb": held_kb}
         result["tracked_per_session"] = (len(gc.get_objects()) - tracked) / len(store)
         result["state_kb"] = statistics.mean(s.nbytes() for s in store._sessions.values()) / 1024
-        if probes is None:
-            result["held_kb"] = (tracemalloc.get_traced_memory()[0] - before) / args.searches / 1024
-            if args.top:
-                for stat in tracemalloc.take_snapshot().statistics("lineno")[:12]:
-                    print(stat)
-            tracemalloc.stop()
     finally:
         await runner.cleanup()
     return result

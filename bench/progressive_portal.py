@@ -6,10 +6,10 @@ Each diff is stamped with time.monotonic() as soon as its bytes are in (before i
 that is CLOCK_MONOTONIC, one clock for every process, so the broker can subtract its own stamps.
 
 Sessions run `--concurrency` at a time, alternately followed by long-poll (GET …?version=N&timeout=20)
-and SSE (GET …/events); none is deleted. At the end one JSON object goes to stdout:
+and SSE (GET …/events); none is deleted. At the end one JSON object goes to `--out` (default stdout):
 {"sessions": [{"id", "via", "received": {member: monotonic}}], "cpu_s": this process's CPU time}.
 
-Usage: python3 bench/progressive_portal.py BASE_URL [--searches 200] [--concurrency 1] [--records 20]
+Usage: python3 bench/progressive_portal.py BASE_URL [--searches 200] [--concurrency 1] [--records 20] [--out FILE]
 """
 
 from __future__ import annotations
@@ -99,9 +99,14 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--records", type=int, default=20)
+    parser.add_argument("--out", help="write the receipts to this file")
     args = parser.parse_args()
     sessions = asyncio.run(run(args.base, args.searches, args.concurrency, args.records))
-    sys.stdout.buffer.write(orjson.dumps({"sessions": sessions, "cpu_s": time.process_time()}) + b"\n")
+    receipts = orjson.dumps({"sessions": sessions, "cpu_s": time.process_time()}) + b"\n"
+    if args.out:
+        Path(args.out).write_bytes(receipts)
+    else:
+        sys.stdout.buffer.write(receipts)
 
 
 if __name__ == "__main__":

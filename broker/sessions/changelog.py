@@ -41,12 +41,14 @@ class Change:
     members: list[str] = field(default_factory=list)  # members whose status changed
 
 
-# A version in the log: (version, ((work id, members whose holdings changed), …), members whose status
-# changed). Tuples of str and int only, like the statuses' (data, running) pairs: the collector stops
-# tracking such tuples (CPython untracks a tuple of untracked values; never one holding a dict or a
-# list), so the logs and statuses of thousands of open sessions cost the full collections nothing; as
-# objects they were ~180 of the ~260 objects each open 60-member session added to every full collection.
-_Logged = tuple[int, tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]
+# A version in the log: (version, work ids, the members whose holdings changed in each of those works,
+# members whose status changed). Tuples of str and int only, like the statuses' (data, running) pairs:
+# the collector stops tracking such tuples (CPython untracks a tuple of untracked values; never one
+# holding a dict or a list), so the logs and statuses of thousands of open sessions cost the full
+# collections nothing; as objects they were ~180 of the ~260 objects each open 60-member session added
+# to every full collection. Two parallel tuples rather than (work, members) pairs: a pair per logged
+# work cost 64 bytes, three times the dict it replaced (tracemalloc).
+_Logged = tuple[int, tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -173,7 +175,8 @@ class SearchSession:
         change.members.append(status.member)
 
     def _commit(self, change: Change) -> None:
-        self._log.append((change.version, tuple(change.works.items()), tuple(change.members)))
+        works = change.works
+        self._log.append((change.version, tuple(works), tuple(works.values()), tuple(change.members)))
         self.version = change.version
         self._diffs.clear()
         changed, self._changed = self._changed, asyncio.Event()
@@ -246,10 +249,10 @@ class SearchSession:
         else:
             touched: dict[str, list[str]] = {}
             members: dict[str, None] = {}
-            for version, works, changed_statuses in self._log:
+            for version, work_ids, member_sets, changed_statuses in self._log:
                 if version <= since:
                     continue
-                for work_id, changed_members in works:
+                for work_id, changed_members in zip(work_ids, member_sets):
                     touched.setdefault(work_id, []).extend(changed_members)
                 members.update(dict.fromkeys(changed_statuses))
             inserted, updated, removed = [], [], []
