@@ -51,18 +51,6 @@ class Change:
 _Logged = tuple[int, tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...]]
 
 
-@dataclass(slots=True)
-class _WorkState:
-    work: SerialisedWork
-    born: int  # the version that inserted it
-    packed: bytes | None = None  # once the session is done: the work's bytes, compressed (work.data dropped)
-
-    def data(self) -> bytes:
-        return zlib.decompress(self.packed) if self.packed is not None else self.work.data
-
-
-_PACKED = SerialisedWork("", b"", (), ())  # a done session's works: their bytes are in _WorkState.packed
-
 DIFFS_CACHED = 2  # assembled diffs kept per session: the pollers and listeners at the newest versions share them
 
 
@@ -91,7 +79,9 @@ class SearchSession:
         self.closed = False  # expired or deleted: waiters wake and give up
         self.listeners = 0  # SSE streams connected now (a connected stream keeps the session alive)
         self.task: asyncio.Task[None] | None = None  # the fan-out
-        self._works: dict[str, _WorkState] = {}
+        self._works: dict[str, SerialisedWork] = {}  # while members answer (emptied into _packed when done)
+        self._packed: dict[str, bytes] = {}  # a done session's works, zlib-packed (str -> bytes: untracked by gc)
+        self._born: dict[str, int] = {}  # every work it has -> the version that inserted it, in insertion order
         self._removed: dict[str, _Removed] = {}
         self._statuses: dict[str, tuple[bytes, bool]] = {}  # member -> its status JSON, and whether it still runs
         self._log: deque[_Logged] = deque(maxlen=keep_versions)
@@ -110,11 +100,7 @@ class SearchSession:
         """One member answered: the works its records created or changed, and the statuses that changed."""
         change = Change(self.version + 1)
         for work in works:
-            previous = self._works.get(work.work_id)
-            if previous is not None and previous.work.same_as(work):
-                continue
-            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
-            self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
+            self._put(change, work)
         for status, data in statuses:
             self._set_status(change, status, data)
         if change.works or change.members:
@@ -130,17 +116,13 @@ class SearchSession:
         change = Change(self.version + 1)
         settled = {w.work_id: w for w in ranked}
         for work_id in [w for w in self._works if w not in settled]:
-            state = self._works.pop(work_id)
+            del self._works[work_id]
             home = progressive_records.get(work_id)
-            self._removed[work_id] = _Removed(state.born, change.version, record_homes.get(home) if home else None)
+            self._removed[work_id] = _Removed(self._born.pop(work_id), change.version, record_homes.get(home) if home else None)
             change.works[work_id] = ()
         for work in ranked:
-            previous = self._works.get(work.work_id)
-            if previous is not None and previous.work.same_as(work):
-                continue
-            change.works[work.work_id] = self._shared(work.members_changed_since(previous.work if previous else None))
-            self._works[work.work_id] = _WorkState(work, previous.born if previous else change.version)
-            self._removed.pop(work.work_id, None)
+            if self._put(change, work):
+                self._removed.pop(work.work_id, None)
         for status, data in statuses:
             previous = self._statuses.get(status.member)
             if previous is None or previous[0] != data:
@@ -150,17 +132,33 @@ class SearchSession:
         self._commit(change)
         self._pack()
 
+    def _put(self, change: Change, work: SerialisedWork) -> bool:
+        """Log `work` in `change` unless the session has it as it is; whether it was new or changed."""
+        previous = self._works.get(work.work_id)
+        if previous is not None and previous.same_as(work):
+            return False
+        change.works[work.work_id] = self._shared(work.members_changed_since(previous))
+        self._works[work.work_id] = work
+        self._born.setdefault(work.work_id, change.version)
+        return True
+
     def _pack(self) -> None:
         """A done session is read rarely (a client's last poll, a late reconnect) and may stay open long:
-        its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled."""
-        for state in self._works.values():
-            state.packed = zlib.compress(state.work.data, 1)
-            state.work = _PACKED  # nothing changes any more: no fragments
+        its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled.
+        As a dict of str -> bytes, which the collector does not track: a done session's works cost the full
+        collections nothing, however many it holds."""
+        self._packed = {work_id: zlib.compress(work.data, 1) for work_id, work in self._works.items()}
+        self._works = {}
+
+    def _data(self, work_id: str) -> bytes:
+        """A work's whole WorkView JSON."""
+        packed = self._packed.get(work_id)
+        return zlib.decompress(packed) if packed is not None else self._works[work_id].data
 
     def fail(self) -> None:
         """The fan-out broke after the session began: end it with what it has (the error is logged)."""
         change = Change(self.version + 1)
-        self._order = orjson.dumps(list(self._works))
+        self._order = orjson.dumps(list(self._born))
         self.done = True
         self._commit(change)
 
@@ -223,26 +221,27 @@ class SearchSession:
                 self._diffs.popitem(last=False)
         return cached
 
-    def _update(self, state: _WorkState, members: list[str]) -> bytes:
+    def _update(self, work_id: str, members: list[str]) -> bytes:
         """A WorkUpdate: while members answer, the work's header and the holdings of the members that
         changed (a popular work gains one member per answer: resending its sixty members' holdings each
         time made every diff carry the whole result); a done session's works, settled and regrouped by
         dedup, go whole."""
         if self.done:
-            whole, work = b"true", state.data()
+            whole, work = b"true", self._data(work_id)
         else:
-            whole, work = b"false", state.work.with_holdings(state.work.holdings_of(members))
+            current = self._works[work_id]
+            whole, work = b"false", current.with_holdings(current.holdings_of(members))
         return b'{"members":' + orjson.dumps(members) + b',"whole":' + whole + b',"work":' + work + b"}"
 
     def nbytes(self) -> int:
         """Bytes of serialised state this session holds (works, statuses, order): the bulk of its memory."""
-        works = sum(len(w.packed if w.packed is not None else w.work.data) for w in self._works.values())
+        works = sum(map(len, self._packed.values())) + sum(len(w.data) for w in self._works.values())
         return works + sum(len(data) for data, _ in self._statuses.values()) + len(self._order or b"")
 
     def _assemble(self, since: int) -> bytes:
         reset = not self.keeps(since)
         if reset or since == 0:
-            inserted = [w.data() for w in self._works.values()]
+            inserted = [self._data(w) for w in self._born]
             updated: list[bytes] = []
             removed: list[bytes] = []
             finished = [data for data, running in self._statuses.values() if not running]
@@ -257,12 +256,12 @@ class SearchSession:
                 members.update(dict.fromkeys(changed_statuses))
             inserted, updated, removed = [], [], []
             for work_id, changed_members in touched.items():
-                state = self._works.get(work_id)
-                if state is not None:
-                    if state.born > since:
-                        inserted.append(state.data())
+                born = self._born.get(work_id)
+                if born is not None:
+                    if born > since:
+                        inserted.append(self._data(work_id))
                     else:
-                        updated.append(self._update(state, list(dict.fromkeys(changed_members))))
+                        updated.append(self._update(work_id, list(dict.fromkeys(changed_members))))
                     continue
                 gone = self._removed.get(work_id)
                 if gone is not None and gone.born <= since:  # a work born and gone since N is no news
