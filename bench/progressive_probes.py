@@ -51,7 +51,8 @@ class Probes:
     lags_ms: list[float] = field(default_factory=list)
     gc_ms: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     stalls: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of lags and gc pauses > STALL_MS
-    settle_ms: list[float] = field(default_factory=list)
+    settle_ms: list[float] = field(default_factory=list)  # the whole final event: dedup's settle, rank, serialise, log
+    finish_ms: list[float] = field(default_factory=list)  # of which the session's part (SearchSession.finish: log, pack)
     diff_ms: list[tuple[int, float]] = field(default_factory=list)  # works held, time to assemble one diff
     diff_bytes: list[int] = field(default_factory=list)  # size of each diff handed out
     diff_version: dict[str, int] = field(default_factory=dict)  # session -> version of the last diff assembled
@@ -136,7 +137,8 @@ def installed(probes: Probes) -> Iterator[None]:
 
 _PATCHED = [
     (SRUConnector, "search"), (routes, "run_fanout"), (SearchSession, "apply"),
-    (SearchSession, "wait_newer"), (SearchSession, "diff"), (sse, "_write"), (sse, "events_handler"), (fanout, "_finish"),
+    (SearchSession, "wait_newer"), (SearchSession, "diff"), (SearchSession, "finish"), (sse, "_write"), (sse, "events_handler"),
+    (fanout, "_finish"),
 ]  # fmt: skip
 
 
@@ -210,14 +212,23 @@ def _install(probes: Probes) -> None:
 
     sse.events_handler = named_events  # type: ignore[assignment]
 
-    finish = fanout._finish
+    settle = fanout._finish
 
-    def timed_finish(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def timed_settle(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         started = time.monotonic()
-        finish(*args, **kwargs)
+        settle(*args, **kwargs)
         probes.settle_ms.append((time.monotonic() - started) * 1000)
 
-    fanout._finish = timed_finish  # type: ignore[assignment]
+    fanout._finish = timed_settle  # type: ignore[assignment]
+
+    finish = SearchSession.finish
+
+    def timed_finish(self: SearchSession, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        finish(self, *args, **kwargs)
+        probes.finish_ms.append((time.monotonic() - started) * 1000)
+
+    SearchSession.finish = timed_finish  # type: ignore[method-assign]
 
 
 _SSE_SESSION: contextvars.ContextVar[str] = contextvars.ContextVar("bench_sse_session")

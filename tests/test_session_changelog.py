@@ -147,21 +147,24 @@ async def test_a_client_applying_partial_updates_holds_every_work_as_the_broker_
     assert partial > 0, "some updates left out holdings the client already had"
 
 
-def test_a_done_sessions_works_log_and_statuses_are_no_work_for_the_garbage_collector() -> None:
-    """Thousands of open sessions: each full collection walks what they hold, except untracked tuples."""
+async def test_a_done_sessions_works_log_and_statuses_are_no_work_for_the_garbage_collector() -> None:
+    """Thousands of open sessions: each full collection walks what they hold, except untracked containers."""
 
-    def done_session(n: int) -> SearchSession:
+    async def done_session(n: int) -> SearchSession:
         session = SearchSession(f"s{n}", keep_versions=100)
         members = [f"m{i:02d}" for i in range(30)]
         session.start([_status(m, TargetState.PENDING) for m in members])
         for i, member in enumerate(members):  # 30 versions, each touching the 40 works
             session.apply([_work(f"w{k}", "x" * (i + 1), *members[: i + 1]) for k in range(40)], [_status(member)])
         session.finish([_work(f"w{k}", "x" * 30, *members) for k in range(40)], {}, {}, [])
+        full = session.diff(0)
+        await session.pack()
+        assert session.diff(0) == full, "packed, the same state"
         return session
 
     gc.collect()
     before = len(gc.get_objects())
-    sessions = [done_session(n) for n in range(40)]
+    sessions = [await done_session(n) for n in range(40)]
     gc.collect()
     gc.collect()  # a tuple is untracked once what it holds is: the outer ones on the second pass
     per_session = (len(gc.get_objects()) - before) / len(sessions)

@@ -130,7 +130,6 @@ class SearchSession:
         self._order = compact(orjson.dumps([w.work_id for w in ranked]))
         self.done = True
         self._commit(change)
-        self._pack()
 
     def _put(self, change: Change, work: SerialisedWork) -> bool:
         """Log `work` in `change` unless the session has it as it is; whether it was new or changed."""
@@ -142,12 +141,14 @@ class SearchSession:
         self._born.setdefault(work.work_id, change.version)
         return True
 
-    def _pack(self) -> None:
-        """A done session is read rarely (a client's last poll, a late reconnect) and may stay open long:
-        its works are kept compressed (JSON of holdings packs about 5:1), unpacked when a diff is assembled.
-        As a dict of str -> bytes, which the collector does not track: a done session's works cost the full
-        collections nothing, however many it holds."""
-        self._packed = {work_id: zlib.compress(work.data, 1) for work_id, work in self._works.items()}
+    async def pack(self) -> None:
+        """Once done: keep the works compressed. A done session is read rarely (a client's last poll, a
+        late reconnect) and may stay open long; JSON of holdings packs about 5:1, unpacked when a diff is
+        assembled. Compressed in a thread (zlib lets go of the GIL): 2-10 ms per 60-member search that
+        the event loop, delivering other sessions' answers, need not wait for. As a dict of str -> bytes,
+        which the collector does not track: a done session's works cost the full collections nothing."""
+        works = self._works  # a done session changes no more: the thread reads what nothing writes
+        self._packed = await asyncio.to_thread(_packed, works)
         self._works = {}
 
     def _data(self, work_id: str) -> bytes:
@@ -282,6 +283,10 @@ class SearchSession:
                 b"}",
             )
         )  # fmt: skip
+
+
+def _packed(works: dict[str, SerialisedWork]) -> dict[str, bytes]:
+    return {work_id: zlib.compress(work.data, 1) for work_id, work in works.items()}
 
 
 def progressive_homes(works: list[Work]) -> dict[str, tuple[str, str]]:
