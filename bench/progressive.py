@@ -175,8 +175,8 @@ def report_broker(result: dict, probes: Probes) -> None:
     settle = probes.settle_ms
     finish = probes.finish_ms
     print(f"  final settle per search (one loop step): p50 {quantile(settle, 0.5):.1f} ms   p99 {quantile(settle, 0.99):.1f} ms   "
-          f"max {max(settle):.1f} ms; of which the session's log and pack p50 {quantile(finish, 0.5):.1f} ms   "
-          f"p99 {quantile(finish, 0.99):.1f} ms (the rest: dedup's settle, ranking, serialising)")  # fmt: skip
+          f"max {max(settle):.1f} ms; of which the session's log p50 {quantile(finish, 0.5):.1f} ms   "
+          f"p99 {quantile(finish, 0.99):.1f} ms (the rest: dedup's settle, ranking, serialising; its works are packed in a thread after)")  # fmt: skip
     commits = [(s[2], s[3], (s[0] - probes.answered[key]) * 1000) for key, s in probes.committed.items() if key in probes.answered]
     print("  by works the session holds (is anything O(works) per answer?), medians: answer -> version ms, "
           "the same per work the answer changed, diff assembly ms:")  # fmt: skip

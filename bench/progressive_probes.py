@@ -52,7 +52,7 @@ class Probes:
     gc_ms: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     stalls: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of lags and gc pauses > STALL_MS
     settle_ms: list[float] = field(default_factory=list)  # the whole final event: dedup's settle, rank, serialise, log
-    finish_ms: list[float] = field(default_factory=list)  # of which the session's part (SearchSession.finish: log, pack)
+    finish_ms: list[float] = field(default_factory=list)  # of which the session's part (SearchSession.finish: its log)
     diff_ms: list[tuple[int, float]] = field(default_factory=list)  # works held, time to assemble one diff
     diff_bytes: list[int] = field(default_factory=list)  # size of each diff handed out
     diff_version: dict[str, int] = field(default_factory=dict)  # session -> version of the last diff assembled
