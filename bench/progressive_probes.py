@@ -36,7 +36,8 @@ from broker.sessions.changelog import SearchSession
 from connectors.sru import SRUConnector
 from yokodan import TargetState
 
-_SESSION: contextvars.ContextVar[str] = contextvars.ContextVar("bench_session")
+_SESSION: contextvars.ContextVar[str] = contextvars.ContextVar("bench_session")  # the fan-out's session
+_SSE_SESSION: contextvars.ContextVar[str] = contextvars.ContextVar("bench_sse_session")  # an SSE handler's session
 TICK_S = 0.002
 STALL_MS = 5.0  # loop lags and gc pauses longer than this are kept as intervals, to match against slow deliveries
 
@@ -229,9 +230,6 @@ def _install(probes: Probes) -> None:
         probes.finish_ms.append((time.monotonic() - started) * 1000)
 
     SearchSession.finish = timed_finish  # type: ignore[method-assign]
-
-
-_SSE_SESSION: contextvars.ContextVar[str] = contextvars.ContextVar("bench_sse_session")
 
 
 def stamp_poll_sent(probes: Probes) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
