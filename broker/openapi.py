@@ -184,7 +184,7 @@ _SESSION_ID = "kT3v9QeXb2mLr8Zp"
 _CREATED = {"id": _SESSION_ID, "version": 0,
             "links": {"self": f"/api/v1/searches/{_SESSION_ID}", "events": f"/api/v1/searches/{_SESSION_ID}/events"}}  # fmt: skip
 _DIFF = {"id": _SESSION_ID, "version": 3, "since": 1, "reset": False, "done": False, "running": ["tsuyama-city"],
-         "inserted": [_WORK], "updated": [{"members": ["okayama-city"], "work": _WORK}],
+         "inserted": [_WORK], "updated": [{"members": ["okayama-city"], "whole": False, "work": _WORK}],
          "removed": [{"work_id": "w5c1e0b7d9a3f", "merged_into": "isbn:9784101010137"}], "finished": [_TARGET], "order": None}  # fmt: skip
 _DIFF_DONE = {**_DIFF, "version": 4, "since": 3, "done": True, "running": [], "inserted": [], "updated": [], "removed": [],
               "finished": [], "order": ["isbn:9784101010137"]}  # fmt: skip
@@ -294,7 +294,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "get", "/api/v1/searches/{search_id}", "pollSearch", "Long-poll a session: the diff since a version", "search sessions",
         description="Answers at once when the session is past `version` (or done), else waits up to `timeout` seconds "
         "(at most 30) and answers what changed meanwhile, perhaps nothing. Works inserted, works updated with the "
-        "members whose holdings changed, works removed (merged by dedup), members still running and members "
+        "members whose holdings changed (and only their holdings, unless `whole`), works removed (merged by dedup), members still running and members "
         "finished. A version the session no longer keeps gets the whole state with `reset: true`. " + _PER_PROCESS,
         query=SessionPoll, query_examples={"version": 1, "timeout": 10},
         replies={200: Reply("the diff since `version`", wire.SearchDiff, example=_DIFF)},

@@ -123,6 +123,12 @@ async def test_version_zero_gets_everything_and_an_old_version_the_whole_state_w
         assert (same.inserted, same.updated, same.finished, same.done) == ([], [], [], True)
         _, again = await broker.poll(search_id, 0)
         assert again is not full_raw and again == full_raw
+        session = broker.app[SESSIONS_KEY].get(search_id)
+        assert session.task is not None
+        await session.task  # it packs the works of the done session off the loop, then ends
+        assert session.nbytes() < len(full_raw) / 2, "a done session keeps its works compressed"
+        _, packed = await broker.poll(search_id, 0)
+        assert packed == full_raw
 
 
 async def test_a_long_poll_waits_for_the_next_answer_and_no_longer_than_its_timeout(okayama_sandbox: SandboxedConsortium) -> None:

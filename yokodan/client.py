@@ -265,13 +265,19 @@ class ProgressiveState:
         for work in diff.inserted:
             self.works[work.work_id] = work
         for update in diff.updated:
-            self.works[update.work.work_id] = update.work
+            self.works[update.work.work_id] = update.work if update.whole else self._merged(update.work)
         for gone in diff.removed:
             self.works.pop(gone.work_id, None)
         for status in diff.finished:
             self.statuses[status.member] = status
         self.running = list(diff.running)
         self.version, self.done, self.order = diff.version, diff.done, diff.order
+
+    def _merged(self, changed: WorkView) -> WorkView:
+        """The work the client has with the changed members' holdings put in (WorkUpdate)."""
+        holdings = {h.member: h for h in self.works[changed.work_id].holdings}
+        holdings.update((h.member, h) for h in changed.holdings)  # in place, new members at the end
+        return changed.model_copy(update={"holdings": list(holdings.values())})
 
     def ranked(self) -> list[WorkView]:
         if self.order is None:

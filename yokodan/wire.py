@@ -219,9 +219,17 @@ class SearchSessionCreated(WireModel):
 
 
 class WorkUpdate(WireModel):
-    """A work the client has, as it is now; `members` are those whose holdings in it changed."""
+    """A work the client has, changed; `members` are those whose holdings in it changed.
+
+    `work` is the work as it is now, except that unless `whole` its `holdings` are only those of
+    `members`: replace the client's entries of those members (in place) and append the new ones; the
+    other members' holdings are as the client has them (while members answer, a work only gains
+    members, at the end). With `whole` (the settled answer, which may regroup) `work` replaces the
+    client's work as it is.
+    """
 
     members: list[str]
+    whole: bool = Field(description="true: `work.holdings` are all the work's holdings; false: only those of `members`")
     work: WorkView
 
 

@@ -55,6 +55,7 @@ async def run_fanout(
         async with gate.place():
             admitted.set_result(None)
             await _fan_out(session, service, names, query, members, near)
+        await session.pack()  # done: its place at the gate is free for the next search meanwhile
     except asyncio.CancelledError:
         if not admitted.done():  # ended while waiting at the gate
             admitted.cancel()

@@ -4,7 +4,9 @@ A popular work of a 60-member search changes sixty times while members answer; r
 whole view each time (every member's holdings, every copy) made the progressive path quadratic in
 the members holding it. Here a work's holdings are kept as one pre-serialised fragment per member
 (keyed by that member's records in the work), so a change costs the work's header and the fragment
-of the member that answered; the other members' fragments are reused as bytes. The bytes are equal
+of the member that answered; the other members' fragments are reused as bytes. A work is kept as its
+header and its members' fragments, so that a diff can carry a changed work's header and the fragments
+of the members that changed alone (broker.sessions.changelog). The whole bytes are equal
 to `orjson.dumps(work_view(work, names))` (tests/test_work_bytes.py holds them to it), and every
 poller, SSE listener and stream line shares them.
 
@@ -61,8 +63,26 @@ class _WorkParts:
 @dataclass(frozen=True, slots=True)
 class SerialisedWork:
     work_id: str
-    data: bytes  # the WorkView JSON
+    header: bytes  # the WorkView JSON up to its holdings: `{"work_id":…,"available_copies":N` (no closing brace)
     fragments: tuple[FragmentKey, ...]  # which member holdings it is made of (what changed between two versions)
+    holdings: tuple[bytes, ...]  # each member's MemberHoldings JSON, in the order of `fragments`
+
+    @property
+    def data(self) -> bytes:
+        """The whole WorkView JSON."""
+        return self.with_holdings(self.holdings)
+
+    def with_holdings(self, holdings: tuple[bytes, ...] | list[bytes]) -> bytes:
+        """The WorkView JSON with only these members' holdings (a diff's update carries the changed ones)."""
+        return b"".join((self.header, b',"holdings":[', b",".join(holdings), b"]}"))
+
+    def holdings_of(self, members: list[str]) -> list[bytes]:
+        """The holdings of `members`, in the work's member order."""
+        wanted = set(members)
+        return [data for key, data in zip(self.fragments, self.holdings) if key[0] in wanted]
+
+    def same_as(self, other: SerialisedWork) -> bool:
+        return self.header == other.header and self.fragments == other.fragments
 
     def members_changed_since(self, earlier: SerialisedWork | None) -> list[str]:
         """Members whose holdings in this work differ from `earlier` (all of them when there is none)."""
@@ -114,8 +134,7 @@ class WorkBytes:
                 "available_copies": parts.available,
             }
         )
-        data = b"".join((header[:-1], b',"holdings":[', b",".join(f.data for f in fragments), b"]}"))
-        return SerialisedWork(work.work_id, data, tuple(parts.keys.values()))
+        return SerialisedWork(work.work_id, header[:-1], tuple(parts.keys.values()), tuple(f.data for f in fragments))
 
     def forget(self) -> None:
         """Drop the fragments (a finished session keeps only its works' bytes)."""
