@@ -49,7 +49,7 @@ from bench.progressive_portal import one_session  # noqa: E402
 from bench.progressive_probes import Probes, installed, stamp_poll_sent  # noqa: E402
 from broker.admission import AdmissionSettings  # noqa: E402
 from broker.api import build_app  # noqa: E402
-from broker.gc_tuning import freeze_startup_heap  # noqa: E402
+from broker.collector import tune_for_serving  # noqa: E402
 from broker.sessions.routes import SESSIONS_KEY  # noqa: E402
 from broker.sessions.settings import SessionSettings  # noqa: E402
 
@@ -87,7 +87,7 @@ async def serve(sandbox: SandboxProcess, args: argparse.Namespace, probes: Probe
     await site.start()
     host, port = runner.addresses[0][:2]
     base = f"http://{host}:{port}"
-    freeze_startup_heap()  # as `serve` does once started (broker/gc_tuning.py)
+    tune_for_serving()  # as `serve` does once started (broker.collector)
     try:
         async with aiohttp.ClientSession() as http:  # warm the members' connections, as a running broker has them
             warm = await one_session(http, base, args.records, "poll")

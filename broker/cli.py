@@ -20,7 +20,6 @@ from broker.collector import tune_for_serving
 from broker.consortium import Consortium, load_consortium
 from broker.http_server import bound_port, start_server
 from broker.fd_limit import connection_cap, raise_nofile_limit
-from broker.gc_tuning import freeze_startup_heap
 from broker.outbound import DEFAULT_BURST, DEFAULT_MAX_IN_FLIGHT, FanoutSettings
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
@@ -190,7 +189,6 @@ async def _serve(
         consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout, idle_trim_s=idle_trim_s
     )
     runner = await start_server(app, host, port)
-    freeze_startup_heap()  # the app has started: what it built lives until exit (broker/gc_tuning.py)
     return runner
 
 
