@@ -93,6 +93,11 @@ async def get_json(
         return response.status, response.headers, orjson.loads(body) if body else {}
 
 
+def wrong_key(key: str) -> str:
+    """The key with its last character changed (never to itself: a fixed replacement was the key 1 time in 64)."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 def session_from(local_address: str) -> aiohttp.ClientSession:
     """A client whose connections come from `local_address` (any 127.x.y.z on Linux loopback)."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(local_address, 0), force_close=True))

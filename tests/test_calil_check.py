@@ -21,7 +21,7 @@ from connectors.errors import TargetHTTPError
 from connectors.settings import TargetSettings
 from connectors.status_words import StatusMapper
 from sandbox.spec import FaultConfig
-from tests.edge_helpers import Broker, get_json, running_broker
+from tests.edge_helpers import Broker, get_json, running_broker, wrong_key
 from tests.test_portal_keys import create
 
 ISBN13 = "9784101010045"  # 三四郎: held by okayama-city and others, not by every sandbox member
@@ -216,7 +216,7 @@ async def test_a_key_for_some_members_checks_only_those(tmp_path: Path) -> None:
         url = f"{broker.url}/api/v1/check"
         status, _, body = await get_json(session, url, {"appkey": key, "isbn": ISBN13, "systemid": "Okayama_Okayama,Okayama_Pref", "callback": "no"})
         assert (status, body["reason"], body["errors"]) == (403, "members_not_allowed", [{"parameter": "members", "detail": "okayama-pref"}])
-        status, _, body = await get_json(session, url, {"appkey": key[:-1] + "Q", "isbn": ISBN13, "systemid": "okayama-city", "callback": "no"})
+        status, _, body = await get_json(session, url, {"appkey": wrong_key(key), "isbn": ISBN13, "systemid": "okayama-city", "callback": "no"})
         assert (status, body["reason"]) == (401, "invalid_api_key")
         status, _, body = await get_json(session, url, {"appkey": key, "isbn": ISBN13, "systemid": "Okayama_Okayama", "callback": "no"})
         assert status == 200 and list(body["books"][ISBN13]) == ["Okayama_Okayama"]

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from broker.admission import AdmissionSettings
-from tests.edge_helpers import running_broker
+from tests.edge_helpers import running_broker, wrong_key
 from tests.test_portal_keys import create
 from yokodan.client import AsyncClient, Client, Forbidden, RateLimited, Unauthorized
 
@@ -79,7 +79,7 @@ async def test_both_clients_with_a_key_against_a_broker_without_anonymous_search
 
         count, reason, retry_after = await asyncio.to_thread(sync_calls)
         assert count >= 1 and reason == "rate_limited" and retry_after == 100
-        with Client(broker.url, api_key=key[:-1] + ("A" if key[-1] != "A" else "B")) as wrong:
+        with Client(broker.url, api_key=wrong_key(key)) as wrong:
             with pytest.raises(Unauthorized) as caught:
                 await asyncio.to_thread(wrong.members)
             assert caught.value.reason == "invalid_api_key"
