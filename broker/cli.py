@@ -230,22 +230,11 @@ def _print_test_patrons(consortium: Consortium) -> None:
         print(f"  test patron {patron.id} ({patron.about}): {cards}")
 
 
-async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
-    consortium = _load(args.consortium, getattr(args, "base_url", None))
-    sandbox = None
-    if with_sandbox:
-        from broker.demo import start_sandbox
-
-        sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
-        print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
-    ledger = _ledger_config(args, consortium)
-    portal_keys = Path(args.portal_keys) if getattr(args, "portal_keys", None) else None
-    idle_trim_s = getattr(args, "idle_trim_s", 10.0) or None  # 0 turns it off
-    http, fanout, outbound_note = _outbound(args)
-    runner = await _serve(
-        consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
-        http=http, fanout=fanout, idle_trim_s=idle_trim_s,
-    )  # fmt: skip
+async def _announce_and_wait(
+    args: argparse.Namespace, runner: web.AppRunner, consortium: Consortium, ledger: LedgerConfig | None,
+    outbound_note: str, with_sandbox: bool,
+) -> None:
+    """Once serving: settle the collector, say where the broker is and what it holds, then wait for Ctrl-C."""
     tune_for_serving()  # start-up is done: what it built lives as long as the process (broker.collector)
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
@@ -262,11 +251,33 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     print(f"  try: curl '{url}/api/v1/search?q=夏目漱石'")
     print(f"       curl '{url}/api/v1/members'")
     print("  Ctrl-C stops it.", flush=True)
+    await asyncio.Event().wait()
+
+
+async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
+    consortium = _load(args.consortium, getattr(args, "base_url", None))
+    sandbox = None
+    if with_sandbox:
+        from broker.demo import start_sandbox
+
+        sandbox, consortium = await start_sandbox(consortium, host=args.host, port=args.sandbox_port)
+        print(f"sandbox members: {len(consortium.members)} on {consortium.base_url}")
+    ledger = _ledger_config(args, consortium)
+    portal_keys = Path(args.portal_keys) if getattr(args, "portal_keys", None) else None
+    idle_trim_s = getattr(args, "idle_trim_s", 10.0) or None  # 0 turns it off
+    http, fanout, outbound_note = _outbound(args)
     try:
-        await asyncio.Event().wait()
+        runner = await _serve(
+            consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
+            http=http, fanout=fanout, idle_trim_s=idle_trim_s,
+        )  # fmt: skip
+        try:
+            await _announce_and_wait(args, runner, consortium, ledger, outbound_note, with_sandbox)
+        finally:
+            await runner.cleanup()  # closes the union index
     finally:
-        await runner.cleanup()  # closes the union index
-        await http.close()  # given to the app, so the app does not close it
+        # Also when start-up fails (a bad index schema, a busy port): the client is the caller's, not the app's.
+        await http.close()
         if sandbox is not None:
             await sandbox.stop()
     return 0

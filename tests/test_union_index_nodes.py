@@ -10,10 +10,12 @@ shared index.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,5 +126,10 @@ def test_index_option_takes_only_a_postgresql_url(capsys: Any) -> None:
     assert "--index: expected a postgresql://… URL (a whoosh directory is --index-dir)" in capsys.readouterr().err
     assert main([*base, "--index", "postgresql://127.0.0.1/test", "--no-index"]) == EXIT_USER_ERROR
     assert "give one of --index, --index-dir and --no-index" in capsys.readouterr().err
-    assert main([*base, "--index", "postgresql://127.0.0.1/test", "--index-schema", "Bad-Name"]) == EXIT_USER_ERROR
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*base, "--index", "postgresql://127.0.0.1/test", "--index-schema", "Bad-Name"]) == EXIT_USER_ERROR
+        gc.collect()
     assert "lower-case SQL identifier" in capsys.readouterr().err
+    # The start-up that failed had opened the member HTTP client: it is closed, not left to the collector.
+    assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
