@@ -87,7 +87,11 @@ class SearchEvent:
 
     `works` holds only the works that member's records created or changed, built
     on first access: a caller that waits for the final answer never pays for
-    rebuilding popular works sixty times over.
+    rebuilding popular works sixty times over. Answers that finished in the same
+    event-loop turn are yielded one after another without a pause; the last of them
+    carries `turn_changed`, the works all of them changed (else None), so that a caller
+    sending whole works (the NDJSON stream) sends a popular work once per turn, not
+    once per member of it.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class SearchEvent:
         coordinates: dict[str, tuple[float, float]] | None = None,
         cached: CachedResult | None = None,
         marks: Marks | None = None,
+        turn_changed: list[str] | None = None,
     ) -> None:
         self.answer = answer
         self.cached = cached  # set on the first event only: what the union index already knew
@@ -115,6 +120,7 @@ class SearchEvent:
         self._changed = changed
         self._marks = marks
         self._works: list[Work] | None = None
+        self.turn_changed = turn_changed
 
     @property
     def works(self) -> list[Work]:
@@ -128,6 +134,13 @@ class SearchEvent:
             if self._marks is not None:
                 self._works = self._marks.apply(self._works)
         return self._works
+
+    @property
+    def turn_works(self) -> list[Work]:
+        """The works this turn's answers changed, as they are now (the turn's last event only)."""
+        assert self.turn_changed is not None, "only the last answer of a turn knows the turn's works"
+        works = [self._clusterer.work(w) for w in self.turn_changed]
+        return self._marks.apply(works) if self._marks is not None else works
 
 
 class SearchService:
@@ -241,7 +254,8 @@ class SearchService:
                 while not finished.empty():  # all that finished meanwhile, handled in plan order
                     done.append(finished.get_nowait())
                 outstanding -= len(done)
-                for task in sorted(done, key=order.__getitem__):
+                turn: dict[str, None] = {}  # works changed by this turn's answers, in first-change order
+                for position, task in enumerate(sorted(done, key=order.__getitem__), start=1):
                     answer = task.result()
                     asked = extra.get(task)
                     if asked is None:
@@ -255,9 +269,11 @@ class SearchService:
                         marks.add(records)
                     changed = clusterer.add(records) if records else []
                     if progressive:
+                        turn.update(dict.fromkeys(changed))
                         yield SearchEvent(
-                            answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed, marks=marks
-                        )
+                            answer, list(statuses.values()), clusterer=clusterer, query=query, changed=changed, marks=marks,
+                            turn_changed=list(turn) if position == len(done) else None,
+                        )  # fmt: skip
                 if kind is not None and empty:
                     follow = follow or follow_up(kind, query, clusterer.works(), cached_works)
                     if follow is not None:  # one round: each empty member is asked once, by this query

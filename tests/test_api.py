@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -119,3 +120,41 @@ async def test_near_ranks_copies_nearby_and_rejects_bad_locations(broker_url: st
         status, content_type, body = await get(f"{broker_url}/api/v1/search", author="夏目漱石", near=bad)
         assert (status, content_type) == (400, "application/problem+json"), bad
         assert body["errors"][0]["parameter"] == "near"
+
+
+async def _stream_lines(url: str, params: dict[str, str], *, stall_s: float = 0.0) -> list[dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/api/v1/search/stream", params=params) as response:
+            assert response.status == 200
+            if stall_s:
+                # Blocks this process's loop (broker and sandbox share it): the members' answers are all
+                # ready when it resumes and are read in the same turns.
+                time.sleep(stall_s)
+            return [orjson.loads(line) async for line in response.content if line.strip()]
+
+
+def _members_of(work: dict) -> list[str]:
+    return sorted(h["member"] for h in work["holdings"])
+
+
+async def test_stream_members_answering_together_send_each_changed_work_once(
+    broker_url: str, okayama_sandbox: SandboxedConsortium
+) -> None:
+    for member in okayama_sandbox.consortium.members:
+        okayama_sandbox.host.set_faults(member.id, FaultConfig(delay_ms=150))
+    params = {"author": "夏目漱石", "page_size": "100"}
+    lines = await _stream_lines(broker_url, params, stall_s=0.5)
+    members, final = lines[:-1], lines[-1]
+    assert [line["type"] for line in lines] == ["member"] * 13 + ["final"]
+    # Upserting the member lines' works, as a page does, gives every work of the final page as it is.
+    seen: dict[str, dict] = {}
+    for line in members:
+        seen.update((work["work_id"], work) for work in line["works"])
+    assert {w["work_id"]: _members_of(w) for w in final["works"]} == {
+        w["work_id"]: _members_of(seen[w["work_id"]]) for w in final["works"]
+    }
+    # Sent per turn, not per member: fewer work entries than the members' contributions to them.
+    contributions = sum(len(w["holdings"]) for w in final["works"])
+    sent = sum(len(line["works"]) for line in members)
+    assert sent < contributions, (sent, contributions)
+    assert [line["works"] for line in members if line["works"] == []], "answers of one turn share the last line"

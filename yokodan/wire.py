@@ -174,7 +174,11 @@ class CachedLine(WireModel):
 
 
 class MemberLine(WireModel):
-    """One member answered: its status and the works it changed (the whole work, re-merged)."""
+    """One member answered: its status and the works changed since the line before (each whole, re-merged).
+
+    Members that answer together get a line each, one right after another; the last of those lines
+    lists the works all of them changed, the others an empty `works`.
+    """
 
     type: Literal["member"]
     works: list[WorkView]

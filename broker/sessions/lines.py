@@ -1,7 +1,10 @@
 """The NDJSON lines of GET /api/v1/search/stream, assembled from works serialised once per change.
 
-The lines are the same JSON as before (`MemberLine`: the whole work, re-merged; `FinalLine`: the
-ranked page and every status), but a work's holdings are no longer rebuilt from every record each
+The lines are the same JSON as before (`MemberLine`: the works changed since the line before, each
+whole and re-merged; `FinalLine`: the ranked page and every status). Members that answer in the same
+event-loop turn get one line each, one after another, and the last of them lists the works all of
+them changed (broker.search.SearchEvent.turn_changed): at 60 members answering together a popular
+work was re-sent 60 times with 1..60 members' holdings (17 MB for a 560 KB answer). And a work's holdings are no longer rebuilt from every record each
 time a member adds to it (broker.sessions.work_bytes), and the final page reuses the fragments the
 member lines built: this is what made the stream finish later than the blocking search.
 """
@@ -27,8 +30,11 @@ class StreamLines:
     def line(self, event: SearchEvent) -> bytes:
         if event.cached is not None:  # the union index's instant answer, before any member
             return orjson.dumps({"type": "cached", **cached_view(event.cached)}) + b"\n"
-        kind = b"final" if event.final else b"member"
-        parts = [b'{"type":"', kind, b'","works":[', b",".join(self._works.serialise(w).data for w in event.works), b"]"]
+        if event.final:
+            kind, works = b"final", event.works
+        else:  # the turn's works on its last line: a popular work is re-sent once per turn, not per member
+            kind, works = b"member", event.turn_works if event.turn_changed is not None else []
+        parts = [b'{"type":"', kind, b'","works":[', b",".join(self._works.serialise(w).data for w in works), b"]"]
         if event.answer is not None:
             parts += [b',"target":', status_bytes(event.answer.status, self.names)]
         if event.final:
