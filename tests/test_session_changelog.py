@@ -30,7 +30,9 @@ async def test_work_bytes_equal_the_work_view_and_reuse_unchanged_members(okayam
             assert serial.serialise(work).data == orjson.dumps(work_view(work, names)), work.work_id
             visits += len({r.member for r in work.records})
         line = orjson.loads(lines.line(event))
-        assert line["works"] == [work_view(w, names) for w in event.works]
+        # A member line lists its turn's works on the turn's last line (broker.search.SearchEvent.turn_changed).
+        sent = event.works if event.final else event.turn_works if event.turn_changed is not None else []
+        assert line["works"] == [work_view(w, names) for w in sent]
         if event.answer is not None:
             assert line["target"] == status_view(event.answer.status, names)
         if event.final:
