@@ -8,7 +8,9 @@ child process, the broker (`yokodan serve`) in another, and the load from this o
 broker is what is measured. Searches come from many loopback addresses (127.0.0.2 …) because the
 broker limits each client address. Prints latency p50/p95/p99 per phase, answers by HTTP status,
 member outcomes by reason, breaker openings of (healthy) members, the broker's event-loop lag
-(from /healthz), its RSS and open descriptors over time (from /proc), then one verdict line per
+(from /healthz), its RSS and open descriptors over time (from /proc), the CPU milliseconds per
+search of each process per phase (broker, its worker processes, sandbox, load: /proc/PID/stat
+utime + stime, figures that do not depend on the machine's load), then one verdict line per
 target of issue 12 (met, or not met by how much). The broker keeps a whoosh union index in a
 temporary directory, as `yokodan serve` does by default (`--no-index`: live only).
 `--profile-burst FILE` records the broker with py-spy during the burst (a speedscope JSON).
@@ -55,6 +57,74 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): field 3 (state) first."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(CPU seconds of `pid`, of its live descendants): user + system, load-independent figures.
+
+    The broker's descendants are its ingest workers and union-index writer (spawned processes).
+    """
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children[int(_stat_fields(int(entry.name))[1])].append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass  # exited meanwhile
+
+    def own(p: int) -> float:
+        try:
+            fields = _stat_fields(p)
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime, stime
+
+    descendants, todo = 0.0, list(children[pid])
+    while todo:
+        p = todo.pop()
+        descendants += own(p)
+        todo.extend(children[p])
+    return own(pid), descendants
+
+
+@dataclass
+class CpuMark:
+    """CPU seconds so far of the broker (and its workers), the sandbox and this load process."""
+
+    broker: float
+    workers: float
+    sandbox: float
+    load: float
+    wall: float
+
+    @classmethod
+    def now(cls, broker_pid: int, sandbox_pid: int) -> CpuMark:
+        broker, workers = cpu_s(broker_pid)
+        sandbox, sandbox_children = cpu_s(sandbox_pid)
+        return cls(broker, workers, sandbox + sandbox_children, time.process_time(), time.perf_counter())
+
+
+def cpu_line(phase: str, before: CpuMark, after: CpuMark, searches: int) -> str:
+    """CPU per search of each process over a phase, and what share of both cores the phase used."""
+    if searches == 0:
+        return f"{phase:>6}: no searches"
+    per = {
+        "broker": after.broker - before.broker, "broker's workers": after.workers - before.workers,
+        "sandbox": after.sandbox - before.sandbox, "load": after.load - before.load,
+    }  # fmt: skip
+    wall = after.wall - before.wall
+    used = sum(per.values()) / (wall * (os.cpu_count() or 1))
+    figures = ", ".join(f"{name} {seconds * 1000 / searches:.1f}" for name, seconds in per.items())
+    return f"{phase:>6}: CPU ms per search: {figures}; {used:.0%} of {os.cpu_count()} cores over {wall:.1f} s"
 
 
 def open_fds(pid: int) -> int:
@@ -131,9 +201,10 @@ class Sample:
     max_lag_ms: float
 
 
-async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
+async def soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -> None:
     load = Load(url)
     samples: list[Sample] = []
+    cpu: dict[str, tuple[CpuMark, CpuMark]] = {}
     started = time.monotonic()
     async with aiohttp.ClientSession() as probe:
 
@@ -144,15 +215,20 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
             )
 
         await sample("start")
+        before = CpuMark.now(pid, sandbox_pid)
         await asyncio.gather(*(load.one("warm") for _ in range(20)))
+        cpu["warm"] = (before, CpuMark.now(pid, sandbox_pid))
         await sample("warm")
         warm_rss = samples[-1].rss
         profiler = _profiler(args.profile_burst, pid)
+        before = CpuMark.now(pid, sandbox_pid)
         await asyncio.gather(*(load.one("burst") for _ in range(args.burst)))
+        cpu["burst"] = (before, CpuMark.now(pid, sandbox_pid))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
         await sample("burst")
+        before = CpuMark.now(pid, sandbox_pid)
         tasks: list[asyncio.Task[None]] = []
         steady_end = time.monotonic() + args.steady_s
         next_sample = time.monotonic() + 5
@@ -163,6 +239,7 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
                 await sample("steady")
                 next_sample += 5
         await asyncio.gather(*tasks)
+        cpu["steady"] = (before, CpuMark.now(pid, sandbox_pid))
         await sample("steady")
         load_rss = max(s.rss for s in samples)
         idle_end = time.monotonic() + args.idle_s
@@ -170,12 +247,17 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
             await asyncio.sleep(min(5.0, max(0.0, idle_end - time.monotonic())))
             await sample("idle")
     await load.close()
-    report(args, load, samples, warm_rss, load_rss)
+    report(args, load, samples, warm_rss, load_rss, cpu)
 
 
-def report(args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss: float, load_rss: float) -> None:
+def report(
+    args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss: float, load_rss: float,
+    cpu: dict[str, tuple[CpuMark, CpuMark]],
+) -> None:  # fmt: skip
     for phase in ("warm", "burst", "steady"):
         print(f"{phase:>6}: {percentiles(load.latencies[phase])}  statuses {dict(load.statuses[phase])}")
+    for phase, (before, after) in cpu.items():
+        print(cpu_line(phase, before, after, sum(load.statuses[phase].values())))
     fivexx = {
         phase: sum(n for s, n in c.items() if isinstance(s, int) and s >= 500) for phase, c in load.statuses.items()
     }
@@ -240,13 +322,14 @@ def main() -> None:
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            asyncio.run(_wait_then_soak(args, url, broker.pid))
+            assert sandbox.proc is not None
+            asyncio.run(_wait_then_soak(args, url, broker.pid, sandbox.proc.pid))
         finally:
             broker.terminate()
             broker.wait(timeout=30)
 
 
-async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int) -> None:
+async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -> None:
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:
@@ -254,7 +337,7 @@ async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int) -> None:
                 break
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-    await soak(args, url, pid)
+    await soak(args, url, pid, sandbox_pid)
 
 
 if __name__ == "__main__":
