@@ -149,6 +149,10 @@ class Load:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(a, 0), limit=0)) for a in CLIENT_ADDRESSES
         ]
         self.latencies: dict[str, list[float]] = collections.defaultdict(list)
+        # Per answered search: the broker's own elapsed time and its slowest member's (both as the
+        # broker reports them), so that the report can tell time spent with members from the rest.
+        self.broker_s: dict[str, list[float]] = collections.defaultdict(list)
+        self.slowest_member_s: dict[str, list[float]] = collections.defaultdict(list)
         self.statuses: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
         self.reasons: collections.Counter[str] = collections.Counter()
         self.opened: set[str] = set()
@@ -169,7 +173,10 @@ class Load:
         self.latencies[phase].append(time.perf_counter() - started)
         self.statuses[phase][status] += 1
         if status == 200:
-            for target in orjson.loads(body)["targets"]:
+            answer = orjson.loads(body)
+            self.broker_s[phase].append(answer["elapsed_ms"] / 1000)
+            self.slowest_member_s[phase].append(max((t["elapsed_ms"] or 0 for t in answer["targets"]), default=0) / 1000)
+            for target in answer["targets"]:
                 self.reasons[f"{target['state']}:{target['reason'] or '-'}"] += 1
                 if target.get("circuit") == "open" or target["reason"] == "circuit_open":
                     self.opened.add(target["member"])
@@ -256,6 +263,8 @@ def report(
 ) -> None:  # fmt: skip
     for phase in ("warm", "burst", "steady"):
         print(f"{phase:>6}: {percentiles(load.latencies[phase])}  statuses {dict(load.statuses[phase])}")
+    for phase in ("warm", "burst", "steady"):
+        print(f"{phase:>6}: in the broker {percentiles(load.broker_s[phase])}; its slowest member {percentiles(load.slowest_member_s[phase])}")
     for phase, (before, after) in cpu.items():
         print(cpu_line(phase, before, after, sum(load.statuses[phase].values())))
     fivexx = {
