@@ -155,6 +155,19 @@ async def test_paging_reads_the_pages_a_window_spans(opac: Opac, member_id: str)
     assert [r.local_id for r in result.records] == truth[7:27]
 
 
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_a_result_that_fits_one_page_reads_one_result_page(opac: Opac, member_id: str) -> None:
+    system, state = opac.system(member_id), opac.state(member_id)
+    truth = [system.held[p].local_id for p in system.search('author="夏目漱石"')]
+    assert 1 < len(truth) <= 10, "fewer hits than one tos page holds"
+    before = state.served.copy()
+    # A window of 20 rows spans two tos pages; the first page's hit count says the second is empty.
+    result = await opac.connector(member_id).search(SearchQuery(author="夏目漱石", page_size=20))
+    assert [r.local_id for r in result.records] == truth and all(r.holdings for r in result.records)
+    form_page = 1 if member_id == "misaki-town" else 0  # wopc reads its form (ViewState) first
+    assert dict(state.served - before) == {"search": 1 + form_page, "detail": len(truth)}
+
+
 async def test_shift_jis_pages_and_forms(opac: Opac) -> None:
     url = f"{opac.host.base_url}/tsuyama-city/opac/toslist.asp?titlekey1=%82%B1%82%B1%82%EB"  # こころ in Shift_JIS
     response = await opac.http.get(url, member="raw", timeout_s=3)
