@@ -52,11 +52,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(RSS, of which file-backed) in MiB: file pages are the union index's memory-mapped segments
+    and the libraries, which the kernel may drop at will; the rest is the heap."""
+    values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(("VmRSS:", "RssFile:")):
+            name, kib = line.split()[:2]
+            values[name] = int(kib) / 1024
+    return values.get("VmRSS:", float("nan")), values.get("RssFile:", float("nan"))
 
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -203,6 +207,7 @@ class Sample:
     t: float
     phase: str
     rss: float
+    rss_file: float
     fds: int
     deleted: int
     max_lag_ms: float
@@ -218,7 +223,7 @@ async def soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -
         async def sample(phase: str) -> None:
             h = await health(probe, url)
             samples.append(
-                Sample(time.monotonic() - started, phase, rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
+                Sample(time.monotonic() - started, phase, *rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
             )
 
         await sample("start")
@@ -275,9 +280,9 @@ def report(
     print(f"member outcomes: {dict(load.reasons.most_common())}")
     print(f"breaker openings of healthy members: {len(load.opened)} {sorted(load.opened)}")
     print(f"event-loop lag max: {samples[-1].max_lag_ms:.0f} ms")
-    print("  t(s) phase   RSS MiB  fds  deleted-fds")
+    print("  t(s) phase   RSS MiB (file)  fds  deleted-fds")
     for s in samples:
-        print(f"{s.t:6.0f} {s.phase:<7} {s.rss:8.1f} {s.fds:4d} {s.deleted:4d}")
+        print(f"{s.t:6.0f} {s.phase:<7} {s.rss:8.1f} {s.rss_file:6.1f} {s.fds:4d} {s.deleted:4d}")
     idle_rss = samples[-1].rss
     print(f"RSS warm {warm_rss:.1f} MiB, peak under load {load_rss:.1f}, after {args.idle_s:g} s idle {idle_rss:.1f} "
           f"({idle_rss / warm_rss - 1:+.1%} of warm)")  # fmt: skip
@@ -313,6 +318,11 @@ def main() -> None:
     parser.add_argument("--steady-s", type=float, default=600)
     parser.add_argument("--idle-s", type=float, default=60)
     parser.add_argument("--latency-ms", type=float, default=200)
+    parser.add_argument(
+        "--member-operations", type=int, default=64,
+        help="the broker's operations at once per member (serve --member-operations; shipped max_operations: 8)",
+    )  # fmt: skip
+    parser.add_argument("--max-in-flight", type=int, default=1024, help="the broker's member requests at once, in all")
     parser.add_argument("--no-index", action="store_true", help="the broker without its union index")
     parser.add_argument("--idle-trim-s", type=float, default=10.0, help="the broker's --idle-trim-s (0: off)")
     parser.add_argument("--profile-burst", metavar="FILE", help="py-spy speedscope profile of the broker during the burst")
@@ -326,7 +336,8 @@ def main() -> None:
         broker = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--consortium", str(CONSORTIA_DIR / "okayama.toml"),
              "--base-url", sandbox.base_url, "--port", str(port), *index, "--no-ledger",
-             "--idle-trim-s", str(args.idle_trim_s)],
+             "--idle-trim-s", str(args.idle_trim_s), "--member-operations", str(args.member_operations),
+             "--max-in-flight", str(args.max_in_flight), "--connections", str(2 * args.max_in_flight)],
             cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
