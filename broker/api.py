@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
-from broker.coalesce import Coalescer
+from connectors.coalesce import Coalescer
 from broker.memory import IdleTrimmer
 from broker.http_server import add_security_headers
 from broker.consortium import Consortium

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 from urllib.parse import urljoin
 
@@ -29,6 +30,7 @@ from connectors.options import HtmlOpacOptions
 from yokodan.holds import HoldIntent, PickupOption
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
+from connectors.coalesce import Coalescer
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
 from connectors.html_account import OpacAccount
 from connectors.html_client import OpacClient
@@ -113,6 +115,10 @@ class HtmlOpacConnector(Connector):
             self._due_date = compile_optional(holdings.due_date)
             self._collection = compile_optional(holdings.collection)
         self.account = OpacAccount(self.client) if profile.login is not None else None
+        # Searches in flight at once that list the same record (a burst of searches sharing a word)
+        # read its detail page once. Only reads in flight are shared, never a finished one: the
+        # holdings stay live; each caller maps the page into its own Holding objects.
+        self._detail_pages: Coalescer[Page] = Coalescer()
 
     def supports(self, capability: Capability) -> bool:
         return all(getattr(self.profile, section) is not None for section in _SECTIONS[capability])
@@ -310,7 +316,7 @@ class HtmlOpacConnector(Connector):
         return await self._detail_holdings(self._detail_url(record_id))
 
     async def _detail_holdings(self, url: str) -> list[Holding]:
-        return self.parse_holdings(await self.client.fetch("GET", url))
+        return self.parse_holdings(await self._detail_pages.run(url, partial(self.client.fetch, "GET", url)))
 
     def parse_holdings(self, page: Page) -> list[Holding]:
         rows = self._holding_rows(page.root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -166,6 +167,31 @@ async def test_a_result_that_fits_one_page_reads_one_result_page(opac: Opac, mem
     assert [r.local_id for r in result.records] == truth and all(r.holdings for r in result.records)
     form_page = 1 if member_id == "misaki-town" else 0  # wopc reads its form (ViewState) first
     assert dict(state.served - before) == {"search": 1 + form_page, "detail": len(truth)}
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_concurrent_searches_listing_a_record_read_its_detail_page_once(opac: Opac, member_id: str) -> None:
+    system, state = opac.system(member_id), opac.state(member_id)
+    opac.host.set_faults(member_id, FaultConfig(delay_ms=100))  # every page in flight for a while
+    connector = opac.connector(member_id)
+    kokoro = system.held[system.search(f'isbn="{KOKORO_ISBN}"')[0]]
+    before = state.served.copy()
+    by_isbn, by_title = await asyncio.gather(
+        connector.search(SearchQuery(isbn=KOKORO_ISBN)), connector.search(SearchQuery(title="こころ"))
+    )
+    titled = [system.held[p].local_id for p in system.search('title="こころ"')]
+    assert [r.local_id for r in by_isbn.records] == [kokoro.local_id] and kokoro.local_id in titled
+    assert [r.local_id for r in by_title.records] == titled
+    # Both hold the record's copies, each its own objects, from one read of its detail page.
+    shared = next(r for r in by_title.records if r.local_id == kokoro.local_id)
+    assert shared.holdings == by_isbn.records[0].holdings and shared.holdings[0] is not by_isbn.records[0].holdings[0]
+    assert {c.barcode for c in kokoro.copies} == {h.item_id for h in shared.holdings}
+    form_pages = 2 if member_id == "misaki-town" else 0
+    assert dict(state.served - before) == {"search": 2 + form_pages, "detail": len(titled)}
+    # Once read, a page is not kept: the next search reads the holdings live again.
+    before = state.served.copy()
+    await connector.search(SearchQuery(isbn=KOKORO_ISBN))
+    assert (state.served - before)["detail"] == 1
 
 
 async def test_shift_jis_pages_and_forms(opac: Opac) -> None:
