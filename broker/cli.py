@@ -20,6 +20,7 @@ from broker.consortium import Consortium, load_consortium
 from broker.http_server import bound_port, start_server
 from broker.fd_limit import connection_cap, raise_nofile_limit
 from broker.outbound import DEFAULT_BURST, DEFAULT_MAX_IN_FLIGHT, FanoutSettings
+from broker.memory import settle_heap_for_serving
 from broker.ledger.runtime import LedgerConfig
 from broker.members import MemberRegistry
 from broker.holds.cli import add_holds_parser, run_holds
@@ -247,6 +248,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
         http=http, fanout=fanout, idle_trim_s=idle_trim_s, member_operations=args.member_operations,
     )  # fmt: skip
+    settle_heap_for_serving()  # after start-up: what it left is never garbage
     index = runner.app[SEARCH_KEY].index
     url = f"http://{args.host}:{bound_port(runner)}"
     if getattr(args, "ready_line", False):

@@ -19,7 +19,7 @@ from broker.api import COALESCER_KEY, GATE_KEY, HTTP_KEY, LIMITER_KEY, REGISTRY_
 from broker.consortium import load_consortium
 from broker.demo import sandbox_members
 from broker.http_server import bound_port, start_server
-from broker.memory import IdleTrimmer
+from broker.memory import SERVING_YOUNG_THRESHOLD, IdleTrimmer, settle_heap_for_serving
 from connectors.status_words import MAX_CACHED_WORDS, StatusMapper
 from index.store import UnionIndex
 from sandbox.host import SandboxHost
@@ -121,6 +121,20 @@ async def test_idle_housekeeping_runs_once_after_activity_and_never_while_active
     assert await trimmer.trim_if_idle() and trimmer.trims == 1
     now[0] = 100.0
     assert not await trimmer.trim_if_idle(), "once per stretch of activity"
+
+
+def test_serving_freezes_what_start_up_left_and_collects_the_young_less_often() -> None:
+    alive_at_start = [[n] for n in range(1000)]  # tracked by the collector, never garbage
+    before = gc.get_threshold()
+    try:
+        settle_heap_for_serving()
+        assert gc.get_freeze_count() >= len(alive_at_start)
+        assert gc.get_threshold() == (SERVING_YOUNG_THRESHOLD, *before[1:])
+        gc.collect()
+        assert gc.get_freeze_count() >= len(alive_at_start)  # a full collection leaves the frozen alone
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_a_members_classified_words_are_bounded() -> None:
