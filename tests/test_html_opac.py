@@ -156,6 +156,18 @@ async def test_paging_reads_the_pages_a_window_spans(opac: Opac, member_id: str)
     assert [r.local_id for r in result.records] == truth[7:27]
 
 
+async def test_a_window_that_starts_mid_page_has_the_holdings_of_every_row(opac: Opac) -> None:
+    system, state = opac.system("tsuyama-city"), opac.state("tsuyama-city")
+    truth = [system.held[p].local_id for p in system.search('title="の"')]
+    before = state.served.copy()
+    # Rows 8-12: three on the first tos page (read with their details), two on the second.
+    result = await opac.connector("tsuyama-city").search(SearchQuery(title="の", start=8, page_size=5))
+    assert [r.local_id for r in result.records] == truth[7:12]
+    held = {h.local_id: {c.barcode for c in h.copies} for h in system.held}
+    assert [{h.item_id for h in r.holdings} for r in result.records] == [held[r.local_id] for r in result.records]
+    assert dict(state.served - before) == {"search": 2, "detail": 5} and result.diagnostics == []
+
+
 @pytest.mark.parametrize("member_id", STYLES)
 async def test_a_result_that_fits_one_page_reads_one_result_page(opac: Opac, member_id: str) -> None:
     system, state = opac.system(member_id), opac.state(member_id)
