@@ -44,9 +44,10 @@ def _search_fields(work: CatalogueWork, title_reading: str | None, with_isbn: bo
     )
 
 
-# Queries whose verdicts per record are kept for every member of the process: the members of a
-# burst ask one query within a second, so a short memory serves them all.
-_SHARED_QUERIES = 32
+# Queries whose verdicts per record are kept for every member of the process (each at most one
+# verdict per distinct record, ~100 KB): as many as a member's own result cache, since a burst's
+# queries all arrive at once and 32 were evicted before the other members asked (measured).
+_SHARED_QUERIES = _RESULT_CACHE_SIZE
 
 
 @lru_cache(maxsize=_SHARED_QUERIES)
