@@ -1,6 +1,7 @@
 """Soak the broker: a burst of concurrent searches, a steady rate, then idle (issue 12).
 
     python3 bench/soak.py [--burst 200] [--rate 10] [--steady-s 600] [--idle-s 60] [--latency-ms 200]
+                          [--member-operations 256] [--max-in-flight 512]
                           [--no-index] [--idle-trim-s 10] [--profile-burst FILE]
 
 The sandbox members (the shipped Okayama network, each answering after --latency-ms) run in one
@@ -8,9 +9,16 @@ child process, the broker (`yokodan serve`) in another, and the load from this o
 broker is what is measured. Searches come from many loopback addresses (127.0.0.2 …) because the
 broker limits each client address. Prints latency p50/p95/p99 per phase, answers by HTTP status,
 member outcomes by reason, breaker openings of (healthy) members, the broker's event-loop lag
-(from /healthz), its RSS and open descriptors over time (from /proc), then one verdict line per
+(from /healthz), its RSS and open descriptors over time (from /proc), the CPU milliseconds per
+search of each process per phase (broker, its worker processes, sandbox, load: /proc/PID/stat
+utime + stime, figures that do not depend on the machine's load), then one verdict line per
 target of issue 12 (met, or not met by how much). The broker keeps a whoosh union index in a
 temporary directory, as `yokodan serve` does by default (`--no-index`: live only).
+The members take any load (the premise of the issue's target), so the broker's own per-member
+caps must not bind: it runs with `--member-operations` (256; the shipped max_operations of 8
+would make 200 searches take >= 200 x 0.2 s / 8 = 5 s at each member, whatever the broker did)
+and `--max-in-flight` (512; 256 would hold ~17 member requests x 200 searches x 0.2 s to >= 2.7 s;
+1024 was no faster and kept ~6 MiB more after idle).
 `--profile-burst FILE` records the broker with py-spy during the burst (a speedscope JSON).
 """
 
@@ -50,11 +58,83 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(RSS, of which file-backed) in MiB: file pages are the union index's memory-mapped segments
+    and the libraries, which the kernel may drop at will; the rest is the heap."""
+    values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(("VmRSS:", "RssFile:")):
+            name, kib = line.split()[:2]
+            values[name] = int(kib) / 1024
+    return values.get("VmRSS:", float("nan")), values.get("RssFile:", float("nan"))
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): field 3 (state) first."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(CPU seconds of `pid`, of its live descendants): user + system, load-independent figures.
+
+    The broker's descendants are its ingest workers and union-index writer (spawned processes).
+    """
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children[int(_stat_fields(int(entry.name))[1])].append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass  # exited meanwhile
+
+    def own(p: int) -> float:
+        try:
+            fields = _stat_fields(p)
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime, stime
+
+    descendants, todo = 0.0, list(children[pid])
+    while todo:
+        p = todo.pop()
+        descendants += own(p)
+        todo.extend(children[p])
+    return own(pid), descendants
+
+
+@dataclass
+class CpuMark:
+    """CPU seconds so far of the broker (and its workers), the sandbox and this load process."""
+
+    broker: float
+    workers: float
+    sandbox: float
+    load: float
+    wall: float
+
+    @classmethod
+    def now(cls, broker_pid: int, sandbox_pid: int) -> CpuMark:
+        broker, workers = cpu_s(broker_pid)
+        sandbox, sandbox_children = cpu_s(sandbox_pid)
+        return cls(broker, workers, sandbox + sandbox_children, time.process_time(), time.perf_counter())
+
+
+def cpu_line(phase: str, before: CpuMark, after: CpuMark, searches: int) -> str:
+    """CPU per search of each process over a phase, and what share of both cores the phase used."""
+    if searches == 0:
+        return f"{phase:>6}: no searches"
+    per = {
+        "broker": after.broker - before.broker, "broker's workers": after.workers - before.workers,
+        "sandbox": after.sandbox - before.sandbox, "load": after.load - before.load,
+    }  # fmt: skip
+    wall = after.wall - before.wall
+    used = sum(per.values()) / (wall * (os.cpu_count() or 1))
+    figures = ", ".join(f"{name} {seconds * 1000 / searches:.1f}" for name, seconds in per.items())
+    return f"{phase:>6}: CPU ms per search: {figures}; {used:.0%} of {os.cpu_count()} cores over {wall:.1f} s"
 
 
 def open_fds(pid: int) -> int:
@@ -79,6 +159,10 @@ class Load:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(a, 0), limit=0)) for a in CLIENT_ADDRESSES
         ]
         self.latencies: dict[str, list[float]] = collections.defaultdict(list)
+        # Per answered search: the broker's own elapsed time and its slowest member's (both as the
+        # broker reports them), so that the report can tell time spent with members from the rest.
+        self.broker_s: dict[str, list[float]] = collections.defaultdict(list)
+        self.slowest_member_s: dict[str, list[float]] = collections.defaultdict(list)
         self.statuses: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
         self.reasons: collections.Counter[str] = collections.Counter()
         self.opened: set[str] = set()
@@ -99,7 +183,10 @@ class Load:
         self.latencies[phase].append(time.perf_counter() - started)
         self.statuses[phase][status] += 1
         if status == 200:
-            for target in orjson.loads(body)["targets"]:
+            answer = orjson.loads(body)
+            self.broker_s[phase].append(answer["elapsed_ms"] / 1000)
+            self.slowest_member_s[phase].append(max((t["elapsed_ms"] or 0 for t in answer["targets"]), default=0) / 1000)
+            for target in answer["targets"]:
                 self.reasons[f"{target['state']}:{target['reason'] or '-'}"] += 1
                 if target.get("circuit") == "open" or target["reason"] == "circuit_open":
                     self.opened.add(target["member"])
@@ -126,33 +213,40 @@ class Sample:
     t: float
     phase: str
     rss: float
+    rss_file: float
     fds: int
     deleted: int
     max_lag_ms: float
 
 
-async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
+async def soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -> None:
     load = Load(url)
     samples: list[Sample] = []
+    cpu: dict[str, tuple[CpuMark, CpuMark]] = {}
     started = time.monotonic()
     async with aiohttp.ClientSession() as probe:
 
         async def sample(phase: str) -> None:
             h = await health(probe, url)
             samples.append(
-                Sample(time.monotonic() - started, phase, rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
+                Sample(time.monotonic() - started, phase, *rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
             )
 
         await sample("start")
+        before = CpuMark.now(pid, sandbox_pid)
         await asyncio.gather(*(load.one("warm") for _ in range(20)))
+        cpu["warm"] = (before, CpuMark.now(pid, sandbox_pid))
         await sample("warm")
         warm_rss = samples[-1].rss
         profiler = _profiler(args.profile_burst, pid)
+        before = CpuMark.now(pid, sandbox_pid)
         await asyncio.gather(*(load.one("burst") for _ in range(args.burst)))
+        cpu["burst"] = (before, CpuMark.now(pid, sandbox_pid))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
         await sample("burst")
+        before = CpuMark.now(pid, sandbox_pid)
         tasks: list[asyncio.Task[None]] = []
         steady_end = time.monotonic() + args.steady_s
         next_sample = time.monotonic() + 5
@@ -163,6 +257,7 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
                 await sample("steady")
                 next_sample += 5
         await asyncio.gather(*tasks)
+        cpu["steady"] = (before, CpuMark.now(pid, sandbox_pid))
         await sample("steady")
         load_rss = max(s.rss for s in samples)
         idle_end = time.monotonic() + args.idle_s
@@ -170,12 +265,19 @@ async def soak(args: argparse.Namespace, url: str, pid: int) -> None:
             await asyncio.sleep(min(5.0, max(0.0, idle_end - time.monotonic())))
             await sample("idle")
     await load.close()
-    report(args, load, samples, warm_rss, load_rss)
+    report(args, load, samples, warm_rss, load_rss, cpu)
 
 
-def report(args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss: float, load_rss: float) -> None:
+def report(
+    args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss: float, load_rss: float,
+    cpu: dict[str, tuple[CpuMark, CpuMark]],
+) -> None:  # fmt: skip
     for phase in ("warm", "burst", "steady"):
         print(f"{phase:>6}: {percentiles(load.latencies[phase])}  statuses {dict(load.statuses[phase])}")
+    for phase in ("warm", "burst", "steady"):
+        print(f"{phase:>6}: in the broker {percentiles(load.broker_s[phase])}; its slowest member {percentiles(load.slowest_member_s[phase])}")
+    for phase, (before, after) in cpu.items():
+        print(cpu_line(phase, before, after, sum(load.statuses[phase].values())))
     fivexx = {
         phase: sum(n for s, n in c.items() if isinstance(s, int) and s >= 500) for phase, c in load.statuses.items()
     }
@@ -184,14 +286,15 @@ def report(args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss
     print(f"member outcomes: {dict(load.reasons.most_common())}")
     print(f"breaker openings of healthy members: {len(load.opened)} {sorted(load.opened)}")
     print(f"event-loop lag max: {samples[-1].max_lag_ms:.0f} ms")
-    print("  t(s) phase   RSS MiB  fds  deleted-fds")
+    print("  t(s) phase   RSS MiB (file)  fds  deleted-fds")
     for s in samples:
-        print(f"{s.t:6.0f} {s.phase:<7} {s.rss:8.1f} {s.fds:4d} {s.deleted:4d}")
+        print(f"{s.t:6.0f} {s.phase:<7} {s.rss:8.1f} {s.rss_file:6.1f} {s.fds:4d} {s.deleted:4d}")
     idle_rss = samples[-1].rss
     print(f"RSS warm {warm_rss:.1f} MiB, peak under load {load_rss:.1f}, after {args.idle_s:g} s idle {idle_rss:.1f} "
           f"({idle_rss / warm_rss - 1:+.1%} of warm)")  # fmt: skip
     burst = load.latencies["burst"]
     burst_p95 = statistics.quantiles(burst, n=100)[94] if len(burst) >= 2 else float("nan")
+    partial = sum(n for outcome, n in load.reasons.items() if not outcome.startswith("ok:"))
     verdicts = [
         ("zero 5xx", sum(fivexx.values()) == 0, f"{sum(fivexx.values())} answers were 5xx"),
         ("zero breaker openings of healthy members", not load.opened, f"{len(load.opened)} opened"),
@@ -200,6 +303,8 @@ def report(args: argparse.Namespace, load: Load, samples: list[Sample], warm_rss
         (f"RSS within 15 % of warm after {args.idle_s:g} s idle", idle_rss <= warm_rss * 1.15,
          f"{idle_rss / warm_rss - 1:+.1%}, {(idle_rss / warm_rss - 1.15) * 100:+.1f} points over"),
         ("no deleted file held open after idle", samples[-1].deleted == 0, f"{samples[-1].deleted} held"),
+        # Not a target of the issue, a guard on the others: a search that skipped members is fast for nothing.
+        ("every member answered every search", not partial, f"{partial} member outcomes were not ok"),
     ]  # fmt: skip
     for name, met, miss in verdicts:
         print(f"verdict: {name}: {'met' if met else 'NOT MET (' + miss + ')'}")
@@ -222,6 +327,11 @@ def main() -> None:
     parser.add_argument("--steady-s", type=float, default=600)
     parser.add_argument("--idle-s", type=float, default=60)
     parser.add_argument("--latency-ms", type=float, default=200)
+    parser.add_argument(
+        "--member-operations", type=int, default=256,
+        help="the broker's operations at once per member (serve --member-operations; shipped max_operations: 8)",
+    )  # fmt: skip
+    parser.add_argument("--max-in-flight", type=int, default=512, help="the broker's member requests at once, in all")
     parser.add_argument("--no-index", action="store_true", help="the broker without its union index")
     parser.add_argument("--idle-trim-s", type=float, default=10.0, help="the broker's --idle-trim-s (0: off)")
     parser.add_argument("--profile-burst", metavar="FILE", help="py-spy speedscope profile of the broker during the burst")
@@ -235,18 +345,20 @@ def main() -> None:
         broker = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--consortium", str(CONSORTIA_DIR / "okayama.toml"),
              "--base-url", sandbox.base_url, "--port", str(port), *index, "--no-ledger",
-             "--idle-trim-s", str(args.idle_trim_s)],
+             "--idle-trim-s", str(args.idle_trim_s), "--member-operations", str(args.member_operations),
+             "--max-in-flight", str(args.max_in_flight), "--connections", str(2 * args.max_in_flight)],
             cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            asyncio.run(_wait_then_soak(args, url, broker.pid))
+            assert sandbox.proc is not None
+            asyncio.run(_wait_then_soak(args, url, broker.pid, sandbox.proc.pid))
         finally:
             broker.terminate()
             broker.wait(timeout=30)
 
 
-async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int) -> None:
+async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -> None:
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:
@@ -254,7 +366,7 @@ async def _wait_then_soak(args: argparse.Namespace, url: str, pid: int) -> None:
                 break
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
-    await soak(args, url, pid)
+    await soak(args, url, pid, sandbox_pid)
 
 
 if __name__ == "__main__":

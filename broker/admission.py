@@ -38,8 +38,11 @@ class AdmissionSettings:
 
     # Concurrent fan-outs (each asks every member once). Beyond the point where the broker's CPU
     # is saturated more only interleaves searches (everyone slower, none sooner); members' own
-    # slots and queues (broker.member_slots) bound what reaches each member.
-    max_searches: int = 48
+    # slots and queues (broker.member_slots) and the outbound gate bound what reaches members.
+    # A search mostly waits for members: with members at 200 ms one takes 0.5-0.8 s for 6-9 ms of
+    # the broker's CPU, so the CPU saturates only past ~100 at once. 48 queued a burst of 200 in
+    # four rounds (bench/soak.py: p95 3.7 s, 96: 2.7 s, 200: 2.2 s, same run).
+    max_searches: int = 256
     # How long a search may wait for a place: the time a caller can still use an answer (a
     # patron's page, a portal's request timeout), about one member deadline (8 s).
     queue_wait_s: float = 8.0
@@ -83,6 +86,7 @@ class SearchGate:
         self._places = asyncio.Semaphore(settings.max_searches)
         self.running = 0
         self.waiting = 0
+        self.queued = 0  # searches that found every place taken and waited (then ran or were refused)
         self.refused = 0
         self.mean_duration_s: float | None = None  # moving average of admitted searches' durations
 
@@ -94,6 +98,7 @@ class SearchGate:
 
     @asynccontextmanager
     async def place(self) -> AsyncIterator[None]:
+        self.queued += self._places.locked()
         self.waiting += 1
         try:
             async with asyncio.timeout(self.settings.queue_wait_s):

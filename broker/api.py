@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
-from broker.coalesce import Coalescer
+from connectors.coalesce import Coalescer
 from broker.memory import IdleTrimmer
 from broker.http_server import add_security_headers
 from broker.consortium import Consortium
@@ -334,7 +334,7 @@ async def health_handler(request: web.Request) -> web.Response:
                 "max_lag_ms": round(lag.max_lag_s * 1000, 1),
                 "saturated": lag.saturated(),
             },
-            "searches": {"running": gate.running, "refused_busy": gate.refused},
+            "searches": {"running": gate.running, "queued": gate.queued, "refused_busy": gate.refused},
             **_union_index_health(request.app[SEARCH_KEY].index),
         }
     )
@@ -462,6 +462,7 @@ def build_app(
     fanout: FanoutSettings | None = None,
     idle_trim_s: float | None = 10.0,
     sessions: SessionSettings | None = None,
+    member_operations: int | None = None,
 ) -> web.Application:
     """The broker's web application.
 
@@ -475,6 +476,7 @@ def build_app(
     `idle_trim_s`: seconds without a search after which freed memory is collected and handed back
     to the system (broker.memory; None: never).
     `sessions` sets the search sessions' cap, idle expiry and long-poll bound (broker.sessions).
+    `member_operations` replaces every member's `max_operations` (serve --member-operations).
     """
     # Order: problems outermost; a CORS preflight before any key check (it carries none); the
     # caller's identity before rate limiting (whose bucket).
@@ -485,7 +487,7 @@ def build_app(
     app[NAMES_KEY] = DisplayNames.of(consortium)
     app[HTTP_KEY] = http or HttpClient()
     app[INGEST_KEY] = IngestPool(consortium.search.ingest)  # workers start on the first burst, not here
-    app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY], ingest=app[INGEST_KEY])
+    app[REGISTRY_KEY] = MemberRegistry(consortium, app[HTTP_KEY], ingest=app[INGEST_KEY], member_operations=member_operations)
     # One outbound gate per process: a cap on member requests in flight, fair between searches.
     app[SEARCH_KEY] = SearchService(app[REGISTRY_KEY], gate=OutboundGate(fanout or FanoutSettings()))
     app[SELECTOR_KEY] = MemberSelector(consortium)

@@ -184,12 +184,13 @@ async def _serve(
     http: HttpClient | None = None,
     fanout: FanoutSettings | None = None,
     idle_trim_s: float | None = 10.0,
+    member_operations: int | None = None,
 ) -> web.AppRunner:
     app = build_app(
-        consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout, idle_trim_s=idle_trim_s
-    )
-    runner = await start_server(app, host, port)
-    return runner
+        consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout,
+        idle_trim_s=idle_trim_s, member_operations=member_operations,
+    )  # fmt: skip
+    return await start_server(app, host, port)
 
 
 def _outbound(args: argparse.Namespace) -> tuple[HttpClient, FanoutSettings, str]:
@@ -197,7 +198,8 @@ def _outbound(args: argparse.Namespace) -> tuple[HttpClient, FanoutSettings, str
     limit = raise_nofile_limit()
     connections = connection_cap(args.connections, limit)
     fanout = FanoutSettings(max_in_flight=min(args.max_in_flight, connections), burst=args.start_burst)
-    http = HttpClient(total_connections=connections, connections_per_host=args.connections_per_host)
+    per_member = {"member_concurrency": args.member_operations} if args.member_operations else {}
+    http = HttpClient(total_connections=connections, connections_per_host=args.connections_per_host, **per_member)
     raised = f" (raised from {limit.raised_from})" if limit.raised_from is not None else ""
     note = (
         f"open files: soft limit {limit.soft}{raised}; member sockets ≤ {connections}"
@@ -269,7 +271,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
     try:
         runner = await _serve(
             consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
-            http=http, fanout=fanout, idle_trim_s=idle_trim_s,
+            http=http, fanout=fanout, idle_trim_s=idle_trim_s, member_operations=args.member_operations,
         )  # fmt: skip
         try:
             await _announce_and_wait(args, runner, consortium, ledger, outbound_note, with_sandbox)
@@ -295,6 +297,10 @@ def _outbound_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections-per-host", type=int, default=0, help="member sockets per host:port (0: no cap of its own)")
     parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="member requests at once, all searches together")
     parser.add_argument("--start-burst", type=int, default=DEFAULT_BURST, help="member requests started per event-loop turn")
+    parser.add_argument(
+        "--member-operations", type=int,
+        help="operations (and HTTP requests) at once per member, for every member instead of its max_operations",
+    )  # fmt: skip
 
 
 def _index_options(parser: argparse.ArgumentParser) -> None:

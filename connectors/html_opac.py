@@ -5,17 +5,20 @@ or a site-local `profile_file`, and `profile_overrides` merged over it (e.g. an 
 `status_words` of the member are layered over the profile's words, which are layered
 over the shared vocabulary. The endpoint is the OPAC's root; profile URLs are relative to it.
 
-Search reads the result list (one or more OPAC pages) and, for holdings, the
-detail page of each record — concurrently, at most `search.max_detail_pages` per
-search, within the member's deadline. Records whose detail page is skipped, late
-or failing come without holdings and the search says so in a diagnostic.
+Search reads the result list (the first OPAC page, then the further pages the window needs
+only when the hit count says they have rows) and, for holdings, the detail page of each
+record — concurrently, at most `search.max_detail_pages` per search, within the member's
+deadline. Records whose detail page is skipped, late or failing come without holdings and the
+search says so in a diagnostic.
 Patron and hold operations live in `connectors.html_account`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 from urllib.parse import urljoin
 
@@ -27,6 +30,7 @@ from connectors.options import HtmlOpacOptions
 from yokodan.holds import HoldIntent, PickupOption
 from connectors.settings import TargetSettings
 from connectors.base import Capability, Connector, SearchResult
+from connectors.coalesce import Coalescer
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
 from connectors.html_account import OpacAccount
 from connectors.html_client import OpacClient
@@ -111,6 +115,10 @@ class HtmlOpacConnector(Connector):
             self._due_date = compile_optional(holdings.due_date)
             self._collection = compile_optional(holdings.collection)
         self.account = OpacAccount(self.client) if profile.login is not None else None
+        # Searches in flight at once that list the same record (a burst of searches sharing a word)
+        # read its detail page once. Only reads in flight are shared, never a finished one: the
+        # holdings stay live; each caller maps the page into its own Holding objects.
+        self._detail_pages: Coalescer[Page] = Coalescer()
 
     def supports(self, capability: Capability) -> bool:
         return all(getattr(self.profile, section) is not None for section in _SECTIONS[capability])
@@ -135,14 +143,34 @@ class HtmlOpacConnector(Connector):
         if spec.form_url is not None:
             form = await self.client.fetch("GET", self.client.url(spec.form_url))
             state = self.client.form_state(form, spec)
-        answers = await asyncio.gather(*(self._list_page(values, state, index) for index in pages))
-        hits = answers[0][1]
-        rows = [row for page_rows, _ in answers for row in page_rows]
+        # The first result page says how many hits there are: the further pages of the window are
+        # read only when they have rows (most searches fit on one page, and every page is a request
+        # to the member), meanwhile the first page's detail pages are read.
+        first_rows, hits = await self._list_page(values, state, pages[0])
         skip = first_row - pages[0] * per_page
-        rows = rows[skip : skip + wanted]
-        holdings, diagnostics = await self._holdings_of(rows, deadline)
+        rows = first_rows[skip : skip + wanted]
+        # Without a hit count, a full first page is the only sign that there are more.
+        known = hits if hits is not None else (math.inf if len(first_rows) >= per_page else 0)
+        more = [index for index in pages[1:] if index * per_page < known]
+        cap = self.profile.search.max_detail_pages
+        later, (holdings, diagnostics) = await asyncio.gather(
+            self._rows_of(values, state, more), self._holdings_of(rows[:cap], deadline)
+        )
+        read = len(rows)
+        rows = [*rows, *later][:wanted]
+        if read < cap and len(rows) > read:  # a window that starts mid-page: details of its next rows too
+            extra, late = await self._holdings_of(rows[read:cap], deadline)
+            holdings.update({read + index: found for index, found in extra.items()})
+            diagnostics += late
+        if self.profile.holdings is not None and 0 < cap < len(rows):
+            diagnostics.insert(0, self._diagnostic("holdings_capped", f"holdings read for the first {cap} of {len(rows)} records"))
         records = [self._record(row, holdings.get(index, [])) for index, row in enumerate(rows)]
         return SearchResult(records=records, hits=hits, diagnostics=diagnostics)
+
+    async def _rows_of(self, values: dict[str, str], state: dict[str, str], pages: list[int]) -> list[_Row]:
+        """The rows of result pages `pages` (indexes), read concurrently, in page order."""
+        answers = await asyncio.gather(*(self._list_page(values, state, index) for index in pages))
+        return [row for page_rows, _ in answers for row in page_rows]
 
     def _query_values(self, query: SearchQuery) -> dict[str, str]:
         mapping = self.profile.search.query_fields
@@ -239,9 +267,8 @@ class HtmlOpacConnector(Connector):
         )
 
     async def _holdings_of(self, rows: list[_Row], deadline: float) -> tuple[dict[int, list[Holding]], list[Diagnostic]]:
-        """Holdings from the detail pages of the first rows, concurrently, until `deadline`."""
-        cap = self.profile.search.max_detail_pages
-        if self.profile.holdings is None or cap == 0 or not rows:
+        """Holdings from the detail pages of `rows` (the caller caps them), concurrently, until `deadline`."""
+        if self.profile.holdings is None or not rows:
             return {}, []
         gate = asyncio.Semaphore(self.profile.search.detail_concurrency)
 
@@ -250,7 +277,7 @@ class HtmlOpacConnector(Connector):
                 url = urljoin(row.page_url, row.detail_link) if row.detail_link else self._detail_url(row.local_id)
                 return await self._detail_holdings(url)
 
-        tasks = {asyncio.ensure_future(one(row)): index for index, row in enumerate(rows[:cap])}
+        tasks = {asyncio.ensure_future(one(row)): index for index, row in enumerate(rows)}
         done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         for task in pending:
             task.cancel()
@@ -266,8 +293,6 @@ class HtmlOpacConnector(Connector):
             else:
                 raise error  # a bug, not a member failure
         diagnostics: list[Diagnostic] = []
-        if len(rows) > cap:
-            diagnostics.append(self._diagnostic("holdings_capped", f"holdings read for the first {cap} of {len(rows)} records"))
         if pending:
             diagnostics.append(self._diagnostic("holdings_late", f"holdings of {len(pending)} records not read within the deadline"))
         if failures:
@@ -291,7 +316,7 @@ class HtmlOpacConnector(Connector):
         return await self._detail_holdings(self._detail_url(record_id))
 
     async def _detail_holdings(self, url: str) -> list[Holding]:
-        return self.parse_holdings(await self.client.fetch("GET", url))
+        return self.parse_holdings(await self._detail_pages.run(url, partial(self.client.fetch, "GET", url)))
 
     def parse_holdings(self, page: Page) -> list[Holding]:
         rows = self._holding_rows(page.root)

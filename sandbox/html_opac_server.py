@@ -106,6 +106,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     operation = style.pages.get(request.match_info["page"])
     if operation is None:
         return error_page(404)
+    state.served[operation] += 1  # what a client asked for (tests count a search's requests)
     if (refusal := await before_answer(system)) is not None:
         return refusal
     faults = system.faults

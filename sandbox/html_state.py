@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +30,7 @@ class OpacState:
     sessions: dict[str, tuple[str, float]] = field(default_factory=dict)  # session id -> (card, expires at)
     view_states: OrderedDict[str, str | None] = field(default_factory=OrderedDict)  # token -> session id
     hold_posts: int = 0  # hold placements received, to prove none was sent twice
+    served: Counter[str] = field(default_factory=Counter)  # requests by operation ('search', 'detail' …)
     after_next_hold: AfterHold | None = None
 
     def open_session(self, card_number: str) -> str:

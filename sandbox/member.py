@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 
@@ -41,6 +42,32 @@ def _search_fields(work: CatalogueWork, title_reading: str | None, with_isbn: bo
         year=work.year,
         other=[work.publisher, work.ndc, work.responsibility, work.edition or ""],
     )
+
+
+# Queries whose verdicts per record are kept for every member of the process (each at most one
+# verdict per distinct record, ~100 KB): as many as a member's own result cache, since a burst's
+# queries all arrive at once and 32 were evicted before the other members asked (measured).
+_SHARED_QUERIES = _RESULT_CACHE_SIZE
+
+
+@lru_cache(maxsize=_SHARED_QUERIES)
+def _shared_predicate(query: str) -> Callable[[SearchFields], bool]:
+    """The query's predicate, remembering its verdict per record (fields compare by value).
+
+    The members of one sandbox hold copies of one catalogue (the 13 Okayama members: 6,791
+    records, 1,314 distinct), so each distinct record is evaluated once per query, not once per
+    member: in bench/soak.py's burst the scan was most of the sandbox's CPU.
+    """
+    predicate = compile_query(parse(query))
+    verdicts: dict[SearchFields, bool] = {}
+
+    def matches(fields: SearchFields) -> bool:
+        verdict = verdicts.get(fields)
+        if verdict is None:
+            verdict = verdicts[fields] = predicate(fields)
+        return verdict
+
+    return matches
 
 
 class MemberSystem:
@@ -77,7 +104,7 @@ class MemberSystem:
         if cached is not None:
             self._results.move_to_end(query)
             return cached
-        predicate = compile_query(parse(query))
+        predicate = _shared_predicate(query)
         hits = tuple(i for i, fields in enumerate(self._fields) if predicate(fields))
         self._results[query] = hits
         if len(self._results) > _RESULT_CACHE_SIZE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -153,6 +154,56 @@ async def test_paging_reads_the_pages_a_window_spans(opac: Opac, member_id: str)
     result = await opac.connector(member_id, profile_overrides=no_details).search(SearchQuery(title="の", start=8, page_size=20))
     assert result.hits == len(truth)
     assert [r.local_id for r in result.records] == truth[7:27]
+
+
+async def test_a_window_that_starts_mid_page_has_the_holdings_of_every_row(opac: Opac) -> None:
+    system, state = opac.system("tsuyama-city"), opac.state("tsuyama-city")
+    truth = [system.held[p].local_id for p in system.search('title="の"')]
+    before = state.served.copy()
+    # Rows 8-12: three on the first tos page (read with their details), two on the second.
+    result = await opac.connector("tsuyama-city").search(SearchQuery(title="の", start=8, page_size=5))
+    assert [r.local_id for r in result.records] == truth[7:12]
+    held = {h.local_id: {c.barcode for c in h.copies} for h in system.held}
+    assert [{h.item_id for h in r.holdings} for r in result.records] == [held[r.local_id] for r in result.records]
+    assert dict(state.served - before) == {"search": 2, "detail": 5} and result.diagnostics == []
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_a_result_that_fits_one_page_reads_one_result_page(opac: Opac, member_id: str) -> None:
+    system, state = opac.system(member_id), opac.state(member_id)
+    truth = [system.held[p].local_id for p in system.search('author="夏目漱石"')]
+    assert 1 < len(truth) <= 10, "fewer hits than one tos page holds"
+    before = state.served.copy()
+    # A window of 20 rows spans two tos pages; the first page's hit count says the second is empty.
+    result = await opac.connector(member_id).search(SearchQuery(author="夏目漱石", page_size=20))
+    assert [r.local_id for r in result.records] == truth and all(r.holdings for r in result.records)
+    form_page = 1 if member_id == "misaki-town" else 0  # wopc reads its form (ViewState) first
+    assert dict(state.served - before) == {"search": 1 + form_page, "detail": len(truth)}
+
+
+@pytest.mark.parametrize("member_id", STYLES)
+async def test_concurrent_searches_listing_a_record_read_its_detail_page_once(opac: Opac, member_id: str) -> None:
+    system, state = opac.system(member_id), opac.state(member_id)
+    opac.host.set_faults(member_id, FaultConfig(delay_ms=100))  # every page in flight for a while
+    connector = opac.connector(member_id)
+    kokoro = system.held[system.search(f'isbn="{KOKORO_ISBN}"')[0]]
+    before = state.served.copy()
+    by_isbn, by_title = await asyncio.gather(
+        connector.search(SearchQuery(isbn=KOKORO_ISBN)), connector.search(SearchQuery(title="こころ"))
+    )
+    titled = [system.held[p].local_id for p in system.search('title="こころ"')]
+    assert [r.local_id for r in by_isbn.records] == [kokoro.local_id] and kokoro.local_id in titled
+    assert [r.local_id for r in by_title.records] == titled
+    # Both hold the record's copies, each its own objects, from one read of its detail page.
+    shared = next(r for r in by_title.records if r.local_id == kokoro.local_id)
+    assert shared.holdings == by_isbn.records[0].holdings and shared.holdings[0] is not by_isbn.records[0].holdings[0]
+    assert {c.barcode for c in kokoro.copies} == {h.item_id for h in shared.holdings}
+    form_pages = 2 if member_id == "misaki-town" else 0
+    assert dict(state.served - before) == {"search": 2 + form_pages, "detail": len(titled)}
+    # Once read, a page is not kept: the next search reads the holdings live again.
+    before = state.served.copy()
+    await connector.search(SearchQuery(isbn=KOKORO_ISBN))
+    assert (state.served - before)["detail"] == 1
 
 
 async def test_shift_jis_pages_and_forms(opac: Opac) -> None:

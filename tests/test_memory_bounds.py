@@ -110,17 +110,22 @@ async def test_a_few_hundred_searches_leave_every_structure_under_its_cap_and_rs
     assert deleted_files_held(index_dir) == []
 
 
-async def test_idle_housekeeping_runs_once_after_activity_and_never_while_active() -> None:
+async def test_idle_housekeeping_runs_after_activity_at_doubling_idle_times_and_never_while_active() -> None:
     now = [0.0]
     trimmer = IdleTrimmer(10.0, clock=lambda: now[0])
     assert not await trimmer.trim_if_idle(), "nothing happened since the start: nothing to give back"
     trimmer.touch()
-    now[0] = 5.0
+    ran = []
+    for now[0] in (5.0, 15.0, 16.0, 25.0, 39.0, 45.0, 85.0, 165.0, 1000.0):
+        if await trimmer.trim_if_idle():
+            ran.append(now[0])
+    # At 10, 20, 40, 80 and 160 s of idle, once each (what closes late is given back too), then no more.
+    assert ran == [15.0, 25.0, 45.0, 85.0, 165.0] and trimmer.trims == 5
+    trimmer.touch()  # a search
+    now[0] = 1005.0
     assert not await trimmer.trim_if_idle(), "5 s after a search: still active"
-    now[0] = 15.0
-    assert await trimmer.trim_if_idle() and trimmer.trims == 1
-    now[0] = 100.0
-    assert not await trimmer.trim_if_idle(), "once per stretch of activity"
+    now[0] = 1011.0
+    assert await trimmer.trim_if_idle() and trimmer.trims == 6
 
 
 def test_a_members_classified_words_are_bounded() -> None:

@@ -332,6 +332,7 @@ class EventLoopHealth(WireModel):
 
 class SearchLoad(WireModel):
     running: int = Field(description="federated searches running now")
+    queued: int = Field(description="searches that waited for a place (every place taken) since start")
     refused_busy: int = Field(description="searches refused with 503 since start")
 
 

@@ -1,4 +1,7 @@
-"""Request coalescing: identical searches in flight at once share one fan-out.
+"""Request coalescing: identical requests in flight at once share one run.
+
+Used for whole searches (broker.api: one fan-out) and for an HTML OPAC's detail pages
+(connectors.html_opac: one read of a record's holdings for every search that lists it).
 
 A popular title on a busy Saturday, or a portal retrying, asks every member the same thing many
 times over; members answer the same records each time. Callers whose key (the normalised query,
