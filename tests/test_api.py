@@ -8,24 +8,17 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from broker.api import build_app
 from sandbox.spec import FaultConfig
 from tests.conftest import SandboxedConsortium
+from tests.serving import served
 
 
 @pytest.fixture
 async def broker_url(okayama_sandbox: SandboxedConsortium) -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(okayama_sandbox.consortium), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with served(build_app(okayama_sandbox.consortium)) as url:
+        yield url
 
 
 async def get(url: str, **params: str) -> tuple[int, str, dict]:

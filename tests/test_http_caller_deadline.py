@@ -11,6 +11,7 @@ from aiohttp import web
 from connectors import HttpClient
 from connectors.errors import ReadTimeout
 from connectors.http import CallerDeadline
+from tests.serving import served
 
 
 @pytest.fixture
@@ -23,15 +24,8 @@ async def slow_url() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/slow", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/slow"
-    finally:
-        await runner.cleanup()
+    async with served(app) as url:
+        yield f"{url}/slow"
 
 
 def _timers(loop: asyncio.AbstractEventLoop) -> int:
