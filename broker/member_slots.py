@@ -76,9 +76,8 @@ class MemberSlots:
             return True
         return False
 
-    async def _take(self, wait_s: float) -> float:
-        if self._take_free():
-            return 0.0
+    async def _queue(self, wait_s: float) -> float:
+        """Wait for a slot (no free one was there: `_take_free` said so); the seconds spent queued."""
         if len(self._waiters) >= self.limits.max_waiting or wait_s <= 0:
             self.refused_total += 1
             raise MemberBusy(
@@ -138,7 +137,7 @@ class _SlotHold:
 
     async def __aenter__(self) -> float:
         # A free slot (the usual case) without the queueing coroutine's frame.
-        return 0.0 if self._slots._take_free() else await self._slots._take(self._wait_s)
+        return 0.0 if self._slots._take_free() else await self._slots._queue(self._wait_s)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._slots._release()

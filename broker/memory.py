@@ -9,9 +9,10 @@ pages at the top of each arena and, since glibc 2.8, unused whole pages inside t
 `IdleTrimmer` runs once the broker has been idle for `idle_s` after activity, and again at 2×, 4×,
 8× and 16× that idle time (memory freed later, as keep-alive connections close 30 s after their
 last request, is then given back too: in bench/soak.py a pass after the member connections had
-closed gave back 3.6 MiB more than the first). Each pass is first a full garbage collection (whoosh's readers live in reference cycles, and an idle process allocates
-nothing that would trigger the collector's oldest generation, so closed readers and the memory
-maps of deleted segment files would wait for the next burst), then the trim, off the event loop.
+closed gave back 3.6 MiB more than the first). Each pass is first a full garbage collection
+(whoosh's readers live in reference cycles, and an idle process allocates nothing that would
+trigger the collector's oldest generation, so closed readers and the memory maps of deleted
+segment files would wait for the next burst), then the trim, off the event loop.
 Never during load: both walk the whole heap. On a libc without malloc_trim (musl, macOS) only the
 collection runs.
 """

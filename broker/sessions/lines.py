@@ -4,9 +4,10 @@ The lines are the same JSON as before (`MemberLine`: the works changed since the
 whole and re-merged; `FinalLine`: the ranked page and every status). Members that answer in the same
 event-loop turn get one line each, one after another, and the last of them lists the works all of
 them changed (broker.search.SearchEvent.turn_changed): at 60 members answering together a popular
-work was re-sent 60 times with 1..60 members' holdings (17 MB for a 560 KB answer). And a work's holdings are no longer rebuilt from every record each
-time a member adds to it (broker.sessions.work_bytes), and the final page reuses the fragments the
-member lines built: this is what made the stream finish later than the blocking search.
+work was re-sent 60 times with 1..60 members' holdings (17 MB for a 560 KB answer). A work's
+holdings are not rebuilt from every record each time a member adds to it (broker.sessions.work_bytes),
+and the final page reuses the fragments the member lines built. Both made the stream finish later
+than the blocking search.
 """
 
 from __future__ import annotations
