@@ -46,6 +46,7 @@ from broker.querytext import UndecodableText, clean_text
 from yokodan import SearchQuery
 from yokodan.errors import BadRequest
 from broker.ledger.runtime import LedgerConfig
+from broker.member_operations import GuardedConnector
 from broker.members import MemberRegistry, UnknownMembers
 from broker.portals.access import (
     ACCESS_KEY,
@@ -65,7 +66,7 @@ from broker.search import SearchOutcome, SearchService
 from broker.sessions.lines import StreamLines
 from broker.sessions.settings import SessionSettings
 from broker.views import DisplayNames, facets_view, status_view, work_view
-from connectors import Capability, Connector, HttpClient, IngestPool
+from connectors import Capability, HttpClient, IngestPool
 from index.store import UnionIndex
 
 log = logging.getLogger(__name__)
@@ -550,16 +551,12 @@ def _ledger_lifecycle(config: LedgerConfig) -> Callable[[web.Application], Async
 
         registry = app[REGISTRY_KEY]
 
-        def gateway_for(member_id: str) -> Connector:
-            # The member's holds face where the file names one, else its catalogue connector.
-            return registry.connector(member_id, Capability.PLACE_HOLD)
+        def gateway_for(member_id: str) -> GuardedConnector:
+            # The member's holds face where the file names one, else its catalogue connector; every
+            # call in one of the member's slots, its outcome fed to the member's breaker.
+            return registry.guarded(member_id, Capability.PLACE_HOLD)
 
-        def unavailable(member_id: str) -> str | None:
-            if registry.maintenance_now(member_id) is not None:
-                return "maintenance"
-            return None if registry.breaker(member_id).allow() else "circuit_open"
-
-        async with open_ledger(config, app[CONSORTIUM_KEY], gateway_for, unavailable=unavailable) as runtime:
+        async with open_ledger(config, app[CONSORTIUM_KEY], gateway_for, unavailable=registry.unavailable) as runtime:
             app[HOLDS_KEY] = runtime.service
             app[LEDGER_KEY] = runtime
             yield

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from broker.consortium import Consortium, MaintenanceWindow, Member
+from broker.member_operations import GuardedConnector, MemberOperation
 from broker.member_slots import MEMBER_BUSY_REASON, MemberSlots, SlotLimits
 from connectors import Capability, Connector, HttpClient, IngestPool, UnknownWords, connector_for
 from connectors.circuit import CircuitBreaker, CircuitState
@@ -247,6 +248,31 @@ class MemberRegistry:
         caller's deadline is nearer); `MemberBusy` when the queue is full or the wait runs out.
         """
         return self._entry(member_id).slots.acquire(wait_s)
+
+    def operation(self, member_id: str, capability: Capability, *, wait_s: float | None = None) -> MemberOperation:
+        """`async with registry.operation(member, capability) as connector:` one call outside a search.
+
+        Admitted (maintenance, open circuit: `MemberUnavailable`, nothing sent), in one of the member's
+        slots, and its outcome fed to the breaker, the half-open probe included (broker.member_operations).
+        """
+        return MemberOperation(self, member_id, capability, wait_s)
+
+    def guarded(self, member_id: str, capability: Capability) -> GuardedConnector:
+        """The member's connector for `capability`, each call to the member run as `operation` (the hold ledger's gateway)."""
+        return GuardedConnector(self, member_id, self.connector(member_id, capability), capability)
+
+    def unavailable(self, member_id: str) -> str | None:
+        """Why the member would be skipped now ("maintenance", "circuit_open"), or None; takes no probe.
+
+        For callers that decide ahead whether to try (the hold poller); the call itself then goes
+        through `operation`, which takes the probe and reports its outcome.
+        """
+        if self.maintenance_now(member_id) is not None:
+            return SkipReason.MAINTENANCE.value
+        breaker = self.breaker(member_id)
+        if breaker.state is CircuitState.HALF_OPEN or breaker.retry_in_s() > 0:
+            return SkipReason.CIRCUIT_OPEN.value  # open and cooling off, or its probe is out
+        return None
 
     def slots(self, member_id: str) -> MemberSlots:
         """The member's slots and queue (in use, waiting, totals)."""

@@ -19,8 +19,8 @@ from broker.holds.patron import Card, Patron
 from broker.holds.planner import MemberUnreachable
 from broker.search import SearchService
 from broker.members import MemberRegistry
-from connectors import Capability, Connector
-from connectors.errors import ConnectorError, HoldRefused
+from connectors import Capability
+from connectors.errors import ConnectorError
 from yokodan import Holding, PatronStatus, Record, SearchQuery, TargetStatus, Work, trusted
 
 __all__ = ["Gathered", "HoldsGatherer", "find_work"]
@@ -49,29 +49,22 @@ class HoldsGatherer:
     def _deadline_s(self, member_id: str) -> float:
         return self.consortium.member(member_id).connector.timeout_s
 
-    def _skip_reason(self, member_id: str, capability: Capability) -> tuple[Connector | None, str | None]:
-        admission = self.registry.admit(member_id, capability)  # capability, maintenance, open circuit
-        return admission.connector, None if admission.skip is None else admission.skip.value
-
     async def _lookup(self, card: Card) -> PatronStatus | MemberUnreachable:
-        connector, skipped = self._skip_reason(card.member, Capability.LOOKUP_PATRON)
-        if connector is None:
-            return MemberUnreachable(skipped or "not_supported")
+        # Each call is one member operation (broker.member_operations): skipped without contact in
+        # maintenance or behind an open circuit, in one of the member's slots, its outcome (the
+        # half-open probe's too) fed to the member's breaker.
         try:
-            return await asyncio.wait_for(connector.lookup_patron(card.credentials()), self._deadline_s(card.member))
+            async with self.registry.operation(card.member, Capability.LOOKUP_PATRON, wait_s=self._deadline_s(card.member)) as connector:
+                return await asyncio.wait_for(connector.lookup_patron(card.credentials()), self._deadline_s(card.member))
         except TimeoutError:
             return MemberUnreachable("timeout", "the member did not answer in time")
-        except HoldRefused as exc:
-            return MemberUnreachable(exc.reason, exc.message)  # authentication_failed, patron_not_found …
-        except ConnectorError as exc:
+        except ConnectorError as exc:  # authentication_failed, patron_not_found, maintenance, circuit_open …
             return MemberUnreachable(exc.reason, exc.message)
 
     async def _holdings(self, record: Record) -> tuple[Record, str | None]:
-        connector, skipped = self._skip_reason(record.member, Capability.HOLDINGS)
-        if connector is None:
-            return record, skipped
         try:
-            live: list[Holding] = await asyncio.wait_for(connector.holdings(record.local_id), self._deadline_s(record.member))
+            async with self.registry.operation(record.member, Capability.HOLDINGS, wait_s=self._deadline_s(record.member)) as connector:
+                live: list[Holding] = await asyncio.wait_for(connector.holdings(record.local_id), self._deadline_s(record.member))
         except TimeoutError:
             return record, "timeout"
         except ConnectorError as exc:
