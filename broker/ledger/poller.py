@@ -3,7 +3,9 @@
 It claims due holds in batches under a lease (so pollers on two nodes, or a restarted one, never
 record a transition twice), asks each member at most `per_member` at a time, skips members the
 registry says are unavailable (maintenance window, open circuit) without contacting them, and
-backs off a hold whose member fails. A hold becoming ready produces a notice.
+backs off a hold whose member fails. In the app the gateway is the registry's guarded connector
+(broker.member_operations): each call also takes one of the member's slots, which searches share,
+so `per_member` is the poller's share of them, and its outcomes feed the member's breaker. A hold becoming ready produces a notice.
 """
 
 from __future__ import annotations
