@@ -72,11 +72,6 @@ from index.years import parse_year
 from sandbox.catalogue import generate_catalogue
 
 TARGET_MEDIAN_MS = 20.0
-                                    [--postgres URL | --no-postgres]
-
-The figures vary with the machine's load (the writer process needs a second core to
-itself: on a shared machine its commits compete with other processes for CPU, not for
-this process's GIL); compare the ratios printed side by side in one run.
 
 _CJK_RUN = re.compile(r"[\u3041-\u309f\u30a1-\u30fa\u30fc\u4e00-\u9fff]{2,}")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
