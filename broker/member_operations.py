@@ -3,7 +3,7 @@
 Search has its own path (broker.search: plan, launch gate, slot, record). Everything else that asks a
 member something goes through here: the hold planner's patron look-ups and live holdings, and the
 hold ledger's placements, look-ups, status polls, pickup changes and cancellations. So that:
-- a member in its maintenance window or behind an open circuit is not contacted (`MemberUnavailable`,
+- a member in its maintenance window or behind an open circuit is not contacted (`MemberNotContacted`,
   a RequestNotSent: the member never saw the request, so a placement may simply be tried again);
 - the call takes one of the member's operation slots: searches and hold traffic share the member's
   politeness bound instead of each keeping a bound of its own;
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 _ANSWERS = (HoldRefused, AuthenticationFailed, SessionExpired)
 
 
-class MemberUnavailable(RequestNotSent):
+class MemberNotContacted(RequestNotSent):
     """The member was not contacted: maintenance, an open circuit, no free slot, or no such capability."""
 
     state = TargetState.SKIPPED
@@ -62,14 +62,14 @@ class MemberOperation:
         admission = self._registry.admit(self._member, self._capability)  # may take the half-open probe
         if admission.connector is None:
             assert admission.skip is not None
-            raise MemberUnavailable(self._member, admission.skip.value, admission.message or admission.skip.value)
+            raise MemberNotContacted(self._member, admission.skip.value, admission.message or admission.skip.value)
         self._probe = admission.probe
         slot = self._registry.slot(self._member, wait_s=self._wait_s)
         try:
             await slot.__aenter__()
         except MemberBusy as busy:
             self._no_verdict()
-            raise MemberUnavailable(self._member, MEMBER_BUSY_REASON, busy.message) from None
+            raise MemberNotContacted(self._member, MEMBER_BUSY_REASON, busy.message) from None
         except BaseException:  # cancelled while queued for a slot
             self._no_verdict()
             raise

@@ -252,7 +252,7 @@ class MemberRegistry:
     def operation(self, member_id: str, capability: Capability, *, wait_s: float | None = None) -> MemberOperation:
         """`async with registry.operation(member, capability) as connector:` one call outside a search.
 
-        Admitted (maintenance, open circuit: `MemberUnavailable`, nothing sent), in one of the member's
+        Admitted (maintenance, open circuit: `MemberNotContacted`, nothing sent), in one of the member's
         slots, and its outcome fed to the breaker, the half-open probe included (broker.member_operations).
         """
         return MemberOperation(self, member_id, capability, wait_s)

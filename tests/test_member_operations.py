@@ -14,7 +14,7 @@ import pytest
 
 from broker.holds.gather import HoldsGatherer
 from broker.holds.patron import Card, Patron
-from broker.member_operations import MemberUnavailable
+from broker.member_operations import MemberNotContacted
 from broker.members import MemberRegistry
 from connectors import Capability, HttpClient
 from connectors.circuit import CircuitState
@@ -91,7 +91,7 @@ async def test_hold_calls_feed_the_breaker_refusals_are_answers_and_an_open_circ
             with pytest.raises(TargetHTTPError):
                 await gateway.hold_status(PATRON, "no-such-hold")
         assert registry.breaker(PREF).state is CircuitState.OPEN
-        with pytest.raises(MemberUnavailable) as skipped:
+        with pytest.raises(MemberNotContacted) as skipped:
             await gateway.hold_status(PATRON, "no-such-hold")
         assert (skipped.value.reason, skipped.value.state) == ("circuit_open", TargetState.SKIPPED)
     finally:
