@@ -77,8 +77,35 @@ def sandbox_pickup_codes(member: Member) -> dict[str, str]:
     return {b.id: _sandbox_code(b) for b in pickups}
 
 
+# Families that place a hold by sending a pickup library code (connectors.options.PickupCodeOptions).
+_PICKUP_CODE_FAMILIES = frozenset({"ils_rest", "ncip"})
+
+
+def sandbox_pickups_elsewhere(consortium: Consortium, member: Member) -> dict[str, str]:
+    """Branch id -> pickup code, for a member whose holds may be collected at other members' libraries.
+
+    Okayama's prefectural library lends to 受渡館, municipal libraries of the consortium (seed 001);
+    its real system knows them by codes our sources do not print, so without codes its connector
+    can address only its own counter and refuses every other pickup the planner offers. In the
+    sandbox each pickup point its policy allows gets a code (its own branches keep theirs; another
+    member's branch is known by its branch id), which the sandbox ILS takes and the connector sends.
+    Empty for members whose pickups are all their own branches.
+    """
+    from broker.holds.planner import RuleBook  # the planner's own reading of the pickup rule
+
+    face = member.holds or member.connector
+    if face.kind not in _PICKUP_CODE_FAMILIES:
+        return {}
+    pickups = RuleBook.of(consortium).members[member.id].pickups
+    own = {b.id for b in member.branches}
+    if all(b.id in own for b in pickups):
+        return {}
+    return {b.id: _sandbox_code(b) if b.id in own else b.id for b in pickups}
+
+
 def sandbox_member(
-    member: Member, *, latency_ms: float | None = None, patrons: list[PatronCard] | None = None
+    member: Member, *, latency_ms: float | None = None, patrons: list[PatronCard] | None = None,
+    pickups_elsewhere: dict[str, str] | None = None,
 ) -> SandboxMember:
     branches = [
         SandboxBranch(id=b.id, name=b.name, code=_sandbox_code(b))
@@ -90,6 +117,8 @@ def sandbox_member(
     protocol, options, forced_style = _protocol(member)
     if member.holds is not None and (pickups := sandbox_pickup_codes(member)):
         options = {**options, "pickup_codes": ",".join(pickups.values())}
+    if pickups_elsewhere:
+        options = {**options, "pickup_codes": ",".join(pickups_elsewhere.values())}
     return SandboxMember(
         id=member.id,
         name=member.name,
@@ -110,8 +139,12 @@ def sandbox_member(
 def sandbox_members(consortium: Consortium, *, latency_ms: float | None = None) -> list[SandboxMember]:
     """Every member of the consortium as a sandbox member, with the consortium's test patrons (sandbox.patrons)."""
     return [
-        sandbox_member(m, latency_ms=latency_ms, patrons=cards_for(consortium.id, m.id)) for m in consortium.members
-    ]
+        sandbox_member(
+            m, latency_ms=latency_ms, patrons=cards_for(consortium.id, m.id),
+            pickups_elsewhere=sandbox_pickups_elsewhere(consortium, m),
+        )
+        for m in consortium.members
+    ]  # fmt: skip
 
 
 def shipped_consortia() -> list[str]:
@@ -148,6 +181,9 @@ def on_sandbox(consortium: Consortium, base_url: str) -> Consortium:
     """
     data = consortium.with_base_url(base_url).model_dump()
     for member, raw in zip(consortium.members, data["members"], strict=True):
+        if elsewhere := sandbox_pickups_elsewhere(consortium, member):
+            face = raw["holds"] if raw.get("holds") else raw["connector"]
+            face["options"] = {**(face.get("options") or {}), "pickup_codes": elsewhere}
         if member.holds is not None:
             codes = sandbox_pickup_codes(member)
             for branch in raw["branches"]:

@@ -69,6 +69,16 @@ def pickup_codes(settings: TargetSettings) -> dict[str, str]:
     return dict(settings.member_codes)
 
 
+def pickup_branches(settings: TargetSettings) -> dict[str, str]:
+    """The way back: the code a member answers for a hold's pickup -> consortium branch id.
+
+    The member's catalogue codes first (`branch_codes`), then the pickup codes it was sent, so a
+    pickup at a library outside the member's own branches (a prefectural library lending to the
+    municipal libraries) maps back to that library instead of to nothing.
+    """
+    return {**{code: branch for branch, code in pickup_codes(settings).items()}, **settings.branch_codes}
+
+
 class Connector(ABC):
     """Base class for one member system's adapter."""
 

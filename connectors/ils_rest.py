@@ -49,7 +49,7 @@ from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronC
 from yokodan.holds import HoldIntent, PickupOption
 from yokodan.terms import TermRules, member_terms
 from connectors.settings import TargetSettings
-from connectors.base import Capability, Connector, SearchResult, pickup_codes
+from connectors.base import Capability, Connector, SearchResult, pickup_branches, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,
     ConnectorError,
@@ -168,6 +168,7 @@ class ILSRestConnector(Connector):
         self.status = StatusMapper(settings.member, settings.status_words)
         self.term_rules = term_rules(self.kind, settings.options_as(IlsRestOptions).query_terms, member=settings.member)
         self.pickup_codes = pickup_codes(settings)
+        self._pickup_branches = pickup_branches(settings)  # a hold's pickup code back to its branch
 
     # --- search and copies ----------------------------------------------------------------
 
@@ -402,7 +403,7 @@ class ILSRestConnector(Connector):
             hold_id=_required_id(data, "hold_id", self.member),
             record_id=_required_id(data, "biblio_id", self.member),
             item_id=_text(data.get("item_id")),
-            pickup_branch_id=self.settings.branch_codes.get(pickup or ""),
+            pickup_branch_id=self._pickup_branches.get(pickup or ""),
             state=state,
             status_text=word,
             queue_position=priority if state is HoldState.WAITING and isinstance(priority, int) and priority > 0 else None,

@@ -42,7 +42,7 @@ from yokodan import Availability, Hold, Holding, HoldRequest, HoldState, PatronC
 from yokodan.holds import HoldIntent, PickupOption
 from connectors.options import NcipOptions
 from connectors.settings import TargetSettings
-from connectors.base import Capability, Connector, pickup_codes
+from connectors.base import Capability, Connector, pickup_branches, pickup_codes
 from connectors.errors import (
     HOLD_REFUSAL_REASONS,
     AuthenticationFailed,
@@ -166,6 +166,7 @@ class NCIPConnector(Connector):
         # Configured reasons are RefusalReasons already (NcipOptions): nothing to check here.
         self.problem_reasons: dict[str, str] = {**NCIP_PROBLEMS, **{k.casefold(): v for k, v in options.problem_reasons.items()}}
         self.pickup_codes = pickup_codes(settings)
+        self._pickup_branches = pickup_branches(settings)  # a hold's pickup code back to its branch
 
     # --- copies -----------------------------------------------------------------------------
 
@@ -340,7 +341,7 @@ class NCIPConnector(Connector):
             hold_id=hold_id,
             record_id=record_id,
             item_id=text(answer, "ItemId", "ItemIdentifierValue"),
-            pickup_branch_id=self.settings.branch_codes.get(pickup or ""),
+            pickup_branch_id=self._pickup_branches.get(pickup or ""),
             state=state,
             status_text=word,
             queue_position=int(position) if position and position.isdigit() else None,

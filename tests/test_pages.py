@@ -256,6 +256,55 @@ async def test_plan_place_list_and_cancel_a_hold(pages_site: Site) -> None:
         assert JA["hold.cancelled"] in after and JA["holds.cancel"] not in after
 
 
+async def test_a_prefectural_hold_collected_at_a_municipal_library_is_placed_there(pages_site: Site) -> None:
+    # Seed 001: the prefectural library lends to municipal libraries (受渡館); the plan offers them,
+    # and the member's system must take the pickup (it once refused all but its own counter).
+    import html as html_lib, json
+
+    async with client() as s:
+        await login(s, pages_site)
+        plan = await (await s.get(f"{pages_site.url}/hold?isbn=9784101010137")).text()
+        options = [html_lib.unescape(o) for o in re.findall(r'name="option" value="([^"]+)"', plan)]
+        [municipal] = [o for o in options if json.loads(o)["pickup_branch"] == "okayama-city/chuo"]
+        placed = await s.post(f"{pages_site.url}/holds", data={"csrf": csrf_of(plan), "option": municipal}, allow_redirects=False)
+        assert placed.status == 303, await placed.text()
+        page = await (await s.get(f"{pages_site.url}/holds")).text()
+        assert JA["holds.refused"].split(":")[0] not in page, re.findall(r'<dd class="state">([^<]+)', page)
+        assert re.findall(r'<dd class="pickup">([^<]+)</dd>', page) == ["岡山市立中央図書館"]
+        assert re.findall(r'<dd class="owner">([^<]+)</dd>', page) == ["岡山県立図書館"]
+
+
+async def test_a_queued_hold_moves_to_another_pickup_library_from_the_holds_page(pages_site: Site) -> None:
+    import html as html_lib
+
+    async with client() as s:
+        await login(s, pages_site)
+        plan = await (await s.get(f"{pages_site.url}/hold?isbn=9784101010137")).text()
+        option = html_lib.unescape(re.findall(r'name="option" value="([^"]+)"', plan)[0])
+        placed = await s.post(f"{pages_site.url}/holds", data={"csrf": csrf_of(plan), "option": option}, allow_redirects=False)
+        assert placed.status == 303, await placed.text()
+        page = await (await s.get(f"{pages_site.url}/holds")).text()
+        [hold_id] = re.findall(r'data-hold="([^"]+)"', page)
+        # The prefectural library (Koha-style REST) takes pickup changes online: the form is there,
+        # with the current pickup selected among the consortium's pickup points.
+        assert f'action="/holds/{hold_id}/pickup' in page
+        choices = re.findall(r'<option value="([^"]+)"( selected)?>([^<]+)</option>', page)
+        [current] = [(value, name) for value, selected, name in choices if selected]
+        assert len(choices) > 10
+        before = re.findall(r'<dd class="pickup">([^<]+)</dd>', page)
+        assert before == [current[1]]
+        target_id, target_name = next((value, name) for value, _, name in choices if value != current[0])
+        token = csrf_of(page)
+        moved = await s.post(f"{pages_site.url}/holds/{hold_id}/pickup", data={"csrf": token, "pickup_branch_id": target_id}, allow_redirects=False)
+        assert (moved.status, moved.headers.get("Location")) == (303, "/holds?moved=1"), await moved.text()
+        after = await (await s.get(f"{pages_site.url}/holds?moved=1")).text()
+        assert JA["holds.pickup_changed"] in after
+        assert re.findall(r'<dd class="pickup">([^<]+)</dd>', after) == [target_name]
+        # A branch that is no pickup point (or no branch at all) is refused with the reason, nothing changed.
+        bad = await s.post(f"{pages_site.url}/holds/{hold_id}/pickup", data={"csrf": token, "pickup_branch_id": "nowhere"}, allow_redirects=False)
+        assert bad.status == 422 and re.findall(r'<dd class="pickup">([^<]+)</dd>', await bad.text()) == [target_name]
+
+
 async def test_another_patrons_hold_cannot_be_cancelled(pages_site: Site) -> None:
     async with client() as s:
         await login(s, pages_site, "okayama-overdue", "okayama-pref")
