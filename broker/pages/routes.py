@@ -44,6 +44,7 @@ from broker.pages.views import HoldingRow, holding_rows, holdings_csv
 from broker.ranking import distance_km
 from connectors.base import Capability
 from yokodan import Availability, SearchQuery
+from yokodan.errors import YokodanError
 from yokodan.isbn import to_isbn13
 
 log = logging.getLogger(__name__)
@@ -384,17 +385,59 @@ async def holds_page(request: web.Request, *, message: str | None = None, status
         message = t("series.placed") if request.query.get("placed") == "series" else t("holds.placed")
     if message is None and request.query.get("cancelled"):
         message = t("holds.cancelled")
+    if message is None and request.query.get("moved"):
+        message = t("holds.pickup_changed")
     consortium = request.app[api.CONSORTIUM_KEY]
     branches = {b.id: b for b in consortium.branches()}
     members = {m.id: m for m in consortium.members}
     rows = await service.list(account)
-    holds = [
-        {"row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id), "shown": service.display(r),
-         "state_label": state_label(r, t.language),
-         "cancellable": r.state in CANCELLABLE_ONLINE and r.outcome.value == "placed"}
-        for r in rows
-    ]  # fmt: skip
+    holds = []
+    choices: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
+    for r in rows:
+        cancellable = r.state in CANCELLABLE_ONLINE and r.outcome.value == "placed"
+        # The same rule as PATCH /api/v1/holds/{id}: still queued, at a member that takes the change online.
+        changeable = cancellable and _takes_pickup_changes(service, r.member)
+        if changeable and r.member not in choices:
+            choices[r.member] = _pickup_choices(consortium, r.member)
+        holds.append({
+            "row": r, "member": members.get(r.member), "pickup": branches.get(r.pickup_branch_id), "shown": service.display(r),
+            "state_label": state_label(r, t.language), "cancellable": cancellable,
+            "changeable": changeable and sum(len(c) for _, c in choices[r.member]) > 1,
+            "pickup_choices": choices.get(r.member, []),
+        })  # fmt: skip
     return await render(request, "holds.html", {"holds": holds, "message": message}, status=status)
+
+
+def _pickup_choices(consortium: Any, member_id: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Where the owning member's holds may be collected (the planner's reading of its pickup rule),
+    grouped by the library system each pickup belongs to, for the change form's list."""
+    names, book = {m.id: m.name for m in consortium.members}, RuleBook.of(consortium)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for branch in book.members[member_id].pickups:
+        owner = book.branch_member[branch.id]
+        groups.setdefault(names.get(owner, owner), []).append((branch.id, branch.name))
+    return list(groups.items())
+
+
+def _takes_pickup_changes(service: HoldService, member_id: str) -> bool:
+    try:
+        return bool(service.gateway_for(member_id).supports(Capability.CHANGE_PICKUP))
+    except YokodanError:  # a member that left the consortium file, or has no holds face any more
+        return False
+
+
+async def pickup_submit(request: web.Request) -> web.Response:
+    service = _holds(request)
+    _, form = await check_csrf(request)
+    account = await _account(request)
+    if account is None:
+        raise _see_other("/login?next=/holds")
+    branch_id = str(form.get("pickup_branch_id", "")).strip()
+    try:
+        await service.change_pickup(account, request.match_info["hold_id"], branch_id)
+    except HoldServiceError as exc:
+        return await holds_page(request, message=exc.message, status=exc.status)
+    raise _see_other("/holds?moved=1")
 
 
 async def cancel_submit(request: web.Request) -> web.Response:
@@ -529,6 +572,7 @@ def add_page_routes(app: web.Application, *, session_key: bytes | None = None) -
     app.router.add_get("/hold/series", series_page)
     app.router.add_post("/holds/series", series_submit)
     app.router.add_post("/holds/{hold_id}/cancel", cancel_submit)
+    app.router.add_post("/holds/{hold_id}/pickup", pickup_submit)
     app.router.add_get("/staff/login", staff_login_page)
     app.router.add_post("/staff/login", staff_login_submit)
     app.router.add_get("/staff", staff_page)
