@@ -72,6 +72,10 @@ from index.years import parse_year
 from sandbox.catalogue import generate_catalogue
 
 TARGET_MEDIAN_MS = 20.0
+POSTGRES_TARGET_RATIO = 2.0  # issue 14: PostgreSQL within 2x of whoosh's query latency
+TARGET_BUSY_P99_RATIO = 2.0  # issue 14: query p99 during a 2,000-work commit <= 2x idle p99
+COMMIT_WORKS = 2_000
+COMMIT_ROUNDS = 3  # per writer: ~55 searches per commit, so p99 needs several commits' worth
 
 _CJK_RUN = re.compile(r"[\u3041-\u309f\u30a1-\u30fa\u30fc\u4e00-\u9fff]{2,}")
 _KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
