@@ -15,6 +15,8 @@ Services used (namespace http://www.niso.org/2008/ncip, one endpoint, applicatio
                     AgencyId, so LookupRequest finds the hold after a lost answer
   LookupRequest     by our RequestId (find_hold) or the member's (hold_status)
   CancelRequestItem
+  UpdateRequestItem AddRequestFields/PickupLocation: a queued hold's new pickup (change_pickup), only
+                    where the `update_request_item` option says the responder offers the service
 The patron is named by AuthenticationInput (card "Barcode Id" + "PIN") in the message body, or by
 UserId when no PIN is given; the PIN never appears in a URL. Refusals arrive as <Problem> inside
 HTTP 200 and become HoldRefused with a named reason (AuthenticationFailed / PatronNotFound for
@@ -28,7 +30,7 @@ below; any other value is the member's own word (a local scheme, as Japanese ILS
 go through the shared vocabulary (`status_words`), hold words through the `hold_words` option.
 
 Options (`connectors.options.NcipOptions`): agency_id, member_agency_id, hold_words,
-problem_reasons, pickup_codes.
+problem_reasons, pickup_codes, update_request_item.
 """
 
 from __future__ import annotations
@@ -167,6 +169,12 @@ class NCIPConnector(Connector):
         self.problem_reasons: dict[str, str] = {**NCIP_PROBLEMS, **{k.casefold(): v for k, v in options.problem_reasons.items()}}
         self.pickup_codes = pickup_codes(settings)
         self._pickup_branches = pickup_branches(settings)  # a hold's pickup code back to its branch
+        self.updates_requests = options.update_request_item
+
+    def supports(self, capability: Capability) -> bool:
+        if capability is Capability.CHANGE_PICKUP:
+            return self.updates_requests  # a service some responders offer and others do not (options)
+        return super().supports(capability)
 
     # --- copies -----------------------------------------------------------------------------
 
@@ -318,6 +326,30 @@ class NCIPConnector(Connector):
             once=True,
         )
         return hold.model_copy(update={"state": HoldState.CANCELLED, "status_text": "", "queue_position": None})
+
+    async def change_pickup(self, patron: PatronCredentials, hold_id: str, pickup_branch_id: str) -> Hold:
+        if not self.updates_requests:
+            raise self._unsupported(Capability.CHANGE_PICKUP)
+        pickup = self.pickup_codes.get(pickup_branch_id)
+        if pickup is None:
+            raise HoldRefused("invalid_pickup", f"{pickup_branch_id} is not a pickup point of {self.member}", member=self.member)
+        # Looked up first, as for a cancel: the hold must be this patron's, and UpdateRequestItemResponse
+        # names the request but not the record.
+        hold = await self.hold_status(patron, hold_id)
+        try:
+            await self._exchange(
+                "UpdateRequestItem",
+                [
+                    *patron_elements(patron), request_id(self.member_agency_id, hold_id), E.RequestType("Hold"),
+                    E.AddRequestFields(E.PickupLocation(pickup)),
+                ],
+                once=True,
+            )  # fmt: skip
+        except HoldRefused as refused:
+            if refused.reason == "not_cancellable":  # "Request Already Processed": too late to move it as well
+                raise HoldRefused("not_changeable", refused.message, member=self.member) from None
+            raise
+        return hold.model_copy(update={"pickup_branch_id": pickup_branch_id})
 
     async def _lookup_request(self, patron: PatronCredentials, agency: str, value: str, key: str | None) -> Hold:
         answer = await self._exchange("LookupRequest", [*patron_elements(patron), request_id(agency, value)])

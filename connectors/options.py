@@ -190,6 +190,9 @@ class NcipOptions(PickupCodeOptions):
     hold_words: dict[NonEmpty, HoldState] = Field(default_factory=dict)
     # A member-specific ProblemType (compared case-insensitively) -> the broker's refusal reason.
     problem_reasons: dict[NonEmpty, RefusalReason] = Field(default_factory=dict)
+    # Whether the responder offers UpdateRequestItem (a pickup change on a queued request). NCIP
+    # responders implement different subsets of the services; without it, pickup changes are by phone.
+    update_request_item: bool = False
 
 
 # --- calil ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """An NCIP 2.0 responder for sandbox members whose protocol is "ncip": `POST /{member_id}/ncip`.
 
-Answers LookupItem, LookupItemSet, LookupUser, RequestItem, LookupRequest and
-CancelRequestItem from the member's holdings and hold ledger. Every refusal of the ledger is
+Answers LookupItem, LookupItemSet, LookupUser, RequestItem, LookupRequest, CancelRequestItem and
+UpdateRequestItem (a new PickupLocation only) from the member's holdings and hold ledger. Every refusal of the ledger is
 a <Problem> inside HTTP 200, as NCIP responders answer; a body that is not an NCIP message gets
 a message-level Problem. Faults act as on the SRU face (sandbox.faults).
 
@@ -65,6 +65,7 @@ _PROBLEMS: dict[str, tuple[str, str | None]] = {
     "invalid_pickup": ("Element Rule Violated", "PickupLocation"),
     "hold_not_found": ("Unknown Request", "RequestIdentifierValue"),
     "not_cancellable": ("Request Already Processed", "RequestIdentifierValue"),
+    "not_changeable": ("Request Already Processed", "RequestIdentifierValue"),
 }
 _STANDARD_CIRCULATION = {
     Availability.AVAILABLE: "Available On Shelf",
@@ -333,6 +334,17 @@ def _cancel_request_item(context: _Context, request: etree._Element) -> etree._E
     return E.CancelRequestItemResponse(_request_id(context, hold), _user_id(context, card))
 
 
+def _update_request_item(context: _Context, request: etree._Element) -> etree._Element:
+    """A new pickup for a queued request (AddRequestFields/PickupLocation); nothing else is updated."""
+    card = _patron(context, request)
+    hold = _ledger_request(context, request, card)
+    pickup = _text(request, "AddRequestFields", "PickupLocation")
+    if pickup is None:
+        raise _MessageProblem("Needed Data Missing", "UpdateRequestItem adds no PickupLocation", "AddRequestFields")
+    moved = context.system.ledger.change_pickup(card, hold.hold_id, pickup)
+    return E.UpdateRequestItemResponse(_request_id(context, moved), _user_id(context, card))
+
+
 _SERVICES: dict[str, Callable[[_Context, etree._Element], etree._Element]] = {
     "LookupItem": _lookup_item,
     "LookupItemSet": _lookup_item_set,
@@ -340,6 +352,7 @@ _SERVICES: dict[str, Callable[[_Context, etree._Element], etree._Element]] = {
     "RequestItem": _request_item,
     "LookupRequest": _lookup_request,
     "CancelRequestItem": _cancel_request_item,
+    "UpdateRequestItem": _update_request_item,
 }
 
 

@@ -103,11 +103,37 @@ async def test_rest_a_lost_answer_is_unknown_and_the_hold_says_where_it_is(host:
     assert (await connector.hold_status(PATRON, placed.hold_id)).pickup_branch_id == f"{member}/chuo"
 
 
-async def test_ncip_cannot_change_a_pickup(host: SandboxHost, http: HttpClient) -> None:
-    connector = NCIPConnector(ncip_settings_for(host.base_url, "beta"), http)
+async def test_ncip_without_update_request_item_cannot_change_a_pickup(host: SandboxHost, http: HttpClient) -> None:
+    connector = NCIPConnector(ncip_settings_for(host.base_url, "beta"), http)  # the option's default: not offered
     assert not connector.supports(Capability.CHANGE_PICKUP)
     with pytest.raises(NotSupported):
         await connector.change_pickup(PATRON, "1", "beta/east")
+
+
+async def test_ncip_update_request_item_moves_a_queued_hold_and_refuses_once_it_is_processed(
+    host: SandboxHost, http: HttpClient
+) -> None:
+    connector = NCIPConnector(ncip_settings_for(host.base_url, "beta", update_request_item=True), http)
+    system = host.app[MEMBERS]["beta"]
+    assert connector.supports(Capability.CHANGE_PICKUP)
+    placed = await connector.place_hold(PATRON, _request(system, "beta", "key-ncip-move-1", pickup="east"))
+    [member_hold] = system.ledger.holds.values()
+    assert member_hold.pickup_code == "EAST"
+    moved = await connector.change_pickup(PATRON, placed.hold_id, "beta/main")
+    assert (moved.hold_id, moved.pickup_branch_id) == (placed.hold_id, "beta/main")
+    assert member_hold.pickup_code == "MAIN"
+    assert (await connector.hold_status(PATRON, placed.hold_id)).pickup_branch_id == "beta/main"  # the member's own word
+    with pytest.raises(HoldRefused) as refused:  # a branch the member does not take pickups at: its own Problem
+        await connector.change_pickup(PATRON, placed.hold_id, "beta/west")
+    assert refused.value.reason == "invalid_pickup"
+    with pytest.raises(HoldRefused) as refused:
+        await connector.change_pickup(OTHER_PATRON, placed.hold_id, "beta/east")
+    assert refused.value.reason == "hold_not_found"
+    system.ledger.advance(member_hold.hold_id, HoldState.SECURED)
+    with pytest.raises(HoldRefused) as refused:
+        await connector.change_pickup(PATRON, placed.hold_id, "beta/east")
+    assert refused.value.reason == "not_changeable"
+    assert member_hold.pickup_code == "MAIN"
 
 
 # --- the API -------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def test_defaults_are_what_the_connectors_used() -> None:
     }
     assert NcipOptions().model_dump() == {
         "pickup_codes": {}, "agency_id": "yokodan", "member_agency_id": None, "hold_words": {}, "problem_reasons": {},
+        "update_request_item": False,
     }
     assert IlsRestOptions().model_dump() == {"pickup_codes": {}, "query_terms": None}
     assert CalilOptions(systemid="X", appkey="k").poll_interval_s == 2.0
