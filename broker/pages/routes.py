@@ -212,6 +212,16 @@ async def _account(request: web.Request) -> str | None:
     return await _holds(request).accounts.account_for_token(token)
 
 
+async def _patron_form(request: web.Request) -> tuple[HoldService, Any, str]:
+    """A patron's form post: the hold service, the CSRF-checked form, the logged-in account (else to the login page)."""
+    service = _holds(request)
+    _, form = await check_csrf(request)
+    account = await _account(request)
+    if account is None:
+        raise _see_other("/login?next=/holds")
+    return service, form, account
+
+
 def _login_redirect(request: web.Request) -> web.HTTPSeeOther:
     return _see_other("/login?" + _urlencode({"next": request.path_qs}))
 
@@ -301,11 +311,7 @@ def _iso(value: Any) -> str | None:
 
 
 async def place_submit(request: web.Request) -> web.Response:
-    service = _holds(request)
-    _, form = await check_csrf(request)
-    account = await _account(request)
-    if account is None:
-        raise _see_other("/login?next=/holds")
+    service, form, account = await _patron_form(request)
     try:
         chosen = json.loads(form.get("option", ""))
         body = PlaceBody(
@@ -358,11 +364,7 @@ async def series_page(request: web.Request) -> web.Response:
 
 
 async def series_submit(request: web.Request) -> web.Response:
-    _holds(request)
-    _, form = await check_csrf(request)
-    account = await _account(request)
-    if account is None:
-        raise _see_other("/login?next=/holds")
+    _, form, account = await _patron_form(request)
     t = Translator(choose_language(request))
     try:
         await hold_series(request.app, account, _series_body(form), None)
@@ -427,11 +429,7 @@ def _takes_pickup_changes(service: HoldService, member_id: str) -> bool:
 
 
 async def pickup_submit(request: web.Request) -> web.Response:
-    service = _holds(request)
-    _, form = await check_csrf(request)
-    account = await _account(request)
-    if account is None:
-        raise _see_other("/login?next=/holds")
+    service, form, account = await _patron_form(request)
     branch_id = str(form.get("pickup_branch_id", "")).strip()
     try:
         await service.change_pickup(account, request.match_info["hold_id"], branch_id)
@@ -441,11 +439,7 @@ async def pickup_submit(request: web.Request) -> web.Response:
 
 
 async def cancel_submit(request: web.Request) -> web.Response:
-    service = _holds(request)
-    _, _form = await check_csrf(request)
-    account = await _account(request)
-    if account is None:
-        raise _see_other("/login?next=/holds")
+    service, _form, account = await _patron_form(request)
     try:
         await service.cancel(account, request.match_info["hold_id"])
     except HoldServiceError as exc:
