@@ -125,6 +125,11 @@ async def test_patron_searches_opens_the_work_logs_in_places_and_cancels_a_hold(
     await page.wait_for_selector("text=予約しました。")
     assert await page.locator("li.hold").count() == 1
     await pages.check_widths("holds")
+    # The prefectural library takes pickup changes online: move the hold to a municipal library.
+    await page.select_option("li.hold select[name=pickup_branch_id]", "okayama-city/chuo")
+    await page.click("li.hold button >> text=受取館を変更する")
+    await page.wait_for_selector("text=受取館を変更しました。")
+    assert (await page.inner_text("li.hold .pickup")).strip() == "岡山市立中央図書館"
     await page.click("li.hold button >> text=取り消す")
     await page.wait_for_selector("text=予約を取り消しました。")
     assert "取り消し済み" in await page.inner_text("li.hold .state")
