@@ -115,3 +115,23 @@ async def test_a_hold_call_holds_one_of_the_members_slots(okayama_sandbox: Sandb
     finally:
         okayama_sandbox.host.set_faults(PREF, FaultConfig())
     assert registry.slots(PREF).in_use == 0
+
+
+async def test_a_placement_during_the_members_maintenance_is_not_sent(http: HttpClient) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from tests.holds_helpers import shipped
+    from yokodan import HoldRequest
+    from yokodan.holds import HoldIntent
+
+    # Kumamoto's daily 04:30-05:00 maintenance; pointed at a closed port, so any request would fail as unreachable.
+    kumamoto = shipped("kumamoto").with_base_url("http://127.0.0.1:9")
+    at_0445 = lambda: datetime(2026, 12, 1, 4, 45, tzinfo=ZoneInfo("Asia/Tokyo"))  # noqa: E731
+    registry = MemberRegistry(kumamoto, http, clock=at_0445)
+    gateway = registry.guarded("kumamoto-pref", Capability.PLACE_HOLD)
+    request = HoldRequest(member="kumamoto-pref", record_id="1", pickup_branch_id="kumamoto-pref/honkan", idempotency_key="k" * 16)
+    with pytest.raises(MemberNotContacted) as skipped:
+        await gateway.place(PATRON, HoldIntent(request=request))
+    assert skipped.value.reason == "maintenance" and "04:30" in skipped.value.message
+    assert registry.breaker("kumamoto-pref").consecutive_failures == 0  # skipping is no failure of the member

@@ -27,6 +27,8 @@ from typing import Protocol
 import orjson
 
 from connectors.errors import ConnectorError, RequestNotSent, TargetHTTPError
+
+from broker.member_operations import MemberNotContacted
 from yokodan import Hold, HoldRequest, PatronCredentials, RefusalReason
 from yokodan.holds import HoldIntent, Placed, PlacementResult, Refused
 
@@ -145,6 +147,8 @@ class Placement:
             result = await gateway.place(card, intent)
         except RequestNotSent as exc:
             # Never reached the member: nothing to reconcile, the patron may simply try again.
+            if isinstance(exc, MemberNotContacted):  # not asked at all: maintenance, an open circuit, no free slot
+                return await self._refuse(row, RefusalReason.MEMBER_UNREACHABLE, f"the library's system was not asked ({exc.reason}): {exc.message}")
             return await self._refuse(row, RefusalReason.MEMBER_UNREACHABLE, f"the library's system did not answer ({exc.reason})")
         except TargetHTTPError as exc:
             # The member answered with an error status (4xx, 503): it did not place the hold.
