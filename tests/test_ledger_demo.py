@@ -92,6 +92,13 @@ async def test_the_holds_cli_logs_in_places_lists_and_cancels(broker: str, okaya
     assert out.splitlines()[1] == "    owner 岡山市立図書館 · pickup 岡山市立中央図書館  waiting · position 1"
     code, out, _ = await _cli("show", hold_id, env=env)
     assert "→ waiting" in out
+    # 岡山市's holds face (NCIP) moves a waiting hold with UpdateRequestItem.
+    code, out, err = await _cli("pickup", hold_id, "okayama-city/saiwai", env=env)
+    assert code == 0 and "受取館 岡山市立幸町図書館" in out, (out, err)
+    [at_member] = [h for h in system.ledger.holds.values() if h.idempotency_key == hold_id]
+    assert at_member.pickup_code == next(b.code for b in okayama_sandbox.host.app[MEMBERS]["okayama-city"].spec.branches if b.id == "okayama-city/saiwai")
+    code, _, err = await _cli("pickup", hold_id, "nowhere/at-all", env=env)
+    assert code == 2 and "no branch 'nowhere/at-all'" in err, err
     code, out, _ = await _cli("cancel", hold_id, env=env)
     assert code == 0 and "取り消し済み" in out
     code, _, err = await _cli("show", "0" * 32, env=env)

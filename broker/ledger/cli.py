@@ -1,4 +1,4 @@
-"""`yokodan holds login|place|list|show|cancel`: the hold endpoints of a running broker, from a terminal.
+"""`yokodan holds login|place|list|show|pickup|cancel`: the hold endpoints of a running broker, from a terminal.
 
 They speak to the broker over HTTP (`--broker`, default the demo's http://127.0.0.1:8400) with the
 token `yokodan holds login` prints (`YOKODAN_TOKEN`), so the ledger stays the broker's alone.
@@ -46,6 +46,9 @@ def add_ledger_commands(actions: argparse._SubParsersAction) -> None:  # type: i
     command("list", "your holds")
     show = command("show", "one hold with its history")
     show.add_argument("hold_id")
+    pickup = command("pickup", "collect a hold at another library (online only while waiting, where the library takes it)")
+    pickup.add_argument("hold_id")
+    pickup.add_argument("branch", help="the new pickup branch id")
     cancel = command("cancel", "cancel a hold (online only while waiting)")
     cancel.add_argument("hold_id")
 
@@ -91,6 +94,8 @@ async def _call(session: aiohttp.ClientSession, base: str, args: argparse.Namesp
         request = session.get(f"{base}/api/v1/holds", params=lang)
     elif command == "show":
         request = session.get(f"{base}/api/v1/holds/{args.hold_id}", params=lang)
+    elif command == "pickup":
+        request = session.patch(f"{base}/api/v1/holds/{args.hold_id}", json={"pickup_branch_id": args.branch}, params=lang)
     else:
         request = session.delete(f"{base}/api/v1/holds/{args.hold_id}", params=lang)
     async with request as response:
