@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from broker.member_slots import MEMBER_BUSY_REASON, MemberBusy
@@ -29,7 +30,7 @@ from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
 from yokodan import Diagnostic, Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work, trusted
-from connectors import Capability, Connector
+from connectors import Capability, Connector, ReadAnswer, SearchResult
 from connectors.errors import ConnectorError, ProtocolDiagnostic
 from connectors.http import CallerDeadline
 from index.store import CachedResult, UnionIndex, UnionIndexError
@@ -72,6 +73,9 @@ def target_status(
 class MemberAnswer:
     status: TargetStatus
     records: list[Record] = field(default_factory=list)
+    # Set on an answer read but not parsed yet (connectors.base.ReadAnswer; `status` is the member's
+    # pending one): the search calls it when it takes the answer and uses the answer it returns.
+    finish: Callable[[], MemberAnswer] | None = None
 
 
 @dataclass(slots=True)
@@ -167,6 +171,8 @@ class SearchService:
         self._latency_ms: dict[str, float] = {}
         self._pending_statuses: dict[str, TargetStatus] = {}
         consortium = registry.consortium
+        self._member_count = len(consortium.members)
+        self._longest_all: tuple[float, float] | None = None  # see `_longest`
         self.index = index  # set and cleared by the app's lifecycle (broker.api) when it owns the index
         self.municipalities = {m.id: m.municipality for m in consortium.members}
         self.clusterer_factory = clusterer_factory
@@ -212,8 +218,9 @@ class SearchService:
         # requests end at the latest after their longest wait for a slot plus that timeout. A
         # second-stage request gets what is left of the slowest member's timeout from the start,
         # never more (it must not make the search longer).
-        deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
-        first_deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
+        longest_timeout_s, longest_s = self._longest(plan.ask)
+        deadline = started + longest_timeout_s
+        first_deadline = started + longest_s
         statuses = {c.member: self._pending(c.member) for c in plan.ask}
         statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
@@ -235,6 +242,7 @@ class SearchService:
         cached_works: list[Work] = []
         empty: list[str] = []  # members that came back empty and were not asked again yet
         follow: FollowUp | None = None
+        complete = False
         try:
             if self.gate is None:
                 launched.start_all(launch)
@@ -256,7 +264,9 @@ class SearchService:
                 outstanding -= len(done)
                 turn: dict[str, None] = {}  # works changed by this turn's answers, in first-change order
                 for position, task in enumerate(sorted(done, key=order.__getitem__), start=1):
-                    answer = task.result()
+                    # Parsed here, one at a time in plan order, not in its own task: of many answers
+                    # read in one loop turn, the first is merged and published before the rest are parsed.
+                    answer = _taken(task.result())
                     asked = extra.get(task)
                     if asked is None:
                         statuses[answer.status.member] = answer.status
@@ -285,7 +295,10 @@ class SearchService:
                             launched.add(task)
                             outstanding += 1
                         empty.clear()
+            complete = True
         finally:
+            if not complete:
+                self._give_up_unparsed([*launched.tasks, *extra], plan.probes)
             await launched.close(list(extra))
         final = SearchEvent(
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
@@ -297,6 +310,33 @@ class SearchService:
             except UnionIndexError:
                 log.warning("union index closed; search results not cached")
         yield final
+
+    def _give_up_unparsed(self, tasks: Sequence[asyncio.Future[MemberAnswer]], probes: set[str]) -> None:
+        """The search ended early (its caller stopped listening): answers read but never taken are
+        dropped unparsed, and a half-open probe among them gives its circuit back (no verdict)."""
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                answer = task.result()
+                if answer.finish is not None and answer.status.member in probes:
+                    self.registry.record_no_verdict(answer.status.member)
+
+    def _longest(self, ask: list[Connector]) -> tuple[float, float]:
+        """The longest member timeout, and the longest slot wait plus timeout, of the members asked.
+
+        Both are fixed for the registry's life (frozen settings, slot limits): a plan that asks every
+        member, as a national search does, reuses the last such plan's instead of 1,700 look-ups
+        (~1 ms before its first request could go out).
+        """
+        everyone = len(ask) == self._member_count  # a plan asks each member at most once
+        if everyone and self._longest_all is not None:
+            return self._longest_all
+        longest = (
+            max((c.settings.timeout_s for c in ask), default=0.0),
+            max((self._longest_s(c) for c in ask), default=0.0),
+        )
+        if everyone:
+            self._longest_all = longest
+        return longest
 
     def _longest_s(self, connector: Connector) -> float:
         """How long one member may take: its longest wait in the slot queue, then its own deadline."""
@@ -348,10 +388,20 @@ class SearchService:
 
     async def _ask(self, connector: Connector, query: SearchQuery, clean: bool, until: float | None = None) -> MemberAnswer:
         answer = await self._answer(connector, query, until=until)
+        if answer.finish is not None:  # judged once parsed, when the search takes it
+            answer.finish = partial(self._judged, connector.member, clean, answer.finish)
+            return answer
+        return self._judge(connector.member, clean, answer)
+
+    def _judged(self, member: str, clean: bool, finish: Callable[[], MemberAnswer]) -> MemberAnswer:
+        return self._judge(member, clean, finish())
+
+    def _judge(self, member: str, clean: bool, answer: MemberAnswer) -> MemberAnswer:
+        """The member's pace learnt and its breaker fed from its (parsed) answer."""
         status = answer.status
         if status.reason not in _NOT_PACE and status.elapsed_ms is not None:
-            self._latency_ms[connector.member] = status.elapsed_ms
-        status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
+            self._latency_ms[member] = status.elapsed_ms
+        status.circuit = self.registry.record(member, status.state, status.reason, request_clean=clean).value
         return answer
 
     def _broker_busy(self, connector: Connector, waited_s: float, clean: bool) -> MemberAnswer:
@@ -378,7 +428,7 @@ class SearchService:
         started = time.perf_counter()
 
         def status(state: TargetState, **fields: Any) -> TargetStatus:
-            return target_status(member, state, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
+            return target_status(member, state, elapsed_ms=_ms_since(started), **fields)
 
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
@@ -390,11 +440,12 @@ class SearchService:
             async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()) as queued_s:
                 if until is not None:
                     budget_s = min(deadline_s, until - time.perf_counter())
-                # One timer bounds the whole exchange, parsing included; the connector's HTTP layer,
-                # told of it, sets none of its own.
+                # One timer bounds the whole exchange, parsing in a worker or thread included (an
+                # answer parsed on the loop comes back read only: no timer could cut that parse
+                # anyway); the connector's HTTP layer, told of it, sets none of its own.
                 async with asyncio.timeout(budget_s) as timer:
                     with CallerDeadline(timer.when()):
-                        result = await connector.search(query)
+                        result = await connector.search_read(query)
         except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
             return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
@@ -406,17 +457,58 @@ class SearchService:
                     )
                 )
             return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))
-        except ProtocolDiagnostic as exc:
-            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics))
-        except ConnectorError as exc:
-            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message))
-        except Exception:  # a connector bug must cost one member, not the search
-            log.exception("connector failure for member %s", member)
-            return MemberAnswer(status(state=TargetState.ERROR, reason="internal", message="internal connector error"))
+        except Exception as exc:
+            return _failed(member, exc, _ms_since(started))
+        if isinstance(result, ReadAnswer):  # parsed when the search takes it (`_taken`)
+            return MemberAnswer(self._pending(member), finish=partial(_parsed, member, result, time.perf_counter() - started))
+        return _answered(member, result, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _taken(answer: MemberAnswer) -> MemberAnswer:
+    """The answer as the search uses it: parsed now if it came back read only."""
+    finish = answer.finish
+    if finish is None:
+        return answer
+    answer.finish = None  # taken: not one to give up unparsed should the search end early
+    return finish()
+
+
+def _parsed(member: str, read: ReadAnswer, read_s: float) -> MemberAnswer:
+    """A read answer parsed. Its elapsed time is the member's: the read's plus the parse's, not its
+    wait for its turn in the search (which would teach the launch order a false pace)."""
+    began = time.perf_counter()
+    try:
+        result = read.parse()
+    except Exception as exc:
+        return _failed(member, exc, round((read_s + time.perf_counter() - began) * 1000, 1))
+    return _answered(member, result, round((read_s + time.perf_counter() - began) * 1000, 1))
+
+
+def _answered(member: str, result: SearchResult, elapsed_ms: float) -> MemberAnswer:
+    status = target_status(
+        member, TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics,
+        elapsed_ms=elapsed_ms,
+    )  # fmt: skip
+    return MemberAnswer(status, result.records)
+
+
+def _failed(member: str, exc: Exception, elapsed_ms: float) -> MemberAnswer:
+    """A connector's error as the member's status; called inside the `except` that caught it."""
+    if isinstance(exc, ProtocolDiagnostic):
         return MemberAnswer(
-            status(state=TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics),
-            result.records,
+            target_status(
+                member, exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics, elapsed_ms=elapsed_ms
+            )
         )
+    if isinstance(exc, ConnectorError):
+        return MemberAnswer(target_status(member, exc.state, reason=exc.reason, message=exc.message, elapsed_ms=elapsed_ms))
+    # A connector bug must cost one member, not the search.
+    log.exception("connector failure for member %s", member)
+    return MemberAnswer(target_status(member, TargetState.ERROR, reason="internal", message="internal connector error", elapsed_ms=elapsed_ms))
 
 
 async def _too_late(member: str) -> MemberAnswer:
