@@ -103,16 +103,18 @@ class Launch(Generic[A]):
         return task
 
     async def _queued(self, connector: Connector, slot: _GateSlot | None) -> A:
-        """The member's request; as it ends, its task gives back its gate slot and puts itself on
-        `finished`. Done callbacks would run a loop turn later, and at national scale each turn also
-        starts a burst of requests (~5 ms); the search reads the task when it wakes, by when the
-        task has its result."""
+        """The member's request; as it ends, its task puts itself on `finished` and gives back its
+        gate slot. Done callbacks would run a loop turn later, and at national scale each turn also
+        builds a burst of requests (~5 ms); the search reads the task when it wakes, by when the
+        task has its result. In that order, so that the search's wake-up is queued ahead of the
+        request the freed slot starts (~0.3 ms to build).
+        """
         try:
             return await self._ask(connector)  # made here: a task cancelled before its first step leaves no coroutine unawaited
         finally:
+            self.finished.put_nowait(asyncio.current_task())  # type: ignore[arg-type]
             if slot is not None:
                 slot.release()
-            self.finished.put_nowait(asyncio.current_task())  # type: ignore[arg-type]
 
     def _start_granted(self, n: int, connector: Connector) -> None:
         gate = self._gate

@@ -222,12 +222,9 @@ class SearchService:
         longest_timeout_s, longest_s = self._longest(plan.ask)
         deadline = started + longest_timeout_s
         first_deadline = started + longest_s
-        statuses = {c.member: self._pending(c.member) for c in plan.ask}
-        statuses.update({s.member: s for s in plan.skipped})
         clusterer = self.clusterer_factory()
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
-        connectors = {c.member: c for c in plan.ask}
         # A garbled answer to a query that carried control characters is the query's fault, not the
         # member's; judged once per search, not per member.
         clean = query_is_clean(query)
@@ -249,6 +246,11 @@ class SearchService:
             else:
                 # The gate's wait is bounded by the member's timeout and the search's deadline.
                 await launched.submit_all(self.gate, launch, lambda c: min(c.settings.timeout_s, first_deadline - started))
+            # Built once the first requests are out (a national search's take ~0.3 ms); no answer is
+            # taken before this.
+            statuses = {c.member: self._pending(c.member) for c in plan.ask}
+            statuses.update({s.member: s for s in plan.skipped})
+            connectors = {c.member: c for c in plan.ask}
             if index is not None and (progressive or kind is not None):
                 cached = await self._cached(index, query, members)
                 if cached is not None:
