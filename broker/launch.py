@@ -53,13 +53,16 @@ class Launch(Generic[A]):
         for n, connector in enumerate(connectors):
             self._start(n, connector)
 
-    async def submit_all(self, gate: OutboundGate, connectors: Sequence[Connector], wait_s: Callable[[Connector], float]) -> None:
+    async def submit_all(
+        self, gate: OutboundGate, connectors: Sequence[Connector], wait_s: Callable[[Connector], float], *, first: int = 0
+    ) -> None:
         """Each member through the gate, in order; a member waits at most `wait_s(connector)` for its slot
-        (its own timer starts when its request is sent, as with the member's own slots)."""
+        (its own timer starts when its request is sent, as with the member's own slots). `first`: the
+        launch-order place of the first of them, when an earlier call submitted the places before."""
         self._gate = gate
-        self._places = len(connectors)
+        self._places = first + len(connectors)
         began = asyncio.get_running_loop().time()
-        for n, connector in enumerate(connectors):
+        for n, connector in enumerate(connectors, start=first):
             waited_s = wait_s(connector)
             submission = gate.submit(
                 self._flow, partial(self._start_granted, n, connector), partial(self._expired, n, connector, waited_s),

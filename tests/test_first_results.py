@@ -23,6 +23,7 @@ import pytest
 from broker.consortium import Consortium
 from broker.members import MemberRegistry
 from broker.national_sandbox import SandboxProcess, national_members, sandbox_specs
+from broker.outbound import FanoutSettings, OutboundGate
 from broker.search import SearchEvent, SearchService
 from connectors import Capability, HttpClient, SRUConnector
 from connectors.circuit import CircuitState
@@ -135,3 +136,34 @@ async def test_answers_read_but_never_taken_when_the_caller_leaves_are_parsed_an
         await asyncio.sleep(0.05)  # a few loop turns
         assert parsed < MEMBERS // 2 and counts.parsed == MEMBERS, (parsed, counts.parsed)
         assert registry.breaker(last).state is CircuitState.CLOSED, "judged by its answer, not left half-open"
+
+
+@pytest.mark.parametrize("burst", [8, 32])  # a head of 8 of the 24 members; a head of all of them (nothing left)
+async def test_a_search_of_every_member_sends_the_known_fastest_before_it_plans_the_rest(served: Consortium, burst: int) -> None:
+    """National scale: planning 1,700 members took ~2 ms before the first request could go out."""
+    async with HttpClient() as http:
+        registry = MemberRegistry(served, http)
+        service = SearchService(registry, gate=OutboundGate(FanoutSettings(burst=burst)))
+        await service.search(QUERY)  # learns each member's pace
+        fastest = sorted(service._latency_ms, key=service._latency_ms.__getitem__)[: min(burst, MEMBERS)]
+        log: list[tuple[str, Any]] = []
+        plan, get = registry.plan, http.get
+
+        def logged_plan(capability: Capability, members: Any = None) -> Any:
+            log.append(("plan", len(members) if members else MEMBERS))
+            return plan(capability, members)
+
+        async def logged_get(url: Any, *, member: str, **options: Any) -> Any:
+            log.append(("get", member))
+            return await get(url, member=member, **options)
+
+        registry.plan = logged_plan  # type: ignore[method-assign]
+        http.get = logged_get  # type: ignore[method-assign]
+        outcome = await service.search(QUERY)
+
+    gets = [member for what, member in log if what == "get"]
+    assert sorted(gets) == sorted(m.id for m in served.members), "every member asked once"
+    assert [s.member for s in outcome.statuses] == [m.id for m in served.members], "statuses in the consortium's order"
+    assert log[0] == ("plan", len(fastest)) and set(gets[: len(fastest)]) == set(fastest)
+    if burst < MEMBERS:  # the rest planned once the head's requests were out
+        assert log.index(("plan", MEMBERS - len(fastest))) > log.index(("get", gets[0]))
