@@ -8,8 +8,17 @@ an SRU sandbox member on ONE port (path routing); its latency is a hash of its i
 Printed per member count, measured in this process (the broker) only:
   wall        median wall time of one streamed search (first event to final)
   overhead    wall above the slowest member's latency (target < 1 s)
-  first       time to the first member event that carries works, minus the fastest member's latency
-              (target < 10 ms; after one warm-up search, whose answer times order the next launch)
+  first       time to the first member event that carries works, minus the fastest member's latency and
+              minus how late the sandbox answered the member whose works came first (target < 10 ms;
+              after one warm-up search, whose answer times order the next launch). The sandbox, one
+              process for every member on the same 2 cores as the broker, answers the early members
+              late while it takes in the first few hundred requests (5-15 ms under load): that member's
+              time at the socket (asked -> answer ready, stamped by the sandbox on the host's one
+              monotonic clock, X-Sandbox-Ready) minus its configured latency is taken off. Everything
+              else stays counted: starting the search, which member is asked first and when, reading,
+              parsing, merging, publishing (and building the request, ~0.3 ms, falls on the sandbox's
+              side of the line). Printed beside it: the figure against the configured latency alone,
+              and where the first works' time went (asked / answer ready / read / published).
   cpu/member  broker CPU (process time) per member per search
   fds         peak open descriptors during the searches (sampled every 2 ms) and the cap on sockets
   in flight   the outbound gate's peak of concurrent member requests (its cap)
@@ -37,6 +46,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,20 +68,58 @@ from connectors import HttpClient  # noqa: E402
 from yokodan import SearchQuery, TargetState  # noqa: E402
 
 
-async def timed_search(service: SearchService, query: SearchQuery) -> dict[str, float]:
+class AnswerTimes:
+    """Each member's request as the broker's one HTTP client saw it: when it was asked and its answer
+    read (perf_counter), and the member's own answer time from the sandbox's Server-Timing header.
+    One wrapper around `HttpClient.get` (a coroutine frame, ~1 µs per member)."""
+
+    def __init__(self, http: HttpClient) -> None:
+        self.asked: dict[str, float] = {}
+        self.read: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
+        get = http.get
+
+        async def timed_get(url: Any, *, member: str, **options: Any) -> Any:
+            self.asked[member] = time.perf_counter()
+            response = await get(url, member=member, **options)
+            self.read[member] = time.perf_counter()
+            self.ready[member] = float(response.headers.get("X-Sandbox-Ready", "nan"))
+            return response
+
+        http.get = timed_get  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.asked.clear()
+        self.read.clear()
+        self.ready.clear()
+
+
+async def timed_search(
+    service: SearchService, query: SearchQuery, times: AnswerTimes, latency_ms: dict[str, float] | None = None
+) -> dict[str, float]:
+    times.clear()
     started = time.perf_counter()
     first: float | None = None
+    first_member = ""
     final = None
     async for event in service.stream(query):
         if first is None and event.answer is not None and event.answer.records:
             first = time.perf_counter() - started
+            first_member = event.answer.status.member
         final = event
     wall = time.perf_counter() - started
     assert final is not None and final.final
     states = [s.state for s in final.statuses]
+    nan = float("nan")
+    asked, ready = times.asked.get(first_member, nan), times.ready.get(first_member, nan)
     return {
         "wall_s": wall,
-        "first_s": first if first is not None else float("nan"),
+        "first_s": first if first is not None else nan,
+        # How much later than its latency the sandbox had the first works' member's answer ready.
+        "first_late_ms": (ready - asked) * 1000 - (latency_ms or {}).get(first_member, nan),
+        "first_asked_ms": (asked - started) * 1000,
+        "first_ready_ms": (ready - started) * 1000,
+        "first_read_ms": (times.read.get(first_member, nan) - started) * 1000,
         "ok": sum(s is TargetState.OK for s in states),
         "statuses": len(states),
         "records": sum(s.returned for s in final.statuses),
@@ -87,23 +135,25 @@ async def measure(args: argparse.Namespace, sandbox: SandboxProcess, count: int)
     served = sandbox.consortium(consortium)
     del consortium  # what the broker keeps is the served copy
     file_bytes = tracemalloc.get_traced_memory()[0] - before_file
-    latencies = [latency_of(m.id, args.latency_min_ms, args.latency_max_ms) for m in served.members]
+    latency_ms = {m.id: latency_of(m.id, args.latency_min_ms, args.latency_max_ms) for m in served.members}
+    latencies = list(latency_ms.values())
     query = SearchQuery(text=args.query, page_size=args.page_size)
     limit = raise_nofile_limit()
     connections = connection_cap(args.connections, limit)
     fanout = FanoutSettings(max_in_flight=min(args.max_in_flight, connections), burst=args.burst)
     async with HttpClient(total_connections=connections, connections_per_host=args.connections_per_host) as http:
+        times = AnswerTimes(http)
         before = tracemalloc.get_traced_memory()[0]
         gate = OutboundGate(fanout)
         service = SearchService(MemberRegistry(served, http), gate=gate)
         at_rest = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.reset_peak()
         resting = tracemalloc.get_traced_memory()[0]
-        await timed_search(service, query)  # untimed: tracemalloc slows everything down
+        await timed_search(service, query, times)  # untimed: tracemalloc slows everything down
         during = tracemalloc.get_traced_memory()[1] - resting
         tracemalloc.stop()
 
-        await timed_search(service, query)  # warm: connections open, answer times known
+        await timed_search(service, query, times)  # warm: connections open, answer times known
         tune_for_serving()  # as `yokodan serve` does once started (broker.collector)
         fds_before = open_descriptors()
         load = os.getloadavg()[0]
@@ -114,12 +164,17 @@ async def measure(args: argparse.Namespace, sandbox: SandboxProcess, count: int)
         # broker CPU per member at 1,700 (and delayed the loop) for a figure that moves slowly.
         async with DescriptorSampler(interval_s=0.02) as fds:
             for _ in range(args.rounds):
-                runs.append(await timed_search(service, query))
+                runs.append(await timed_search(service, query, times, latency_ms))
         cpu_s = time.process_time() - cpu_start
         sandbox_cpu_s = sandbox.cpu_s() - sandbox_cpu_start
     load_after = os.getloadavg()[0]
     wall = statistics.median(r["wall_s"] for r in runs)
     first = statistics.median(r["first_s"] for r in runs)
+    fastest = min(latencies)
+    over = [r["first_s"] * 1000 - fastest - r["first_late_ms"] for r in runs]
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
     return {
         "members": count,
         "load": load,
@@ -136,7 +191,13 @@ async def measure(args: argparse.Namespace, sandbox: SandboxProcess, count: int)
         "wall_max_ms": max(r["wall_s"] for r in runs) * 1000,
         "overhead_ms": wall * 1000 - max(latencies),
         "first_ms": first * 1000,
-        "first_over_fastest_ms": first * 1000 - min(latencies),
+        "first_over_latency_ms": first * 1000 - min(latencies),
+        "first_late_ms": median("first_late_ms"),
+        "first_over_fastest_ms": statistics.median(over),
+        "first_over_fastest_max_ms": max(over),
+        "first_asked_ms": median("first_asked_ms"),
+        "first_ready_ms": median("first_ready_ms"),
+        "first_read_ms": median("first_read_ms"),
         "cpu_us_per_member": cpu_s / (args.rounds * count) * 1e6,
         "sandbox_cpu_us_per_member": sandbox_cpu_s / (args.rounds * count) * 1e6,
         "fds_peak": fds.peak,
@@ -170,8 +231,12 @@ def report(r: dict[str, float]) -> None:
     print(f"  wall        {r['wall_ms']:8.1f} ms median (max {r['wall_max_ms']:.1f}); slowest member {r['slowest_ms']:.1f} ms")
     print(f"  overhead    {r['overhead_ms']:8.1f} ms above the slowest member (target < {TARGET_OVERHEAD_MS:.0f}): "
           + verdict(r["overhead_ms"], TARGET_OVERHEAD_MS))  # fmt: skip
-    print(f"  first       {r['first_ms']:8.1f} ms = fastest member {r['fastest_ms']:.1f} ms + {r['first_over_fastest_ms']:.1f} ms "
-          f"(target + {TARGET_FIRST_OVER_FASTEST_MS:.0f}): " + verdict(r["first_over_fastest_ms"], TARGET_FIRST_OVER_FASTEST_MS))  # fmt: skip
+    print(f"  first       {r['first_ms']:8.1f} ms = fastest member {r['fastest_ms']:.1f} ms + sandbox late {r['first_late_ms']:.1f} ms "
+          f"+ {r['first_over_fastest_ms']:.1f} ms (medians; max + {r['first_over_fastest_max_ms']:.1f}; target + {TARGET_FIRST_OVER_FASTEST_MS:.0f}): "
+          + verdict(r["first_over_fastest_ms"], TARGET_FIRST_OVER_FASTEST_MS))  # fmt: skip
+    print(f"              against the configured latency alone: + {r['first_over_latency_ms']:.1f} ms; the first works' member "
+          f"asked at {r['first_asked_ms']:.1f} ms, answer ready {r['first_ready_ms']:.1f}, read {r['first_read_ms']:.1f}, "
+          f"published {r['first_ms']:.1f} (medians)")  # fmt: skip
     print(f"  cpu/member  {r['cpu_us_per_member']:8.1f} µs broker CPU per member per search "
           f"(the sandbox process: {r['sandbox_cpu_us_per_member']:.1f} µs per answer, on the same 2 cores)")
     print(f"  fds         {int(r['fds_peak']):8d} peak open ({int(r['fds_before'])} before the searches); sockets ≤ {int(r['connections_cap'])}, "

@@ -53,13 +53,16 @@ class Launch(Generic[A]):
         for n, connector in enumerate(connectors):
             self._start(n, connector)
 
-    async def submit_all(self, gate: OutboundGate, connectors: Sequence[Connector], wait_s: Callable[[Connector], float]) -> None:
+    async def submit_all(
+        self, gate: OutboundGate, connectors: Sequence[Connector], wait_s: Callable[[Connector], float], *, first: int = 0
+    ) -> None:
         """Each member through the gate, in order; a member waits at most `wait_s(connector)` for its slot
-        (its own timer starts when its request is sent, as with the member's own slots)."""
+        (its own timer starts when its request is sent, as with the member's own slots). `first`: the
+        launch-order place of the first of them, when an earlier call submitted the places before."""
         self._gate = gate
-        self._places = len(connectors)
+        self._places = first + len(connectors)
         began = asyncio.get_running_loop().time()
-        for n, connector in enumerate(connectors):
+        for n, connector in enumerate(connectors, start=first):
             waited_s = wait_s(connector)
             submission = gate.submit(
                 self._flow, partial(self._start_granted, n, connector), partial(self._expired, n, connector, waited_s),
@@ -92,23 +95,37 @@ class Launch(Generic[A]):
         if running:  # let the cancellations land (and their callbacks run) before the caller goes on
             await asyncio.gather(*running, return_exceptions=True)
 
-    def _start(self, n: int, connector: Connector) -> asyncio.Task[A]:
-        task = asyncio.create_task(self._ask(connector), name=f"search:{connector.member}")
+    def _start(self, n: int, connector: Connector, slot: _GateSlot | None = None) -> asyncio.Task[A]:
+        task = asyncio.create_task(self._queued(connector, slot), name=f"search:{connector.member}")
         self.tasks.append(task)
         self.order[task] = n
-        task.add_done_callback(self.finished.put_nowait)
         if connector.member in self._probes:
             # A done callback, not an except clause in the request: a task cancelled before its
             # first step never runs its own code, and must still give its verdict.
             task.add_done_callback(partial(self._verdict_if_cancelled, connector.member))
         return task
 
+    async def _queued(self, connector: Connector, slot: _GateSlot | None) -> A:
+        """The member's request; as it ends, its task puts itself on `finished` and gives back its
+        gate slot. Done callbacks would run a loop turn later, and at national scale each turn also
+        builds a burst of requests (~5 ms); the search reads the task when it wakes, by when the
+        task has its result. In that order, so that the search's wake-up is queued ahead of the
+        request the freed slot starts (~0.3 ms to build).
+        """
+        try:
+            return await self._ask(connector)  # made here: a task cancelled before its first step leaves no coroutine unawaited
+        finally:
+            self.finished.put_nowait(asyncio.current_task())  # type: ignore[arg-type]
+            if slot is not None:
+                slot.release()
+
     def _start_granted(self, n: int, connector: Connector) -> None:
         gate = self._gate
         assert gate is not None
-        # The task owns the gate's slot; a done callback gives it back even when the task is
-        # cancelled before its first step (its own `finally` would never run).
-        self._start(n, connector).add_done_callback(lambda _: gate.release())
+        # The task owns the gate's slot and gives it back as it ends; a done callback gives it back
+        # too, for a task cancelled before its first step (its own `finally` never runs).
+        slot = _GateSlot(gate)
+        self._start(n, connector, slot).add_done_callback(slot.release_after)
 
     def _expired(self, n: int, connector: Connector, waited_s: float) -> None:
         ready: asyncio.Future[A] = asyncio.get_running_loop().create_future()
@@ -119,3 +136,20 @@ class Launch(Generic[A]):
     def _verdict_if_cancelled(self, member: str, task: asyncio.Task[A]) -> None:
         if task.cancelled():
             self._no_verdict(member)
+
+
+class _GateSlot:
+    """One granted slot of the outbound gate, given back once, by whichever comes first."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: OutboundGate) -> None:
+        self._gate: OutboundGate | None = gate
+
+    def release(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
+
+    def release_after(self, _task: asyncio.Future[Any]) -> None:
+        self.release()

@@ -335,7 +335,16 @@ class MemberRegistry:
         """Admit each chosen member for `capability`; the skipped ones carry their reason."""
         plan = Plan()
         now = _LocalNow(self)  # one reading of the clock for every member of the plan
+        entries, ask = self._entries, plan.ask
         for member_id in self.chosen(members):
+            # The usual member first, in one step (its connector found before, no maintenance window,
+            # circuit closed): `_admit`'s Admission cost ~1 µs of the ~2 µs each of 1,700 members
+            # spent before a national search's first request could go out.
+            entry = entries[member_id]
+            connector = entry.by_capability.get(capability)
+            if connector is not None and not entry.member.maintenance and entry.breaker.state is CircuitState.CLOSED:
+                ask.append(connector)
+                continue
             admission = self._admit(member_id, capability, now)
             if admission.connector is None:
                 plan.skipped.append(admission.skipped_status(self.breaker(member_id).state))

@@ -13,11 +13,13 @@ left of the search's deadline; those answers are further member events before th
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from broker.member_slots import MEMBER_BUSY_REASON, MemberBusy
@@ -29,7 +31,7 @@ from broker.querytext import query_is_clean
 from broker.ranking import rank_works
 from broker.second_stage import FollowUp, Marks, came_back_empty, follow_up, query_kind, work_from_cached
 from yokodan import Diagnostic, Record, SearchQuery, SecondStage, TargetState, TargetStatus, Work, trusted
-from connectors import Capability, Connector
+from connectors import Capability, Connector, ReadAnswer, SearchResult
 from connectors.errors import ConnectorError, ProtocolDiagnostic
 from connectors.http import CallerDeadline
 from index.store import CachedResult, UnionIndex, UnionIndexError
@@ -72,6 +74,10 @@ def target_status(
 class MemberAnswer:
     status: TargetStatus
     records: list[Record] = field(default_factory=list)
+    # Set on an answer read but not parsed yet (connectors.base.ReadAnswer; `status` is the member's
+    # pending one): the search calls it when it takes the answer and uses the answer it returns.
+    # It parses once (`_ParseOnce`), whoever calls it first: the search, or the loop two turns later.
+    finish: Callable[[], MemberAnswer] | None = None
 
 
 @dataclass(slots=True)
@@ -166,7 +172,12 @@ class SearchService:
         # results come at the fastest member's pace even when hundreds of requests are still to start.
         self._latency_ms: dict[str, float] = {}
         self._pending_statuses: dict[str, TargetStatus] = {}
+        # The members that answered fastest in the last search of every member: the next such search
+        # plans and sends them before it plans the rest (`_fastest_plan`).
+        self._fastest: list[str] = []
         consortium = registry.consortium
+        self._member_count = len(consortium.members)
+        self._longest_all: tuple[float, float] | None = None  # see `_longest`
         self.index = index  # set and cleared by the app's lifecycle (broker.api) when it owns the index
         self.municipalities = {m.id: m.municipality for m in consortium.members}
         self.clusterer_factory = clusterer_factory
@@ -205,30 +216,33 @@ class SearchService:
     ) -> AsyncIterator[SearchEvent]:
         """The fan-out; `progressive=False` (the blocking search) yields the final event only: the
         member events, and the cached one, would be built for a caller that drops them."""
-        plan = self.plan(members)
+        # The members that answered fastest last time are planned and sent on their own first; the
+        # plan of the rest (~2 ms at 1,700 members) is made while their requests are out.
+        head = self._fastest_plan(members)
+        plan = head or self.plan(members)
         index = self.index  # once: the app's lifecycle may detach it while this search runs
         started = time.perf_counter()
         # A member's own timeout starts when its request is sent (broker.member_slots): the first
         # requests end at the latest after their longest wait for a slot plus that timeout. A
         # second-stage request gets what is left of the slowest member's timeout from the start,
-        # never more (it must not make the search longer).
-        deadline = started + max((c.settings.timeout_s for c in plan.ask), default=0.0)
-        first_deadline = started + max((self._longest_s(c) for c in plan.ask), default=0.0)
-        statuses = {c.member: self._pending(c.member) for c in plan.ask}
-        statuses.update({s.member: s for s in plan.skipped})
+        # never more (it must not make the search longer). The head's requests are bounded as a
+        # plan of them alone would be; `first_deadline` is rebound to the whole plan's below.
+        longest_timeout_s, longest_s = self._longest(plan.ask)
+        deadline = started + longest_timeout_s
+        first_deadline = started + longest_s
         clusterer = self.clusterer_factory()
         marks = Marks()
         kind = query_kind(query) if self.second_stage else None
-        connectors = {c.member: c for c in plan.ask}
         # A garbled answer to a query that carried control characters is the query's fault, not the
         # member's; judged once per search, not per member.
         clean = query_is_clean(query)
         # Known-fast first (never-seen members count as fastest, to learn their pace); one sort per search.
         launch = sorted(plan.ask, key=lambda c: self._latency_ms.get(c.member, 0.0)) if self.gate else plan.ask
+        probes = set(plan.probes)  # the head's, then the rest's: Launch reads this set as members are submitted
         launched: Launch[MemberAnswer] = Launch(
             lambda connector: self._ask(connector, query, clean, first_deadline),
             lambda connector, waited_s: self._broker_busy(connector, waited_s, clean),
-            probes=plan.probes, no_verdict=self.registry.record_no_verdict,
+            probes=probes, no_verdict=self.registry.record_no_verdict,
         )  # fmt: skip
         finished, order = launched.finished, launched.order
         extra: dict[asyncio.Task[MemberAnswer], FollowUp] = {}  # second-stage task -> what it asked
@@ -241,6 +255,27 @@ class SearchService:
             else:
                 # The gate's wait is bounded by the member's timeout and the search's deadline.
                 await launched.submit_all(self.gate, launch, lambda c: min(c.settings.timeout_s, first_deadline - started))
+                if head is not None:  # the rest, planned now that the head's requests are out
+                    others = self._rest_of(head)
+                    rest = self.plan(others) if others else Plan()  # (no members named means every member)
+                    probes.update(rest.probes)
+                    plan = Plan([*head.ask, *rest.ask], [*head.skipped, *rest.skipped], probes)
+                    longest_timeout_s, longest_s = self._longest(plan.ask)
+                    deadline = started + longest_timeout_s
+                    first_deadline = started + longest_s
+                    first = len(launch)
+                    launch = [*launch, *sorted(rest.ask, key=lambda c: self._latency_ms.get(c.member, 0.0))]
+                    await launched.submit_all(
+                        self.gate, launch[first:], lambda c: min(c.settings.timeout_s, first_deadline - started), first=first
+                    )  # fmt: skip
+            # Built once the first requests are out (a national search's take ~0.3 ms); no answer is
+            # taken before this. Asked members in the consortium's order, then the skipped ones.
+            if head is None:
+                statuses = {c.member: self._pending(c.member) for c in plan.ask}
+                statuses.update({s.member: s for s in plan.skipped})
+            else:
+                statuses = self._in_order_statuses(plan)
+            connectors = {c.member: c for c in plan.ask}
             if index is not None and (progressive or kind is not None):
                 cached = await self._cached(index, query, members)
                 if cached is not None:
@@ -256,7 +291,10 @@ class SearchService:
                 outstanding -= len(done)
                 turn: dict[str, None] = {}  # works changed by this turn's answers, in first-change order
                 for position, task in enumerate(sorted(done, key=order.__getitem__), start=1):
-                    answer = task.result()
+                    # Parsed here, one at a time in plan order, not in its own task: of many answers
+                    # read in one loop turn, the first is merged and published before the rest are
+                    # parsed (unless the caller paused meanwhile, and the loop parsed them: `_parse_soon`).
+                    answer = _taken(task.result())
                     asked = extra.get(task)
                     if asked is None:
                         statuses[answer.status.member] = answer.status
@@ -291,12 +329,52 @@ class SearchService:
             None, list(statuses.values()), clusterer=clusterer, query=query, final=True,
             near=near, coordinates=self.coordinates, marks=marks,
         )
+        if self.gate is not None and not members:  # for the next search of every member (`_fastest_plan`)
+            self._fastest = heapq.nsmallest(self.gate.settings.burst, self._latency_ms, key=self._latency_ms.__getitem__)
         if index is not None and final.works:
             try:
                 index.submit(final.works, self.municipalities)  # enqueues only
             except UnionIndexError:
                 log.warning("union index closed; search results not cached")
         yield final
+
+    def _fastest_plan(self, members: Sequence[str] | None) -> Plan | None:
+        """A plan of the members that answered fastest in the last search of every member (a gate's
+        first burst of them), for a search of every member through the gate; else None."""
+        if self.gate is None or members or not self._fastest:
+            return None
+        return self.plan(self._fastest)
+
+    def _rest_of(self, head: Plan) -> list[str]:
+        """Every member but the head's (asked or skipped)."""
+        planned = {c.member for c in head.ask} | {s.member for s in head.skipped}
+        return [m for m in self.registry.member_ids if m not in planned]
+
+    def _in_order_statuses(self, plan: Plan) -> dict[str, TargetStatus]:
+        """Pending statuses of the asked, then the skipped ones, each in the consortium's order, as
+        one plan of every member lists them."""
+        skipped = {s.member: s for s in plan.skipped}
+        statuses = {m: self._pending(m) for m in self.registry.member_ids if m not in skipped}
+        statuses.update((m, skipped[m]) for m in self.registry.member_ids if m in skipped)
+        return statuses
+
+    def _longest(self, ask: list[Connector]) -> tuple[float, float]:
+        """The longest member timeout, and the longest slot wait plus timeout, of the members asked.
+
+        Both are fixed for the registry's life (frozen settings, slot limits): a plan that asks every
+        member, as a national search does, reuses the last such plan's instead of 1,700 look-ups
+        (~1 ms before its first request could go out).
+        """
+        everyone = len(ask) == self._member_count  # a plan asks each member at most once
+        if everyone and self._longest_all is not None:
+            return self._longest_all
+        longest = (
+            max((c.settings.timeout_s for c in ask), default=0.0),
+            max((self._longest_s(c) for c in ask), default=0.0),
+        )
+        if everyone:
+            self._longest_all = longest
+        return longest
 
     def _longest_s(self, connector: Connector) -> float:
         """How long one member may take: its longest wait in the slot queue, then its own deadline."""
@@ -314,7 +392,10 @@ class SearchService:
             return asyncio.create_task(_too_late(connector.member), name=name)
         # Not through _ask: the breaker judged the member by its first answer, and a timeout
         # under this shortened deadline says nothing about its health.
-        return asyncio.create_task(self._answer(connector, follow.query, left_s, until=deadline), name=name)
+        return asyncio.create_task(self._answer_again(connector, follow.query, left_s, deadline), name=name)
+
+    async def _answer_again(self, connector: Connector, query: SearchQuery, left_s: float, deadline: float) -> MemberAnswer:
+        return _parse_soon(await self._answer(connector, query, left_s, until=deadline))
 
     @staticmethod
     def _second_answer(first: TargetStatus, answer: MemberAnswer, follow: FollowUp) -> tuple[MemberAnswer, list[Record]]:
@@ -348,10 +429,20 @@ class SearchService:
 
     async def _ask(self, connector: Connector, query: SearchQuery, clean: bool, until: float | None = None) -> MemberAnswer:
         answer = await self._answer(connector, query, until=until)
+        if answer.finish is not None:  # judged once parsed
+            answer.finish = partial(self._judged, connector.member, clean, answer.finish)
+            return _parse_soon(answer)
+        return self._judge(connector.member, clean, answer)
+
+    def _judged(self, member: str, clean: bool, finish: Callable[[], MemberAnswer]) -> MemberAnswer:
+        return self._judge(member, clean, finish())
+
+    def _judge(self, member: str, clean: bool, answer: MemberAnswer) -> MemberAnswer:
+        """The member's pace learnt and its breaker fed from its (parsed) answer."""
         status = answer.status
         if status.reason not in _NOT_PACE and status.elapsed_ms is not None:
-            self._latency_ms[connector.member] = status.elapsed_ms
-        status.circuit = self.registry.record(connector.member, status.state, status.reason, request_clean=clean).value
+            self._latency_ms[member] = status.elapsed_ms
+        status.circuit = self.registry.record(member, status.state, status.reason, request_clean=clean).value
         return answer
 
     def _broker_busy(self, connector: Connector, waited_s: float, clean: bool) -> MemberAnswer:
@@ -378,7 +469,7 @@ class SearchService:
         started = time.perf_counter()
 
         def status(state: TargetState, **fields: Any) -> TargetStatus:
-            return target_status(member, state, elapsed_ms=round((time.perf_counter() - started) * 1000, 1), **fields)
+            return target_status(member, state, elapsed_ms=_ms_since(started), **fields)
 
         if deadline_s is None:
             deadline_s = connector.settings.timeout_s
@@ -390,11 +481,12 @@ class SearchService:
             async with self.registry.slot(member, wait_s=None if until is None else until - time.perf_counter()) as queued_s:
                 if until is not None:
                     budget_s = min(deadline_s, until - time.perf_counter())
-                # One timer bounds the whole exchange, parsing included; the connector's HTTP layer,
-                # told of it, sets none of its own.
+                # One timer bounds the whole exchange, parsing in a worker or thread included (an
+                # answer parsed on the loop comes back read only: no timer could cut that parse
+                # anyway); the connector's HTTP layer, told of it, sets none of its own.
                 async with asyncio.timeout(budget_s) as timer:
                     with CallerDeadline(timer.when()):
-                        result = await connector.search(query)
+                        result = await connector.search_read(query)
         except MemberBusy as exc:  # our own queue: no word about the member's health, and not contacted
             return MemberAnswer(status(state=TargetState.SKIPPED, reason=exc.reason, message=exc.message))
         except TimeoutError:
@@ -406,17 +498,120 @@ class SearchService:
                     )
                 )
             return MemberAnswer(status(state=TargetState.TIMEOUT, reason="timeout", message=f"no answer within {deadline_s:g} s"))
-        except ProtocolDiagnostic as exc:
-            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics))
-        except ConnectorError as exc:
-            return MemberAnswer(status(state=exc.state, reason=exc.reason, message=exc.message))
-        except Exception:  # a connector bug must cost one member, not the search
-            log.exception("connector failure for member %s", member)
-            return MemberAnswer(status(state=TargetState.ERROR, reason="internal", message="internal connector error"))
+        except Exception as exc:
+            return _failed(member, exc, _ms_since(started))
+        if isinstance(result, ReadAnswer):  # parsed when the search takes it (`_taken`)
+            return MemberAnswer(self._pending(member), finish=partial(_parsed, member, result, time.perf_counter() - started))
+        return _answered(member, result, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _taken(answer: MemberAnswer) -> MemberAnswer:
+    """The answer as the search uses it: parsed now if it came back read only (and not parsed since)."""
+    return answer if answer.finish is None else answer.finish()
+
+
+class _ParseOnce:
+    """A read answer's parse (and its judgement), run once by whoever calls first."""
+
+    __slots__ = ("_answer", "_finish")
+
+    def __init__(self, finish: Callable[[], MemberAnswer]) -> None:
+        self._finish: Callable[[], MemberAnswer] | None = finish
+        self._answer: MemberAnswer | None = None
+
+    def __call__(self) -> MemberAnswer:
+        if self._finish is not None:
+            finish, self._finish = self._finish, None
+            self._answer = finish()
+        assert self._answer is not None
+        return self._answer
+
+
+def _parse_soon(answer: MemberAnswer) -> MemberAnswer:
+    """A read answer parsed when the search takes it, or by the loop two turns later at the latest.
+
+    Two turns: the search's wake-up, queued when the answer's task ended, comes first, so a search
+    that takes a whole turn's answers parses them in its own order. But a caller that pauses
+    between events (an NDJSON stream waiting for its client to drain) must not leave the answers
+    unparsed meanwhile: parsed in their tasks they overlapped that wait, and lost, the stream took
+    1.14-1.19x the blocking search's time (bench/fanout.py --stream; 0.96-0.99x before). A caller
+    that left gets each answer parsed and its member judged all the same (a half-open probe too).
+    """
+    if answer.finish is not None:
+        once = answer.finish = _ParseOnce(answer.finish)
+        _LATE.add(once)
+    return answer
+
+
+class _LateParses:
+    """The read answers of a loop turn, parsed two turns later if no search took them meanwhile:
+    two callbacks per turn that read answers, not two per answer (~1.5 µs each of 1,700)."""
+
+    def __init__(self) -> None:
+        self._pending: list[_ParseOnce] = []
+        self._armed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, once: _ParseOnce) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # another loop (a test's, a restarted app's): the old one's schedule died with it
+            self._loop, self._pending, self._armed = loop, [], False
+        self._pending.append(once)
+        if not self._armed:
+            self._armed = True
+            loop.call_soon(self._due)
+
+    def _due(self) -> None:
+        """The next turn: what was read in the turn before is parsed in the turn after this one."""
+        due, self._pending, self._armed = self._pending, [], False
+        asyncio.get_running_loop().call_soon(_parse_all, due)
+
+
+def _parse_all(due: list[_ParseOnce]) -> None:
+    for once in due:
+        once()  # a no-op for those a search took
+
+
+# One per process: a loop-turn schedule, not state of any one search (each entry is its own answer).
+_LATE = _LateParses()
+
+
+def _parsed(member: str, read: ReadAnswer, read_s: float) -> MemberAnswer:
+    """A read answer parsed. Its elapsed time is the member's: the read's plus the parse's, not its
+    wait for its turn in the search (which would teach the launch order a false pace)."""
+    began = time.perf_counter()
+    try:
+        result = read.parse()
+    except Exception as exc:
+        return _failed(member, exc, round((read_s + time.perf_counter() - began) * 1000, 1))
+    return _answered(member, result, round((read_s + time.perf_counter() - began) * 1000, 1))
+
+
+def _answered(member: str, result: SearchResult, elapsed_ms: float) -> MemberAnswer:
+    status = target_status(
+        member, TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics,
+        elapsed_ms=elapsed_ms,
+    )  # fmt: skip
+    return MemberAnswer(status, result.records)
+
+
+def _failed(member: str, exc: Exception, elapsed_ms: float) -> MemberAnswer:
+    """A connector's error as the member's status; called inside the `except` that caught it."""
+    if isinstance(exc, ProtocolDiagnostic):
         return MemberAnswer(
-            status(state=TargetState.OK, hits=result.hits, returned=len(result.records), diagnostics=result.diagnostics),
-            result.records,
+            target_status(
+                member, exc.state, reason=exc.reason, message=exc.message, diagnostics=exc.diagnostics, elapsed_ms=elapsed_ms
+            )
         )
+    if isinstance(exc, ConnectorError):
+        return MemberAnswer(target_status(member, exc.state, reason=exc.reason, message=exc.message, elapsed_ms=elapsed_ms))
+    # A connector bug must cost one member, not the search.
+    log.exception("connector failure for member %s", member)
+    return MemberAnswer(target_status(member, TargetState.ERROR, reason="internal", message="internal connector error", elapsed_ms=elapsed_ms))
 
 
 async def _too_late(member: str) -> MemberAnswer:

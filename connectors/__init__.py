@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.settings import TargetSettings
-from connectors.base import Capability, Connector, SearchResult
+from connectors.base import Capability, Connector, ReadAnswer, SearchResult
 from connectors.calil import CalilConnector
 from connectors.html_opac import HtmlOpacConnector
 from connectors.http import HttpClient
@@ -46,6 +46,6 @@ def connector_for(
 
 
 __all__ = [
-    "CONNECTOR_KINDS", "Capability", "Connector", "HttpClient", "IngestPool", "IngestSettings", "SearchResult",
+    "CONNECTOR_KINDS", "Capability", "Connector", "HttpClient", "IngestPool", "IngestSettings", "ReadAnswer", "SearchResult",
     "UnknownWords", "connector_for",
 ]

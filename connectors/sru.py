@@ -11,7 +11,7 @@ server answers in the zing namespace and a 2.0 server in the OASIS one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -24,7 +24,7 @@ from yokodan import Availability, Diagnostic, Record, SearchQuery
 from connectors.options import SruOptions
 from yokodan.terms import DEFAULT_RULES, TermRules, member_terms
 from connectors.settings import TargetSettings
-from connectors.base import Capability, Connector, SearchResult
+from connectors.base import Capability, Connector, ReadAnswer, SearchResult
 from connectors.dcndl import dcndl_record
 from connectors.errors import ConnectorError, MalformedResponse, ProtocolDiagnostic, UnsupportedQuery
 from connectors.http import HttpClient
@@ -41,7 +41,7 @@ from connectors.ingest_pool import (
     records_from,
 )
 from connectors.marc import MARC_NS, MarcMapper, clean_isbd, flatten, is_katakana_reading
-from connectors.offload import parse_off_loop
+from connectors.offload import OFF_LOOP_PARSE_BYTES, parse_off_loop
 from connectors.query_terms import term_rules
 from connectors.status_words import StatusMapper
 from connectors.xml import parse_xml
@@ -173,8 +173,20 @@ class SRUConnector(Connector):
         )
 
     async def search(self, query: SearchQuery) -> SearchResult:
+        answer = await self.search_read(query)
+        return answer.parse() if isinstance(answer, ReadAnswer) else answer
+
+    async def search_read(self, query: SearchQuery) -> SearchResult | ReadAnswer:
+        """The answer unparsed when it would be parsed on the loop (see `_parses_on_loop`), else parsed."""
         maximum = min(query.page_size, self.settings.max_records)
-        return await self._search(_query_string(self._dialect, query, None, query.start, maximum), query.start)
+        response = await self.http.get(
+            self.request_url(_query_string(self._dialect, query, None, query.start, maximum)),
+            member=self.member, timeout_s=self.settings.timeout_s,
+        )  # fmt: skip
+        body = response.body
+        if self._parses_on_loop(body):
+            return ReadAnswer(partial(self.parse_response, body, start=query.start))
+        return await self._ingest(body, query.start)
 
     async def search_cql(self, cql: str, *, start: int = 1, maximum: int = 20) -> SearchResult:
         return await self._search(_query_string(self._dialect, None, cql, start, maximum), start)
@@ -193,6 +205,14 @@ class SRUConnector(Connector):
 
     def parse_response(self, body: bytes, *, start: int = 1) -> SearchResult:
         return parse_sru(body, member=self.member, mapper=self.mapper, start=start)
+
+    def _parses_on_loop(self, body: bytes) -> bool:
+        """Whether `_ingest` would parse `body` on the event loop itself: small, and not for the pool
+        (no pool, under its `min_bytes`, or neither workers nor cache)."""
+        if len(body) >= OFF_LOOP_PARSE_BYTES:
+            return False
+        pool = self.ingest
+        return pool is None or len(body) < pool.settings.min_bytes or not (pool.enabled or pool.cache.max_bytes)
 
     async def _ingest(self, body: bytes, start: int) -> SearchResult:
         """Parse + map `body`: on the loop for small answers, else via the app's ingest pool and cache."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from collections.abc import Mapping
 from datetime import date
 
@@ -96,6 +97,7 @@ def build_app(
 
 
 async def _sru(request: web.Request) -> web.StreamResponse:
+    received = time.perf_counter()
     system = request.app[MEMBERS].get(request.match_info["member_id"])
     if system is None:
         return error_page(404)  # Zebra: any database name it does not serve
@@ -103,7 +105,15 @@ async def _sru(request: web.Request) -> web.StreamResponse:
     if (refusal := await before_answer(system)) is not None:
         return refusal
     faults = system.faults
-    return await deliver(request, _answer(system, params, request.host), faults)
+    response = await deliver(request, _answer(system, params, request.host), faults)
+    if not response.prepared:  # a dripped or huge body was sent already, headers first
+        # When the answer was ready (perf_counter: CLOCK_MONOTONIC, the same clock in every process
+        # on the host) and the handler's own time (W3C Server-Timing): bench/national.py tells from
+        # them how late this process answered on a shared machine, which is not the broker's delay.
+        ready = time.perf_counter()
+        response.headers["Server-Timing"] = f"member;dur={(ready - received) * 1000:.2f}"
+        response.headers["X-Sandbox-Ready"] = f"{ready:.6f}"
+    return response
 
 
 async def _parameters(request: web.Request) -> dict[str, str]:
