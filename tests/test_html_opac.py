@@ -25,6 +25,7 @@ from connectors.errors import (
     PatronNotFound,
     ReadTimeout,
     SessionExpired,
+    TargetHTTPError,
     UndecodableResponse,
     UnsupportedQuery,
 )
@@ -323,6 +324,19 @@ async def test_a_jsf_form_state_older_than_its_max_age_is_read_again(opac: Opac)
     before = state.served.copy()
     await connector.search(SearchQuery(author="宮沢賢治", page_size=1))
     assert (state.served - before)["search"] == 2 and connector.form_state.reads == 2
+
+
+async def test_a_failed_form_page_read_is_shared_by_its_waiters_and_not_kept(opac: Opac) -> None:
+    state = opac.state("misaki-town")
+    connector = opac.connector("misaki-town")
+    opac.host.set_faults("misaki-town", FaultConfig(http_status=404))  # not retried: one read, one answer
+    before = state.served.copy()
+    failures = await asyncio.gather(*(connector.search(SearchQuery(title="の")) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(f, TargetHTTPError) for f in failures), failures
+    assert (state.served - before)["search"] == 1 and connector.form_state is not None and connector.form_state.reads == 0
+    opac.host.set_faults("misaki-town", FaultConfig())
+    assert (await connector.search(SearchQuery(title="の", page_size=1))).records
+    assert connector.form_state.reads == 1
 
 
 def test_form_state_reuse_needs_a_marker_for_stale_states() -> None:
