@@ -129,7 +129,7 @@ async def measure(args: argparse.Namespace, base_url: str) -> None:
 
         def step(name: str) -> None:
             gc.collect()
-            steps.append((name, rss_mib(pid), tracemalloc.take_snapshot(), type_counts()))
+            steps.append((name, rss_mib(pid)[0], tracemalloc.take_snapshot(), type_counts()))
             index = app[SEARCH_KEY].index
             works = index.stats().doc_count if index is not None else 0
             print(
@@ -161,10 +161,10 @@ async def measure(args: argparse.Namespace, base_url: str) -> None:
     for name, delta in sorted(grown.items(), key=lambda item: -item[1])[: args.top]:
         if delta > 0:
             print(f"  {delta:+8d}  {name}  (now {idle[3][name]})")
-    before = rss_mib(pid)
+    before = rss_mib(pid)[0]
     trimmed = trim_native_heap()
     print(f"\nRSS warm {warm[1]:.1f} MiB, after load {steps[1][1]:.1f}, after idle {idle[1]:.1f}, "
-          f"after cleanup {before:.1f}, after malloc_trim(0) {rss_mib(pid):.1f} (trim {'ran' if trimmed else 'unavailable'})")  # fmt: skip
+          f"after cleanup {before:.1f}, after malloc_trim(0) {rss_mib(pid)[0]:.1f} (trim {'ran' if trimmed else 'unavailable'})")  # fmt: skip
 
 
 def _short(filename: str) -> str:

@@ -19,7 +19,8 @@ import asyncio
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar
 from urllib.parse import urljoin
 
 from lxml import etree
@@ -34,7 +35,8 @@ from connectors.coalesce import Coalescer
 from connectors.errors import ConnectorError, MalformedResponse, UnsupportedQuery
 from connectors.html_account import OpacAccount
 from connectors.html_client import OpacClient
-from connectors.html_page import Extractor, Page, compile_optional, parse_count, parse_date
+from connectors.html_form_state import FormState
+from connectors.html_page import Extractor, Page, compile_optional, input_value, parse_count, parse_date
 from connectors.html_profile import OpacProfile, load_profile, load_profile_file
 from connectors.http import HttpClient
 from connectors.status_words import StatusMapper
@@ -119,6 +121,9 @@ class HtmlOpacConnector(Connector):
         # read its detail page once. Only reads in flight are shared, never a finished one: the
         # holdings stay live; each caller maps the page into its own Holding objects.
         self._detail_pages: Coalescer[Page] = Coalescer()
+        # The search form's echoed fields, reused across searches when the profile says how a stale
+        # one is told (connectors.html_form_state); None: read before every search.
+        self.form_state = FormState(self._read_form_state, search.state_max_age_s) if search.state_max_age_s > 0 else None
 
     def supports(self, capability: Capability) -> bool:
         return all(getattr(self.profile, section) is not None for section in _SECTIONS[capability])
@@ -140,13 +145,14 @@ class HtmlOpacConnector(Connector):
         if not pages:
             return SearchResult(records=[], hits=None)
         state: dict[str, str] = {}
-        if spec.form_url is not None:
-            form = await self.client.fetch("GET", self.client.url(spec.form_url))
-            state = self.client.form_state(form, spec)
+        if self.form_state is not None:
+            state = await self.form_state.get()
+        elif spec.form_url is not None:
+            state = await self._read_form_state()
         # The first result page says how many hits there are: the further pages of the window are
         # read only when they have rows (most searches fit on one page, and every page is a request
         # to the member), meanwhile the first page's detail pages are read.
-        first_rows, hits = await self._list_page(values, state, pages[0])
+        first_rows, hits, state = await self._list_page(values, state, pages[0])
         skip = first_row - pages[0] * per_page
         rows = first_rows[skip : skip + wanted]
         # Without a hit count, a full first page is the only sign that there are more.
@@ -170,7 +176,12 @@ class HtmlOpacConnector(Connector):
     async def _rows_of(self, values: dict[str, str], state: dict[str, str], pages: list[int]) -> list[_Row]:
         """The rows of result pages `pages` (indexes), read concurrently, in page order."""
         answers = await asyncio.gather(*(self._list_page(values, state, index) for index in pages))
-        return [row for page_rows, _ in answers for row in page_rows]
+        return [row for page_rows, _, _ in answers for row in page_rows]
+
+    async def _read_form_state(self) -> dict[str, str]:
+        spec = self.profile.search
+        assert spec.form_url is not None
+        return self.client.form_state(await self.client.fetch("GET", self.client.url(spec.form_url)), spec)
 
     def _query_values(self, query: SearchQuery) -> dict[str, str]:
         mapping = self.profile.search.query_fields
@@ -187,14 +198,34 @@ class HtmlOpacConnector(Connector):
             raise UnsupportedQuery("empty query", member=self.member)
         return values
 
-    async def _list_page(self, values: dict[str, str], state: dict[str, str], index: int) -> tuple[list[_Row], int | None]:
+    async def _list_page(
+        self, values: dict[str, str], state: dict[str, str], index: int
+    ) -> tuple[list[_Row], int | None, dict[str, str]]:
+        """Rows and hit count of result page `index`, and the form state that got them (a reused
+        state the OPAC found stale is replaced by a fresh one, and the page asked for once more)."""
+        spec = self.profile.search
+        page = await self._fetch_list(values, state, index)
+        forms = self.form_state
+        if forms is not None:
+            assert spec.state_expired_marker is not None  # the profile requires it for reuse
+            if spec.state_expired_marker in page.text:
+                state = await forms.renew_stale(state)
+                page = await self._fetch_list(values, state, index)
+                if spec.state_expired_marker in page.text:
+                    raise MalformedResponse("the OPAC says a form state read just now has expired", member=self.member)
+            fresh = {name: value for name in spec.state_fields if (value := input_value(page.root, name)) is not None}
+            if len(fresh) == len(spec.state_fields):
+                forms.saw(fresh)
+        return (*self.parse_list(page, index), state)
+
+    def _fetch_list(self, values: dict[str, str], state: dict[str, str], index: int) -> Coroutine[Any, Any, Page]:
+        """The fetch's own coroutine (no frame of its own: one coroutine less per page in flight)."""
         spec = self.profile.search
         fields = {**self.client.fields(spec), **state, **values}
         if spec.paging is not None:
             step = 1 if spec.paging.kind == "page" else spec.page_size
             fields[spec.paging.param] = str(spec.paging.first + index * step)
-        page = await self.client.fetch(spec.method, self.client.url(spec.url), fields)
-        return self.parse_list(page, index)
+        return self.client.fetch(spec.method, self.client.url(spec.url), fields)
 
     def parse_list(self, page: Page, index: int = 0) -> tuple[list[_Row], int | None]:
         """Rows and hit count of one result page (`index`: its position in the result set)."""

@@ -195,6 +195,19 @@ class SearchSpec(FormAction):
     no_hits_marker: str | None = None  # text of the page that says "nothing found"
     max_detail_pages: int = Field(default=10, ge=0, le=100)  # detail pages fetched per search, for holdings
     detail_concurrency: int = Field(default=4, ge=1, le=16)
+    # Reuse of the form page's `state_fields` across searches (connectors.html_form_state): for up
+    # to this many seconds, refreshed from every result page that carries them; 0 reads the form
+    # page before every search. Reuse needs `state_expired_marker`, the text of the page the OPAC
+    # answers a stale state with (JSF: ViewExpiredException): such an answer is read again once
+    # with a fresh form page. Without a marker a stale state could not be told from an empty list.
+    state_max_age_s: float = Field(default=0.0, ge=0, le=3600)
+    state_expired_marker: str | None = None
+
+    @model_validator(mode="after")
+    def _check_state_reuse(self) -> SearchSpec:
+        if self.state_max_age_s > 0 and not (self.state_fields and self.state_expired_marker):
+            raise ValueError("state_max_age_s needs state_fields and a state_expired_marker (how a stale state is told)")
+        return self
 
 
 class HoldingsSpec(_Model):

@@ -25,6 +25,7 @@ from connectors.errors import (
     PatronNotFound,
     ReadTimeout,
     SessionExpired,
+    TargetHTTPError,
     UndecodableResponse,
     UnsupportedQuery,
 )
@@ -198,7 +199,7 @@ async def test_concurrent_searches_listing_a_record_read_its_detail_page_once(op
     shared = next(r for r in by_title.records if r.local_id == kokoro.local_id)
     assert shared.holdings == by_isbn.records[0].holdings and shared.holdings[0] is not by_isbn.records[0].holdings[0]
     assert {c.barcode for c in kokoro.copies} == {h.item_id for h in shared.holdings}
-    form_pages = 2 if member_id == "misaki-town" else 0
+    form_pages = 1 if member_id == "misaki-town" else 0  # wopc: both share one read of the form page
     assert dict(state.served - before) == {"search": 2 + form_pages, "detail": len(titled)}
     # Once read, a page is not kept: the next search reads the holdings live again.
     before = state.served.copy()
@@ -276,9 +277,74 @@ async def test_jsf_post_needs_the_current_view_state(opac: Opac) -> None:
     url = f"{opac.host.base_url}/misaki-town/opac/wopc/pc/pages/SearchDetail.jsp"
     bare = await opac.http.request("POST", url, member="raw", timeout_s=3, data={"searchDetailForm:author": "夏目漱石"})
     assert "ViewExpiredException" in bare.body.decode() and "resultList" not in bare.body.decode()
-    forgetful = opac.connector("misaki-town", profile_overrides={"search": {"state_fields": []}})
+    forgetful = opac.connector("misaki-town", profile_overrides={"search": {"state_fields": [], "state_max_age_s": 0}})
     with pytest.raises(MalformedResponse, match="ViewExpiredException"):
         await forgetful.search(SearchQuery(author="夏目漱石"))
+
+
+async def test_jsf_searches_reuse_the_form_state_and_keep_it_fresh_from_result_pages(opac: Opac) -> None:
+    state = opac.state("misaki-town")
+    connector = opac.connector("misaki-town")
+    before = state.served.copy()
+    for title in ("の", "こころ", "猫"):
+        assert len((await connector.search(SearchQuery(title=title, page_size=1))).records) == 1
+    # One form page for three searches; each result page's own view state is echoed next.
+    assert dict(state.served - before) == {"search": 1 + 3, "detail": 3}
+    assert connector.form_state is not None and connector.form_state.reads == 1
+    newest = next(reversed(state.view_states))  # the last result page's form
+    assert connector.form_state._state == {"javax.faces.ViewState": newest}
+    # Searches arriving together before any state is known share one read of the form page.
+    fresh = opac.connector("misaki-town")
+    await asyncio.gather(*(fresh.search(SearchQuery(author="夏目漱石", page_size=1)) for _ in range(5)))
+    assert fresh.form_state is not None and fresh.form_state.reads == 1
+
+
+async def test_a_stale_jsf_form_state_is_read_again_once_and_the_search_asked_again(opac: Opac) -> None:
+    state = opac.state("misaki-town")
+    system = opac.system("misaki-town")
+    truth = [system.held[p].local_id for p in system.search('author="夏目漱石"')]
+    connector = opac.connector("misaki-town")
+    await connector.search(SearchQuery(author="宮沢賢治", page_size=1))
+    state.view_states.clear()  # the OPAC forgot every view (evicted, restarted): the reused one is stale
+    before = state.served.copy()
+    results = await asyncio.gather(*(connector.search(SearchQuery(author="夏目漱石")) for _ in range(3)))
+    assert all([r.local_id for r in result.records] == truth for result in results)
+    # Three stale answers, one form page shared by the three, three searches asked again.
+    assert (state.served - before)["search"] == 3 + 1 + 3
+    assert connector.form_state is not None and connector.form_state.reads == 2
+
+
+async def test_a_jsf_form_state_older_than_its_max_age_is_read_again(opac: Opac) -> None:
+    state = opac.state("misaki-town")
+    connector = opac.connector("misaki-town", profile_overrides={"search": {"state_max_age_s": 0.2}})
+    await connector.search(SearchQuery(author="宮沢賢治", page_size=1))
+    await connector.search(SearchQuery(author="宮沢賢治", page_size=1))
+    assert connector.form_state is not None and connector.form_state.reads == 1
+    await asyncio.sleep(0.3)
+    before = state.served.copy()
+    await connector.search(SearchQuery(author="宮沢賢治", page_size=1))
+    assert (state.served - before)["search"] == 2 and connector.form_state.reads == 2
+
+
+async def test_a_failed_form_page_read_is_shared_by_its_waiters_and_not_kept(opac: Opac) -> None:
+    state = opac.state("misaki-town")
+    connector = opac.connector("misaki-town")
+    opac.host.set_faults("misaki-town", FaultConfig(http_status=404))  # not retried: one read, one answer
+    before = state.served.copy()
+    failures = await asyncio.gather(*(connector.search(SearchQuery(title="の")) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(f, TargetHTTPError) for f in failures), failures
+    assert (state.served - before)["search"] == 1 and connector.form_state is not None and connector.form_state.reads == 0
+    opac.host.set_faults("misaki-town", FaultConfig())
+    assert (await connector.search(SearchQuery(title="の", page_size=1))).records
+    assert connector.form_state.reads == 1
+
+
+def test_form_state_reuse_needs_a_marker_for_stale_states() -> None:
+    with pytest.raises(OpacProfileError, match="state_expired_marker"):
+        load_profile_file(
+            Path(__file__).parents[1] / "connectors" / "opac_profiles" / "wopc.toml",
+            {"search": {"state_expired_marker": None}},
+        )
 
 
 def test_broken_profile_names_the_file_and_every_field(tmp_path: Path) -> None:
