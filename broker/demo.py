@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 from broker.consortium import CONSORTIA_DIR, Branch, Consortium, ConsortiumFileError, Member
+from connectors.options import OPTIONS_BY_KIND, PickupCodeOptions
 from sandbox.host import SandboxHost
 from sandbox.patrons import cards_for
 from sandbox.spec import FaultConfig, PatronCard, SandboxBranch, SandboxMember
@@ -77,10 +78,6 @@ def sandbox_pickup_codes(member: Member) -> dict[str, str]:
     return {b.id: _sandbox_code(b) for b in pickups}
 
 
-# Families that place a hold by sending a pickup library code (connectors.options.PickupCodeOptions).
-_PICKUP_CODE_FAMILIES = frozenset({"ils_rest", "ncip"})
-
-
 def sandbox_pickups_elsewhere(consortium: Consortium, member: Member) -> dict[str, str]:
     """Branch id -> pickup code, for a member whose holds may be collected at other members' libraries.
 
@@ -94,7 +91,7 @@ def sandbox_pickups_elsewhere(consortium: Consortium, member: Member) -> dict[st
     from broker.holds.planner import RuleBook  # the planner's own reading of the pickup rule
 
     face = member.holds or member.connector
-    if face.kind not in _PICKUP_CODE_FAMILIES:
+    if not issubclass(OPTIONS_BY_KIND[face.kind], PickupCodeOptions):  # a family that sends no pickup code
         return {}
     pickups = RuleBook.of(consortium).members[member.id].pickups
     own = {b.id for b in member.branches}

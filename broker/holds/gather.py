@@ -53,18 +53,20 @@ class HoldsGatherer:
         # Each call is one member operation (broker.member_operations): skipped without contact in
         # maintenance or behind an open circuit, in one of the member's slots, its outcome (the
         # half-open probe's too) fed to the member's breaker.
+        deadline_s = self._deadline_s(card.member)
         try:
-            async with self.registry.operation(card.member, Capability.LOOKUP_PATRON, wait_s=self._deadline_s(card.member)) as connector:
-                return await asyncio.wait_for(connector.lookup_patron(card.credentials()), self._deadline_s(card.member))
+            async with self.registry.operation(card.member, Capability.LOOKUP_PATRON, wait_s=deadline_s) as connector:
+                return await asyncio.wait_for(connector.lookup_patron(card.credentials()), deadline_s)
         except TimeoutError:
             return MemberUnreachable("timeout", "the member did not answer in time")
         except ConnectorError as exc:  # authentication_failed, patron_not_found, maintenance, circuit_open …
             return MemberUnreachable(exc.reason, exc.message)
 
     async def _holdings(self, record: Record) -> tuple[Record, str | None]:
+        deadline_s = self._deadline_s(record.member)
         try:
-            async with self.registry.operation(record.member, Capability.HOLDINGS, wait_s=self._deadline_s(record.member)) as connector:
-                live: list[Holding] = await asyncio.wait_for(connector.holdings(record.local_id), self._deadline_s(record.member))
+            async with self.registry.operation(record.member, Capability.HOLDINGS, wait_s=deadline_s) as connector:
+                live: list[Holding] = await asyncio.wait_for(connector.holdings(record.local_id), deadline_s)
         except TimeoutError:
             return record, "timeout"
         except ConnectorError as exc:
