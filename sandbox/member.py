@@ -1,7 +1,7 @@
 """One simulated member system at run time: its holdings, search, record cache and faults.
 
-Built once when the app starts; a request then costs a cached CQL evaluation and
-a join of cached record bytes, so 60 members answering 20 records each do not
+Built once when the app starts; a request then costs a cached CQL evaluation over the process's
+corpus of distinct records (sandbox/corpus.py) and a join of cached record bytes, so 60 members answering 20 records each do not
 make the sandbox the bottleneck of a benchmark.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 
 from sandbox.accounts import HoldLedger
 from sandbox.catalogue import Catalogue
-from sandbox.cql import SearchFields, compile_query, parse
+from sandbox.corpus import CORPUS
+from sandbox.corpus import matching as corpus_matching
+from sandbox.cql import SearchFields
 from sandbox.holdings import HeldWork, holdings_for
 from sandbox.marc import dublin_core, marcxml
 from sandbox.spec import FaultConfig, SandboxMember
@@ -44,32 +45,6 @@ def _search_fields(work: CatalogueWork, title_reading: str | None, with_isbn: bo
     )
 
 
-# Queries whose verdicts per record are kept for every member of the process (each at most one
-# verdict per distinct record, ~100 KB): as many as a member's own result cache, since a burst's
-# queries all arrive at once and 32 were evicted before the other members asked (measured).
-_SHARED_QUERIES = _RESULT_CACHE_SIZE
-
-
-@lru_cache(maxsize=_SHARED_QUERIES)
-def _shared_predicate(query: str) -> Callable[[SearchFields], bool]:
-    """The query's predicate, remembering its verdict per record (fields compare by value).
-
-    The members of one sandbox hold copies of one catalogue (the 13 Okayama members: 6,791
-    records, 1,314 distinct), so each distinct record is evaluated once per query, not once per
-    member: in bench/soak.py's burst the scan was most of the sandbox's CPU.
-    """
-    predicate = compile_query(parse(query))
-    verdicts: dict[SearchFields, bool] = {}
-
-    def matches(fields: SearchFields) -> bool:
-        verdict = verdicts.get(fields)
-        if verdict is None:
-            verdict = verdicts[fields] = predicate(fields)
-        return verdict
-
-    return matches
-
-
 class MemberSystem:
     def __init__(self, spec: SandboxMember, catalogue: Catalogue, as_of: date | None = None) -> None:
         self.spec = spec
@@ -81,7 +56,10 @@ class MemberSystem:
         self.ledger.dedupe_keys = spec.protocol_options.get("dedupe_hold_keys", "yes") != "no"
         if "max_holds" in spec.protocol_options:
             self.ledger.max_holds = int(spec.protocol_options["max_holds"])
-        self._fields = [search_fields(h) for h in self.held]
+        # Each held record as its id in the process's corpus, and the positions of each id here.
+        self._positions: dict[int, list[int]] = {}
+        for position, held in enumerate(self.held):
+            self._positions.setdefault(CORPUS.add(search_fields(held)), []).append(position)
         self._records: dict[str, list[bytes | None]] = {
             "marcxml": [None] * len(self.held),
             "dc": [None] * len(self.held),
@@ -104,8 +82,12 @@ class MemberSystem:
         if cached is not None:
             self._results.move_to_end(query)
             return cached
-        predicate = _shared_predicate(query)
-        hits = tuple(i for i, fields in enumerate(self._fields) if predicate(fields))
+        matching = corpus_matching(query)
+        if len(matching) < len(self._positions):
+            found = [p for record in matching for p in self._positions.get(record, ())]
+        else:
+            found = [p for record, positions in self._positions.items() if record in matching for p in positions]
+        hits = tuple(sorted(found))
         self._results[query] = hits
         if len(self._results) > _RESULT_CACHE_SIZE:
             self._results.popitem(last=False)

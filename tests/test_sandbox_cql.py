@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.corpus import Corpus
 from sandbox.cql import (
     BooleanNode,
     CQLError,
@@ -53,8 +54,13 @@ CORPUS = {
 
 
 def hits(query: str) -> set[str]:
+    """The records `query` matches, by the predicate and by the set-wise corpus, which must agree."""
     predicate = compile_query(parse(query))
-    return {name for name, fields in CORPUS.items() if predicate(fields)}
+    by_predicate = {name for name, fields in CORPUS.items() if predicate(fields)}
+    corpus = Corpus()
+    ids = {corpus.add(fields): name for name, fields in CORPUS.items()}
+    assert {ids[i] for i in corpus.matching(parse(query))} == by_predicate, query
+    return by_predicate
 
 
 def error_code(query: str) -> int:
@@ -251,3 +257,27 @@ def test_all_records() -> None:
 
 def test_punctuation_only_term_matches_nothing() -> None:
     assert hits('title="・"') == set()
+
+
+# The process-wide corpus answers the members' searches (sandbox/corpus.py); over the generated
+# catalogue it must find exactly what the predicate finds record by record, for every kind of clause.
+CATALOGUE_QUERIES = [
+    "猫", "夏目", "夏目 漱石", "title=の", "author=宮沢", "歴史 or 料理", "岡山 not 歴史", "title=旅 and year>=2000",
+    "isbn=978*", "year=2015", "title==吾輩は猫である", "any=新潮社", "title adj \"の歴史\"", "title any \"海 山\"",
+    "pyth*", "*tion", "cql.allRecords=1 not title=の", "dc.creator=ナツメ", "the", "Harry Potter", "isbn=9784101010014",
+]
+
+
+@pytest.mark.parametrize("query", CATALOGUE_QUERIES)
+def test_corpus_search_matches_the_predicate_over_the_generated_catalogue(query: str) -> None:
+    from sandbox.catalogue import generate_catalogue
+    from sandbox.member import _search_fields
+
+    fields = [_search_fields(work, None, True) for work in generate_catalogue().works]
+    corpus = Corpus()
+    ids = [corpus.add(f) for f in fields]
+    predicate = compile_query(parse(query))
+    expected = [i for i, f in enumerate(fields) if predicate(f)]
+    matching = corpus.matching(parse(query))
+    assert expected, "a query that finds nothing compares nothing"
+    assert [i for i, record in enumerate(ids) if record in matching] == expected
