@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
-from functools import lru_cache
+from typing import Any
 
 from sandbox.cql import BooleanNode, Node, SearchFields, _needle, _words, compile_query, parse
 from yokodan import isbn as isbn_tools
@@ -27,6 +27,7 @@ from yokodan import isbn as isbn_tools
 _SEPARATOR = "\x00"
 _TEXT_FIELDS = ("title", "author", "any")
 _CONTAINING_CACHE_SIZE = 4096
+_QUERY_CACHE_SIZE = 256
 
 
 class Corpus:
@@ -39,6 +40,7 @@ class Corpus:
         # (field, needle) -> ids: queries differ more than their words (bench/soak.py's 196 queries
         # are pairs of 14 words), so each word's scan is kept until the corpus changes.
         self._containing: dict[tuple[str, str], frozenset[int]] = {}
+        self._queries: dict[str, frozenset[int]] = {}  # CQL -> ids, as many as a member's result cache
 
     def add(self, fields: SearchFields) -> int:
         """The id of `fields`, registering it when new (members are built before they are asked)."""
@@ -49,7 +51,7 @@ class Corpus:
         self.fields.append(fields)
         self._joined.clear()  # rebuilt on the next query
         self._containing.clear()
-        _matching.cache_clear()
+        self._queries.clear()
         return len(self.fields) - 1
 
     def _text(self, field: str) -> tuple[str, list[int]]:
@@ -68,8 +70,7 @@ class Corpus:
         found = self._containing.get((field, needle))
         if found is None:
             found = self._containing[field, needle] = frozenset(self._scan(field, needle))
-            if len(self._containing) > _CONTAINING_CACHE_SIZE:
-                del self._containing[next(iter(self._containing))]  # the oldest
+            _bound(self._containing, _CONTAINING_CACHE_SIZE)
         return found
 
     def _scan(self, field: str, needle: str) -> set[int]:
@@ -86,6 +87,14 @@ class Corpus:
 
     def where(self, predicate: Callable[[SearchFields], bool]) -> set[int]:
         return {i for i, f in enumerate(self.fields) if predicate(f)}
+
+    def query(self, cql: str) -> frozenset[int]:
+        """`matching` of the parsed query, kept until the corpus changes (a burst asks every member)."""
+        found = self._queries.get(cql)
+        if found is None:
+            found = self._queries[cql] = frozenset(self.matching(parse(cql)))
+            _bound(self._queries, _QUERY_CACHE_SIZE)
+        return found
 
     def matching(self, node: Node) -> set[int]:
         """Ids of the records the query matches."""
@@ -116,15 +125,14 @@ class Corpus:
         return set(found)
 
 
+def _bound(cache: dict[Any, Any], size: int) -> None:
+    if len(cache) > size:
+        del cache[next(iter(cache))]  # the oldest entry
+
+
 CORPUS = Corpus()
-
-
-@lru_cache(maxsize=256)
-def _matching(query: str) -> frozenset[int]:
-    return frozenset(CORPUS.matching(parse(query)))
 
 
 def matching(query: str) -> frozenset[int]:
     """Ids in `CORPUS` of the records `query` (CQL) matches; raises CQLError as the predicate does."""
-    return _matching(query)
-
+    return CORPUS.query(query)

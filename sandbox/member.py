@@ -1,8 +1,8 @@
 """One simulated member system at run time: its holdings, search, record cache and faults.
 
 Built once when the app starts; a request then costs a cached CQL evaluation over the process's
-corpus of distinct records (sandbox/corpus.py) and a join of cached record bytes, so 60 members answering 20 records each do not
-make the sandbox the bottleneck of a benchmark.
+corpus of distinct records (sandbox/corpus.py) and a join of cached record bytes, so 60 members
+answering 20 records each do not make the sandbox the bottleneck of a benchmark.
 """
 
 from __future__ import annotations

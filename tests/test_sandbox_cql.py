@@ -281,3 +281,15 @@ def test_corpus_search_matches_the_predicate_over_the_generated_catalogue(query:
     matching = corpus.matching(parse(query))
     assert expected, "a query that finds nothing compares nothing"
     assert [i for i, record in enumerate(ids) if record in matching] == expected
+
+
+def test_corpus_answers_a_query_again_once_records_were_added() -> None:
+    # Sandboxes built later in one process (tests build many) add records after queries were kept.
+    corpus = Corpus()
+    first = corpus.add(WAGAHAI)
+    assert corpus.query("title=猫") == {first}
+    assert corpus.containing("title", " 猫 ") == {first}
+    later = corpus.add(record("猫の事務所", year=2001))
+    assert corpus.add(WAGAHAI) == first, "a record is registered once"
+    assert corpus.query("title=猫") == {first, later}
+    assert corpus.containing("title", " 猫 ") == {first, later}
