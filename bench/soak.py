@@ -1,7 +1,7 @@
 """Soak the broker: a burst of concurrent searches, a steady rate, then idle (issue 12).
 
     python3 bench/soak.py [--burst 200] [--rate 10] [--steady-s 600] [--idle-s 60] [--latency-ms 200]
-                          [--member-operations 256] [--max-in-flight 1024]
+                          [--member-operations 256] [--max-in-flight 1024] [--allocator jemalloc|system]
                           [--no-index] [--idle-trim-s 10] [--profile-burst FILE]
 
 The sandbox members (the shipped Okayama network, each answering after --latency-ms) run in one
@@ -44,7 +44,18 @@ writer's state, timers. They still pin 13 arenas, and RSS did not move (124.8 Mi
 clearing and after; measured without tracemalloc). A long-lived object written during the load pins
 the 1 MiB arena it landed in, whatever the caches do. So on CPython 3.11 the levers on RSS after
 idle are the peak (member operations in flight: --max-in-flight 256 gave +20.8 %, 512 +26.4 %,
-1024 +33.8 %, side by side in one session) or a process whose heap can be dropped whole.
+1024 +33.8 %, side by side in one session), a process whose heap can be dropped whole, or an
+allocator that returns memory in pages (below).
+
+What moved RSS after idle (Dec 2026, third look; figures are RSS after 60 s idle against warm,
+alternating runs of one sitting): jemalloc instead of pymalloc, since a survivor then keeps its
+page, not its 1 MiB arena (`yokodan serve` re-executes itself on it: broker/allocator.py; pymalloc
++30.0 %, jemalloc's defaults +21.5/+21.7 %, the tuned settings +19.2 %), then dropping the search
+caches at the idle pass at 40 s (broker/memo_caches.py: the objects allocated after warm-up and
+alive after idle went from 38,080 blocks / 3.5 MB to 11,296 / 1.5 MB; RSS +10.4 to +14.1 % over
+five runs; on pymalloc the same release left +30.8 %). An idle client connection now closes after
+15 s, not aiohttp's 3630 s, so that what it held is freed before that pass. `--allocator system`
+runs the broker on CPython's own allocator for the comparison.
 
 The sandbox shares the two cores with the broker it is there to measure, so its CPU is kept low:
 it answers each query once per process over the distinct records of all its members
@@ -256,13 +267,14 @@ async def soak(args: argparse.Namespace, url: str, pid: int, sandbox_pid: int) -
     started = time.monotonic()
     async with aiohttp.ClientSession() as probe:
 
-        async def sample(phase: str) -> None:
+        async def sample(phase: str) -> dict:
             h = await health(probe, url)
             samples.append(
                 Sample(time.monotonic() - started, phase, *rss_mib(pid), open_fds(pid), deleted_fds(pid), h["event_loop"]["max_lag_ms"])
             )
+            return h
 
-        await sample("start")
+        print(f"broker's allocator: {(await sample('start'))['memory']['allocator']}")
         before = CpuMark.now(pid, sandbox_pid)
         await asyncio.gather(*(load.one("warm") for _ in range(20)))
         cpu["warm"] = (before, CpuMark.now(pid, sandbox_pid))
@@ -362,6 +374,10 @@ def main() -> None:
         help="the broker's operations at once per member (serve --member-operations; shipped max_operations: 8)",
     )  # fmt: skip
     parser.add_argument("--max-in-flight", type=int, default=1024, help="the broker's member operations at once, in all")
+    parser.add_argument(
+        "--allocator", choices=("jemalloc", "system"), default="jemalloc",
+        help="the broker's serve --allocator (jemalloc: the shipped default where installed)",
+    )  # fmt: skip
     parser.add_argument("--no-index", action="store_true", help="the broker without its union index")
     parser.add_argument("--idle-trim-s", type=float, default=10.0, help="the broker's --idle-trim-s (0: off)")
     parser.add_argument("--profile-burst", metavar="FILE", help="py-spy speedscope profile of the broker during the burst")
@@ -376,7 +392,8 @@ def main() -> None:
             [sys.executable, "-m", "broker.cli", "serve", "--consortium", str(CONSORTIA_DIR / "okayama.toml"),
              "--base-url", sandbox.base_url, "--port", str(port), *index, "--no-ledger",
              "--idle-trim-s", str(args.idle_trim_s), "--member-operations", str(args.member_operations),
-             "--max-in-flight", str(args.max_in_flight), "--connections", str(2 * args.max_in_flight)],
+             "--max-in-flight", str(args.max_in_flight), "--connections", str(2 * args.max_in_flight),
+             "--allocator", args.allocator],
             cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

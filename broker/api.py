@@ -29,6 +29,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ from pydantic_core import PydanticCustomError
 
 from broker.admission import AdmissionSettings, BrokerBusy, ClientRateLimiter, LagMonitor, RateDecision, SearchGate
 from connectors.coalesce import Coalescer
-from broker.memory import IdleTrimmer
+from broker.allocator import describe as allocator_name
+from broker.memo_caches import release_memo_caches
+from broker.memory import IdleTrimmer, resident_mib
 from broker.http_server import add_security_headers
 from broker.consortium import Consortium
 from broker.querytext import UndecodableText, clean_text
@@ -336,6 +339,7 @@ async def health_handler(request: web.Request) -> web.Response:
                 "saturated": lag.saturated(),
             },
             "searches": {"running": gate.running, "queued": gate.queued, "refused_busy": gate.refused},
+            "memory": {"allocator": allocator_name(), "rss_mib": resident_mib()},
             **_union_index_health(request.app[SEARCH_KEY].index),
         }
     )
@@ -508,7 +512,7 @@ def build_app(
     app[COALESCER_KEY] = Coalescer()
     app[REGISTRY_KEY].broker_saturated = app[LAG_KEY].saturated
     app.cleanup_ctx.append(_lag_monitor_lifecycle)
-    app[TRIMMER_KEY] = IdleTrimmer(idle_trim_s or 10.0)
+    app[TRIMMER_KEY] = IdleTrimmer(idle_trim_s or 10.0, release=partial(release_memo_caches, [app[INGEST_KEY].cache]))
     if idle_trim_s is not None:
         app.cleanup_ctx.append(_idle_trimmer_lifecycle)
     app.on_response_prepare.append(security_headers)

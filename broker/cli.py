@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import asyncio
 import logging
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -15,10 +16,11 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+from broker.allocator import CHOICE_ENV, CHOICES, allocator_note, reexec_with_jemalloc
 from broker.api import SEARCH_KEY, build_app
 from broker.collector import tune_for_serving
 from broker.consortium import Consortium, load_consortium
-from broker.http_server import bound_port, start_server
+from broker.http_server import DEFAULT_KEEPALIVE_S, bound_port, start_server
 from broker.fd_limit import connection_cap, raise_nofile_limit
 from broker.outbound import DEFAULT_BURST, DEFAULT_MAX_IN_FLIGHT, FanoutSettings
 from broker.ledger.runtime import LedgerConfig
@@ -185,12 +187,13 @@ async def _serve(
     fanout: FanoutSettings | None = None,
     idle_trim_s: float | None = 10.0,
     member_operations: int | None = None,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
 ) -> web.AppRunner:
     app = build_app(
         consortium, open_index=open_index, ledger=ledger, portal_keys=portal_keys, http=http, fanout=fanout,
         idle_trim_s=idle_trim_s, member_operations=member_operations,
     )  # fmt: skip
-    return await start_server(app, host, port)
+    return await start_server(app, host, port, keepalive_s=keepalive_s)
 
 
 def _outbound(args: argparse.Namespace) -> tuple[HttpClient, FanoutSettings, str]:
@@ -244,6 +247,7 @@ async def _announce_and_wait(
         print(f"READY {url}", flush=True)  # a parent process (tests, benchmarks) waits for this line
     print(f"Yokodan broker for {consortium.name}: {url}")
     print(outbound_note)
+    print(allocator_note(args.allocator))
     if ledger is not None:
         print(f"hold ledger: {ledger.url} (node {ledger.node})")
         if with_sandbox:
@@ -272,6 +276,7 @@ async def _run_forever(args: argparse.Namespace, with_sandbox: bool) -> int:
         runner = await _serve(
             consortium, args.host, args.port, _index_opener(args, consortium), ledger, portal_keys,
             http=http, fanout=fanout, idle_trim_s=idle_trim_s, member_operations=args.member_operations,
+            keepalive_s=args.keepalive_s,
         )  # fmt: skip
         try:
             await _announce_and_wait(args, runner, consortium, ledger, outbound_note, with_sandbox)
@@ -303,6 +308,26 @@ def _outbound_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _process_options(parser: argparse.ArgumentParser) -> None:
+    """How the serving process holds its resources: idle client connections, the allocator."""
+    parser.add_argument(
+        "--keepalive-s", type=positive_float, default=DEFAULT_KEEPALIVE_S,
+        help=f"seconds an idle client connection stays open (default {DEFAULT_KEEPALIVE_S:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allocator", choices=CHOICES, default=os.environ.get(CHOICE_ENV, "jemalloc"),
+        help="jemalloc (default where libjemalloc is installed: memory goes back to the system after a burst) "
+        "or system (CPython's own); see broker/allocator.py",
+    )  # fmt: skip
+
+
 def _index_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", help="union index directory (default: var/index/<consortium id>)")
     parser.add_argument("--no-index", action="store_true", help="answer live only, cache nothing")
@@ -321,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _index_options(demo)
     _ledger_options(demo)
     _outbound_options(demo)
+    _process_options(demo)
 
     search = commands.add_parser("search", help="search every member once and print the merged works")
     search.add_argument("query", nargs="?", default="", help="free text (all words)")
@@ -359,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _ledger_options(serve)
     _outbound_options(serve)
+    _process_options(serve)
     add_holds_parser(commands)
     add_keys_parser(commands)
 
@@ -385,6 +412,12 @@ def _generate_national(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "allocator", "jemalloc") not in CHOICES:  # the option's default came from the environment
+        print(f"yokodan: {CHOICE_ENV} must be one of {', '.join(CHOICES)}, not {args.allocator!r}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if argv is None and args.command in ("serve", "demo"):
+        # Before anything starts a thread or opens a socket; a caller passing `argv` keeps its process.
+        reexec_with_jemalloc(args.allocator)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "search":

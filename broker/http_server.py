@@ -147,10 +147,24 @@ def accept_utf8_request_targets() -> None:
     web_server.RequestHandler = ProblemRequestHandler  # type: ignore[misc]
 
 
-async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve `app` on host:port (0 picks a free port; see `bound_port`) until runner.cleanup()."""
+# Seconds an idle client connection is kept open. aiohttp's own default is 3630 s: every portal
+# and browser that once searched would hold a descriptor and its connection's buffers for an
+# hour (bench/soak.py: ~300 idle client connections still open 60 s after the load ended, and the
+# memory they held handed back only then). 15 s keeps a portal's run of requests on one
+# connection (uvicorn keeps 5 s, nginx 75 s with far smaller per-connection state).
+DEFAULT_KEEPALIVE_S = 15.0
+
+
+async def start_server(
+    app: web.Application, host: str, port: int, *, keepalive_s: float = DEFAULT_KEEPALIVE_S
+) -> web.AppRunner:
+    """Serve `app` on host:port (0 picks a free port; see `bound_port`) until runner.cleanup().
+
+    An idle client connection is closed after `keepalive_s`."""
+    if keepalive_s <= 0:
+        raise ValueError("keepalive_s must be > 0")
     accept_utf8_request_targets()
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive_s)
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()

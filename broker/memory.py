@@ -1,4 +1,4 @@
-"""Giving freed memory back to the system after a burst (glibc's malloc_trim).
+"""Giving freed memory back to the system after a burst (glibc's malloc_trim, or jemalloc's purge).
 
 CPython frees small objects into its own arenas and larger blocks into glibc's malloc; glibc
 keeps freed heap pages (in every thread's arena: the executor threads that search the union index
@@ -24,9 +24,12 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable
 from functools import cache
+
+from broker.allocator import purge_jemalloc
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def trim_native_heap() -> bool:
-    """Ask glibc to return freed heap memory to the system; False where it cannot."""
+    """Ask the allocator to return freed memory to the system now; False where it cannot.
+
+    On jemalloc (broker/allocator.py) its arenas are purged; glibc's malloc_trim would find
+    nothing of ours in glibc's heap."""
+    if purge_jemalloc():
+        return True
     trim = _malloc_trim()
     if trim is None:
         return False
@@ -54,36 +62,63 @@ def trim_native_heap() -> bool:
     return True
 
 
+_PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4 / 1024
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory (RSS) in MiB; None where /proc is not there."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return round(int(statm.read().split()[1]) * _PAGE_MIB, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # Passes after each stretch of activity, at idle_s × 1, 2, 4, 8, 16.
 _PASSES = 5
+# From the pass at idle_s × 4 on (40 s by default), memoized data is released before the trim:
+# by then the member connections (30 s keep-alive) and the client ones (15 s) have closed too.
+_RELEASE_FROM_PASS = 2
 
 
 class IdleTrimmer:
     """Collects and trims after each stretch of activity, when `idle_s` passed without any, then
-    when twice, four, eight and sixteen times that passed.
+    when twice, four, eight and sixteen times that passed; from the pass at four times on, calls
+    `release` first (once per idle: broker.memo_caches drops the search caches).
 
     `touch()` marks activity (a search started); the task checks every `idle_s / 2`.
     """
 
-    def __init__(self, idle_s: float = 10.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, idle_s: float = 10.0, *, release: Callable[[], int] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if idle_s <= 0:
             raise ValueError("idle_s must be > 0")
         self.idle_s = idle_s
         self.clock = clock
+        self.release = release
         self.trims = 0
+        self.releases = 0
         self._last_activity = clock()
         self._passes_left = 0  # passes still due since the last activity
+        self._released = True  # nothing to release before the first activity
         self._task: asyncio.Task[None] | None = None
 
     def touch(self) -> None:
         self._last_activity = self.clock()
         self._passes_left = _PASSES
+        self._released = False
 
     async def trim_if_idle(self) -> bool:
-        due_after_s = self.idle_s * 2 ** (_PASSES - self._passes_left)
+        done = _PASSES - self._passes_left  # passes already run since the last activity
+        due_after_s = self.idle_s * 2**done
         if not self._passes_left or self.clock() - self._last_activity < due_after_s:
             return False
         self._passes_left -= 1
+        if self.release is not None and done >= _RELEASE_FROM_PASS and not self._released:
+            self._released = True
+            self.release()
+            self.releases += 1
         gc.collect()
         if await asyncio.to_thread(trim_native_heap):
             self.trims += 1

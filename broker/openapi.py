@@ -324,6 +324,7 @@ OPERATIONS: tuple[Operation, ...] = (
         replies={200: Reply("the broker is up", wire.HealthResponse, example={"status": "ok", "consortium": "okayama",
                                                                "event_loop": {"lag_ms": 1.2, "max_lag_ms": 14.0, "saturated": False},
                                                                "searches": {"running": 0, "queued": 0, "refused_busy": 0},
+                                                               "memory": {"allocator": "jemalloc 5.3.0", "rss_mib": 97.4},
                                                                "union_index": {"works": 1520, "writer": "process", "writer_pid": 4242,
                                                                                "writer_restarts": 0, "queued_works": 0, "dropped_batches": 0,
                                                                                "resubmitted_batches": 0, "lost_batches": 0, "failed_batches": 0,

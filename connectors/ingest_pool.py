@@ -195,6 +195,13 @@ class RecordCache:
             _, (dropped, _) = self._entries.popitem(last=False)
             self.size -= dropped
 
+    def clear(self) -> int:
+        """Drop every entry (after a long idle: broker.memo_caches); returns how many there were."""
+        dropped = len(self._entries)
+        self._entries.clear()
+        self.size = 0
+        return dropped
+
     def __len__(self) -> int:
         return len(self._entries)
 

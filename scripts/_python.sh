@@ -17,6 +17,12 @@ _yokodan_apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+# jemalloc, which `yokodan serve` and `demo` run on when it is there (broker/allocator.py: memory
+# goes back to the system after a burst); Debian's libjemalloc2.
+_yokodan_have_jemalloc() {
+  "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q 'libjemalloc\.so\.2 '
+}
+
 _yokodan_create_venv() {
   local venv="$1"
   python3 -m venv --system-site-packages "$venv" 2>/dev/null && return 0

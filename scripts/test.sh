@@ -10,6 +10,8 @@ source scripts/_python.sh
 if ! command -v zebrasrv >/dev/null 2>&1 || ! command -v yaz-marcdump >/dev/null 2>&1; then
   _yokodan_apt_install idzebra-2.0 yaz
 fi
+# jemalloc: tests/test_allocator.py checks that the broker serves on it.
+_yokodan_have_jemalloc || _yokodan_apt_install libjemalloc2
 # curl: tests/test_readme_commands.py runs the README's curl lines as a person would.
 command -v curl >/dev/null 2>&1 || _yokodan_apt_install curl
 # Debian's Chromium (and a Japanese font for legible screenshots): tests/test_pages_browser.py drives it with

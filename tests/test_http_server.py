@@ -158,3 +158,52 @@ async def test_control_characters_in_the_target_are_still_refused(serve: Server)
 )
 def test_percent_encode_target(line: bytes, expected: bytes) -> None:
     assert percent_encode_target(line) == expected
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    await asyncio.wait_for(reader.readexactly(length), 10)
+    return int(head.split(b" ", 2)[1])
+
+
+async def test_an_idle_client_connection_is_closed_after_the_keepalive(restore_parser: None) -> None:
+    """aiohttp alone keeps an idle connection (its descriptor and buffers) for an hour; the broker's
+    server closes it `keepalive_s` after its last answer, and not while it is in use."""
+    runner = await start_server(echo_app(), "127.0.0.1", 0, keepalive_s=0.6)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bound_port(runner))
+        loop = asyncio.get_running_loop()
+        writer.write(get(b"/one", close=False))
+        assert await _read_response(reader) == 200
+        await asyncio.sleep(0.3)  # within the keep-alive: the same connection answers again
+        writer.write(get(b"/two", close=False))
+        assert await _read_response(reader) == 200
+        answered = loop.time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed it
+        idle_s = loop.time() - answered
+        writer.close()
+    finally:
+        await runner.cleanup()
+    assert 0.5 <= idle_s < 2.5, idle_s
+
+
+async def test_aiohttp_alone_keeps_an_idle_connection_open(restore_parser: None) -> None:
+    """What the keep-alive setting changes (aiohttp's own default: 3630 s)."""
+    runner = web.AppRunner(echo_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bound_port(runner))
+        writer.write(get(b"/one", close=False))
+        assert await _read_response(reader) == 200
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(), 1.5)
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+def test_keepalive_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="keepalive_s"):
+        asyncio.run(start_server(echo_app(), "127.0.0.1", 0, keepalive_s=0))

@@ -134,3 +134,64 @@ def test_a_members_classified_words_are_bounded() -> None:
         assert mapper(f"貸出中（{day}日まで）") is Availability.ON_LOAN
     assert len(mapper._cache) <= MAX_CACHED_WORDS  # noqa: SLF001 - the bound is the point
     assert mapper("x" * 500) is Availability.UNKNOWN and len(mapper.unknown_words) == 1
+
+
+async def test_idle_release_runs_once_per_idle_from_four_times_the_idle_time() -> None:
+    now = [0.0]
+    released: list[float] = []
+    trimmer = IdleTrimmer(10.0, release=lambda: released.append(now[0]) or 0, clock=lambda: now[0])
+    for now[0] in (100.0, 200.0):
+        await trimmer.trim_if_idle()
+    assert released == [], "nothing was searched yet: nothing to release"
+    now[0] = 0.0
+    trimmer.touch()
+    for now[0] in (15.0, 25.0, 45.0, 85.0, 165.0, 1000.0):
+        await trimmer.trim_if_idle()
+    assert released == [45.0] and trimmer.trims == 5  # with the pass at 40 s idle, once
+    trimmer.touch()
+    for now[0] in (1015.0, 1025.0, 1039.0):
+        await trimmer.trim_if_idle()
+    assert released == [45.0], "within 40 s of a search the caches stay"
+    now[0] = 1041.0
+    await trimmer.trim_if_idle()
+    assert released == [45.0, 1041.0] and trimmer.releases == 2
+
+
+async def test_released_caches_refill_and_the_answers_stay_the_same() -> None:
+    """After the idle release every search cache is empty, and the same searches answer the same works."""
+    from broker.memo_caches import _lru_caches
+    from connectors.ingest_pool import IngestPool
+    from broker.api import INGEST_KEY
+
+    consortium = with_member_timeouts(load_consortium(), 5.0)
+    sandbox = SandboxHost(sandbox_members(consortium, latency_ms=5))
+    consortium = consortium.with_base_url(await sandbox.start())
+    app = build_app(consortium, idle_trim_s=None)
+    runner = await start_server(app, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{bound_port(runner)}"
+
+    async def works(query: str) -> list[tuple[str, list[str]]]:
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/api/v1/search", params={"q": query}) as response:
+            assert response.status == 200
+            answer = await response.json()
+        return [(w["title"], sorted(h["member"] for h in w["holdings"])) for w in answer["works"]]
+
+    try:
+        before = [await works(q) for q in ("夏目漱石", "宮沢賢治 星")]
+        pool: IngestPool = app[INGEST_KEY]
+        held = sum(f.cache_info().currsize for f in _lru_caches())
+        assert len(pool.cache) > 0 and held > 0
+        trimmer: IdleTrimmer = app[TRIMMER_KEY]
+        trimmer.idle_s = 0.01  # its passes at 10, 20 and 40 ms of idle
+        trimmer.touch()
+        for _ in range(3):
+            await asyncio.sleep(0.05)
+            await trimmer.trim_if_idle()
+        assert trimmer.releases == 1
+        assert len(pool.cache) == 0 and sum(f.cache_info().currsize for f in _lru_caches()) == 0
+        after = [await works(q) for q in ("夏目漱石", "宮沢賢治 星")]
+        assert after == before and after[0]
+        assert len(pool.cache) > 0, "refilled"
+    finally:
+        await runner.cleanup()
+        await sandbox.stop()

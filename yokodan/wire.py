@@ -349,11 +349,17 @@ class UnionIndexHealth(WireModel):
     last_error: str | None
 
 
+class MemoryHealth(WireModel):
+    allocator: str = Field(description="what Python objects are allocated with: 'jemalloc 5.3.0', 'pymalloc' or 'malloc'")
+    rss_mib: float | None = Field(description="the process's resident memory (None where /proc is not readable)")
+
+
 class HealthResponse(WireModel):
     status: Literal["ok"]
     consortium: str
     event_loop: EventLoopHealth
     searches: SearchLoad
+    memory: MemoryHealth
     union_index: UnionIndexHealth | None = Field(default=None, description="present while a union index is open")
 
 
