@@ -50,11 +50,15 @@ def _lru_caches() -> tuple[Any, ...]:
     return tuple(found)
 
 
+def held_lru_entries() -> int:
+    """Entries the lru caches that `release_memo_caches` drops hold now."""
+    return sum(function.cache_info().currsize for function in _lru_caches())
+
+
 def release_memo_caches(record_caches: Iterable[_Clearable] = ()) -> int:
     """Drop every memoized entry (record caches, lru caches, yarl's); returns how many were held."""
-    dropped = sum(cache.clear() for cache in record_caches)
+    dropped = sum(cache.clear() for cache in record_caches) + held_lru_entries()
     for function in _lru_caches():
-        dropped += function.cache_info().currsize
         function.cache_clear()
     dropped += sum(info.currsize for info in yarl.cache_info().values())
     yarl.cache_clear()

@@ -75,7 +75,7 @@ def test_serve_runs_on_jemalloc_by_default(jemalloc: str) -> None:
         answer = health(url)
         environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
     assert jemalloc in libraries
-    assert answer["memory"]["allocator"] == "jemalloc 5.3.0" or answer["memory"]["allocator"].startswith("jemalloc ")
+    assert answer["memory"]["allocator"].startswith("jemalloc ")
     assert answer["memory"]["rss_mib"] > 10
     assert b"PYTHONMALLOC=malloc" in environ and f"MALLOC_CONF={JEMALLOC_CONF}".encode() in environ
     assert any(line.startswith("memory allocator: jemalloc ") for line in lines), lines

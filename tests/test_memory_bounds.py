@@ -15,11 +15,13 @@ from pathlib import Path
 import aiohttp
 
 from broker.admission import AdmissionSettings
-from broker.api import COALESCER_KEY, GATE_KEY, HTTP_KEY, LIMITER_KEY, REGISTRY_KEY, SEARCH_KEY, TRIMMER_KEY, build_app
+from broker.api import COALESCER_KEY, GATE_KEY, HTTP_KEY, INGEST_KEY, LIMITER_KEY, REGISTRY_KEY, SEARCH_KEY, TRIMMER_KEY, build_app
 from broker.consortium import load_consortium
 from broker.demo import sandbox_members
 from broker.http_server import bound_port, start_server
-from broker.memory import IdleTrimmer
+from broker.memo_caches import held_lru_entries
+from broker.memory import IdleTrimmer, resident_mib
+from connectors.ingest_pool import IngestPool
 from connectors.status_words import MAX_CACHED_WORDS, StatusMapper
 from index.store import UnionIndex
 from sandbox.host import SandboxHost
@@ -36,10 +38,9 @@ RSS_GROWTH_BOUND = 0.25
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    rss = resident_mib()
+    assert rss is not None, "no /proc/self/statm"
+    return rss
 
 
 async def _searches(url: str, count: int, offset: int) -> list[int]:
@@ -159,10 +160,6 @@ async def test_idle_release_runs_once_per_idle_from_four_times_the_idle_time() -
 
 async def test_released_caches_refill_and_the_answers_stay_the_same() -> None:
     """After the idle release every search cache is empty, and the same searches answer the same works."""
-    from broker.memo_caches import _lru_caches
-    from connectors.ingest_pool import IngestPool
-    from broker.api import INGEST_KEY
-
     consortium = with_member_timeouts(load_consortium(), 5.0)
     sandbox = SandboxHost(sandbox_members(consortium, latency_ms=5))
     consortium = consortium.with_base_url(await sandbox.start())
@@ -179,8 +176,7 @@ async def test_released_caches_refill_and_the_answers_stay_the_same() -> None:
     try:
         before = [await works(q) for q in ("夏目漱石", "宮沢賢治 星")]
         pool: IngestPool = app[INGEST_KEY]
-        held = sum(f.cache_info().currsize for f in _lru_caches())
-        assert len(pool.cache) > 0 and held > 0
+        assert len(pool.cache) > 0 and held_lru_entries() > 0
         trimmer: IdleTrimmer = app[TRIMMER_KEY]
         trimmer.idle_s = 0.01  # its passes at 10, 20 and 40 ms of idle
         trimmer.touch()
@@ -188,7 +184,7 @@ async def test_released_caches_refill_and_the_answers_stay_the_same() -> None:
             await asyncio.sleep(0.05)
             await trimmer.trim_if_idle()
         assert trimmer.releases == 1
-        assert len(pool.cache) == 0 and sum(f.cache_info().currsize for f in _lru_caches()) == 0
+        assert len(pool.cache) == 0 and held_lru_entries() == 0
         after = [await works(q) for q in ("夏目漱石", "宮沢賢治 星")]
         assert after == before and after[0]
         assert len(pool.cache) > 0, "refilled"
