@@ -76,8 +76,10 @@ def resident_mib() -> float | None:
 
 # Passes after each stretch of activity, at idle_s × 1, 2, 4, 8, 16.
 _PASSES = 5
-# From the pass at idle_s × 4 on (40 s by default), memoized data is released before the trim:
-# by then the member connections (30 s keep-alive) and the client ones (15 s) have closed too.
+# From the pass at idle_s × 4 on (40 s by default), memoized data is released before the trim.
+# Client connections (15 s keep-alive) have closed by then; member connections (30 s) close 30-45 s
+# into idle (aiohttp's connector sweeps once per keep-alive period), and what they free after the
+# pass jemalloc's decay hands back a second later (broker/allocator.py).
 _RELEASE_FROM_PASS = 2
 
 
