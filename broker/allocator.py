@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
+from typing import Any
 
 # Set in the re-executed process: if jemalloc still is not loaded there, do not try again.
 REEXEC_MARK = "YOKODAN_ALLOCATOR_REEXEC"
@@ -50,13 +51,15 @@ _ALL_ARENAS = 4096
 
 
 @cache
-def _process_symbols() -> ctypes.CDLL:
-    return ctypes.CDLL(None)  # the symbols of the running process, preloaded libraries first
+def _mallctl() -> Any | None:
+    """jemalloc's control function if this process runs on it (the running process's symbols,
+    preloaded libraries first), else None."""
+    return getattr(ctypes.CDLL(None), "mallctl", None)
 
 
 def jemalloc_version() -> str | None:
     """jemalloc's version if this process allocates with it, else None."""
-    mallctl = getattr(_process_symbols(), "mallctl", None)
+    mallctl = _mallctl()
     if mallctl is None:
         return None
     version = ctypes.c_char_p()
@@ -70,15 +73,16 @@ def jemalloc_version() -> str | None:
 def describe() -> str:
     """The allocator objects get, as an operator reads it: 'jemalloc 5.3.0', 'pymalloc' or 'malloc'."""
     version = jemalloc_version()
+    on_malloc = os.environ.get("PYTHONMALLOC", "").startswith("malloc")
     if version is not None:
-        return f"jemalloc {version}" if os.environ.get("PYTHONMALLOC", "").startswith("malloc") else f"pymalloc (jemalloc {version} below it)"
-    return "malloc" if os.environ.get("PYTHONMALLOC", "").startswith("malloc") else "pymalloc"
+        return f"jemalloc {version}" if on_malloc else f"pymalloc (jemalloc {version} below it)"
+    return "malloc" if on_malloc else "pymalloc"
 
 
 def purge_jemalloc() -> bool:
     """Hand every arena's freed pages back now (the decay timer would, a second later); False
     where this process does not run on jemalloc."""
-    mallctl = getattr(_process_symbols(), "mallctl", None)
+    mallctl = _mallctl()
     if mallctl is None:
         return False
     return mallctl(f"arena.{_ALL_ARENAS}.purge".encode(), None, None, None, ctypes.c_size_t(0)) == 0

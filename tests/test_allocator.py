@@ -38,6 +38,12 @@ def jemalloc() -> str:
     return library
 
 
+def _environ_on_pymalloc() -> dict[str, str]:
+    """This test process's environment for a child, without any allocator setting it may carry."""
+    allocator = {"LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", REEXEC_MARK}
+    return {k: v for k, v in os.environ.items() if k not in allocator} | {"PYTHONPATH": str(ROOT)}
+
+
 @contextmanager
 def serving(*extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """`python -m broker.cli serve` on an ephemeral port, search only; yields (process, URL, start-up lines)."""
@@ -45,9 +51,8 @@ def serving(*extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[su
         sys.executable, "-m", "broker.cli", "serve", "--consortium", str(CONSORTIUM), "--base-url", "http://127.0.0.1:9",
         "--port", "0", "--no-index", "--no-ledger", "--ready-line", *extra,
     ]  # fmt: skip
-    environ = {k: v for k, v in os.environ.items() if k not in {"LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", REEXEC_MARK}}
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=environ | {"PYTHONPATH": str(ROOT)} | (env or {}), stdout=subprocess.PIPE,
+        argv, cwd=ROOT, env=_environ_on_pymalloc() | (env or {}), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -147,9 +152,8 @@ _BURST = textwrap.dedent(
 
 def retained_share(env: dict[str, str]) -> float:
     """The share of a burst's memory growth still resident after it was freed and trimmed."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"LD_PRELOAD", "PYTHONMALLOC", "MALLOC_CONF", REEXEC_MARK}}
     out = subprocess.run(
-        [sys.executable, "-c", _BURST], cwd=ROOT, env=clean | {"PYTHONPATH": str(ROOT)} | env,
+        [sys.executable, "-c", _BURST], cwd=ROOT, env=_environ_on_pymalloc() | env,
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     return float(out.stdout.split()[0])
